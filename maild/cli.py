@@ -1,0 +1,270 @@
+"""The `maild` command (CONTRACT §2). Exit 0 on success, 1 on a user error with one line on stderr."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from maild.config import Config, ConfigError, find_config_path, load_config
+from maild.logs import configure_logging
+from maild.store import Store, StoreError
+
+T = TypeVar("T")
+EX_TEMPFAIL = 75  # sysexits.h: the MTA keeps the mail and retries
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    click.echo(f"maild: {message}", err=True)
+    sys.exit(code)
+
+
+def config_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--config",
+        "config_path",
+        metavar="PATH",
+        default=None,
+        help="Config file (default: $MAILD_CONFIG, ./config/maild.toml, /etc/maild/maild.toml).",
+    )(command)
+
+
+def read_config(config_path: str | None) -> Config:
+    try:
+        return load_config(find_config_path(config_path))
+    except ConfigError as exc:
+        for problem in exc.problems[1:]:
+            click.echo(f"maild: config: {problem}", err=True)
+        fail(f"config: {exc.problems[0]}")
+
+
+def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
+    async def main() -> T:
+        return await coro_fn()
+
+    return asyncio.run(main())
+
+
+async def with_store(config: Config, action: Callable[[Store], Awaitable[T]]) -> T:
+    try:
+        store = await Store.open(config.db_path)
+    except StoreError as exc:
+        fail(str(exc))
+    try:
+        return await action(store)
+    finally:
+        await store.close()
+
+
+def emit_json(value: Any) -> None:
+    click.echo(json.dumps(value, ensure_ascii=False, indent=2))
+
+
+@click.group()
+@click.version_option(package_name="maild")
+def main() -> None:
+    """maild: an email-first ticketing daemon."""
+
+
+@main.command()
+@config_option
+def serve(config_path: str | None) -> None:
+    """Run the daemon in the foreground until SIGTERM/SIGINT (then drain gracefully)."""
+    from maild.app import serve as serve_app
+
+    config = read_config(config_path)
+    configure_logging(config.log_level)
+    try:
+        run(lambda: serve_app(config))
+    except StoreError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot listen on {config.smtp.host}:{config.smtp.port}: {exc.strerror or exc}")
+
+
+@main.command("check-config")
+@config_option
+def check_config(config_path: str | None) -> None:
+    """Validate the config; print one line per problem."""
+    path = find_config_path(config_path)
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(f"{path}: {problem}")
+        sys.exit(1)
+    if config.security.agent_auth == "from":
+        click.echo(
+            f'{path}: warning: security.agent_auth = "from" trusts the From: address alone, which anyone can forge'
+        )
+    click.echo(f"{path}: ok ({len(config.agents)} agents, {len(config.queues)} queues, data in {config.data_dir})")
+
+
+@main.command()
+@config_option
+@click.option("--from", "mail_from", default="", metavar="ADDR", help="Envelope sender (the MTA's ${sender}).")
+@click.option("--to", "rcpt_to", multiple=True, metavar="ADDR", help="Envelope recipient(s) (default: support).")
+def inject(config_path: str | None, mail_from: str, rcpt_to: tuple[str, ...]) -> None:
+    """Read one RFC 5322 message on stdin and process it as if received (exit 75 = try again later)."""
+    from maild.app import build_pipeline
+    from maild.models import Envelope
+    from maild.spool import Spooler
+
+    config = read_config(config_path)
+    configure_logging(config.log_level, sys.stderr)
+    raw = sys.stdin.buffer.read(config.smtp.max_message_bytes + 1)
+    if len(raw) > config.smtp.max_message_bytes:
+        fail(f"message larger than intake.smtp.max_message_bytes ({config.smtp.max_message_bytes})")
+    if not raw.strip():
+        fail("no message on standard input")
+    envelope = Envelope(source="inject", mail_from=mail_from, rcpt_to=rcpt_to or (config.support_address,))
+
+    async def action(store: Store) -> str:
+        spooled = await Spooler(store).put(envelope, raw)
+        if spooled.inbound_id is None:
+            return "duplicate: already received"
+        result = await build_pipeline(config, store, store.clock).process(spooled.inbound_id)
+        if result is None:
+            return f"spooled as {spooled.inbound_id}"
+        where = f" ticket {result.ticket_id}" if result.ticket_id else ""
+        return f"{result.state}:{where} (inbound {result.inbound_id}){' ' + result.reason if result.reason else ''}"
+
+    try:
+        click.echo(run(lambda: with_store(config, action)))
+    except Exception as exc:  # the store failing: the MTA must keep the mail and retry
+        fail(f"cannot store the message: {exc}", EX_TEMPFAIL)
+
+
+@main.group()
+def ticket() -> None:
+    """Look at tickets."""
+
+
+@ticket.command("list")
+@config_option
+@click.option("--status", default=None, help="Only tickets in this status.")
+@click.option("--queue", default=None, help="Only tickets in this queue.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def ticket_list(config_path: str | None, status: str | None, queue: str | None, as_json: bool) -> None:
+    """List tickets, newest first."""
+    from maild.statuses import STATUSES
+    from maild.views import table, ticket_summary
+
+    config = read_config(config_path)
+    if status and status not in STATUSES:
+        fail(f"--status: unknown status {status!r} (one of {', '.join(STATUSES)})")
+
+    async def action(store: Store) -> list[dict[str, Any]]:
+        async with store.snapshot() as tx:
+            tickets = await tx.list_tickets(status=status, queue=queue)
+        return [ticket_summary(t, config.ticket_prefix) for t in tickets]
+
+    rows = run(lambda: with_store(config, action))
+    if as_json:
+        emit_json(rows)
+    else:
+        click.echo(table(rows, ["token", "status", "queue", "requester", "assignee", "subject"]))
+
+
+@ticket.command("show")
+@config_option
+@click.argument("ticket_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def ticket_show(config_path: str | None, ticket_id: int, as_json: bool) -> None:
+    """Show one ticket with its timeline and history."""
+    from maild.views import ticket_detail, ticket_text
+
+    config = read_config(config_path)
+
+    async def action(store: Store) -> dict[str, Any] | None:
+        async with store.snapshot() as tx:
+            found = await tx.get_ticket(ticket_id)
+            if found is None:
+                return None
+            return ticket_detail(found, config.ticket_prefix, await tx.messages(ticket_id), await tx.history(ticket_id))
+
+    detail = run(lambda: with_store(config, action))
+    if detail is None:
+        fail(f"no ticket {ticket_id}")
+    if as_json:
+        emit_json(detail)
+    else:
+        click.echo(ticket_text(detail))
+
+
+@main.group()
+def shunt() -> None:
+    """Messages whose processing failed: kept intact, with the step and the error."""
+
+
+@shunt.command("list")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def shunt_list(config_path: str | None, as_json: bool) -> None:
+    """List shunted messages."""
+    from maild.store.inbound import SHUNTED
+    from maild.views import inbound_json, table
+
+    config = read_config(config_path)
+
+    async def action(store: Store) -> list[dict[str, Any]]:
+        async with store.snapshot() as tx:
+            return [inbound_json(i) for i in await tx.list_inbound(SHUNTED)]
+
+    rows = run(lambda: with_store(config, action))
+    if as_json:
+        emit_json(rows)
+    else:
+        click.echo(table(rows, ["id", "received_at", "mail_from", "step", "error"]))
+
+
+@shunt.command("replay")
+@config_option
+@click.argument("inbound_id", type=int)
+def shunt_replay(config_path: str | None, inbound_id: int) -> None:
+    """Process a shunted message again (after fixing its cause)."""
+    from maild.app import build_pipeline
+
+    config = read_config(config_path)
+
+    async def action(store: Store) -> str:
+        async with store.transaction() as tx:
+            if not await tx.requeue_inbound(inbound_id):
+                fail(f"no shunted message {inbound_id}")
+        result = await build_pipeline(config, store, store.clock).process(inbound_id)
+        if result is None:
+            return f"{inbound_id}: taken by the running daemon"
+        return f"{inbound_id}: {result.state}" + (f" ({result.reason})" if result.reason else "")
+
+    click.echo(run(lambda: with_store(config, action)))
+
+
+@main.group()
+def outbox() -> None:
+    """Mail maild sends: queued, sent and failed."""
+
+
+@outbox.command("list")
+@config_option
+@click.option("--state", type=click.Choice(["queued", "sending", "sent", "failed"]), default=None)
+@click.option("--ticket", "ticket_id", type=int, default=None, help="Only mail about this ticket.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def outbox_list(config_path: str | None, state: str | None, ticket_id: int | None, as_json: bool) -> None:
+    """List outbound mail."""
+    from maild.views import outbound_json, table
+
+    config = read_config(config_path)
+
+    async def action(store: Store) -> list[dict[str, Any]]:
+        async with store.snapshot() as tx:
+            return [outbound_json(m) for m in await tx.list_mail(state=state, ticket_id=ticket_id)]
+
+    rows = run(lambda: with_store(config, action))
+    if as_json:
+        emit_json(rows)
+    else:
+        click.echo(table(rows, ["id", "ticket_id", "kind", "state", "attempts", "rcpt_to", "last_error"]))

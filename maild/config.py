@@ -1,0 +1,525 @@
+"""Configuration: the TOML file of CONTRACT §1, validated into frozen dataclasses.
+
+Every problem is reported as one line naming the dotted key (``intake.smtp.port: expected an integer``),
+because a sysadmin reading ``maild check-config`` output should never have to read a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from maild.durations import parse_duration
+
+LANGUAGES = ("es", "en")
+PRIORITIES = ("low", "normal", "high", "urgent")
+ROLES = ("agent", "admin")
+DEFAULT_QUEUE = "default"
+SEARCH_PATHS = (Path("config/maild.toml"), Path("/etc/maild/maild.toml"))
+
+
+class ConfigError(Exception):
+    """The configuration is unusable; ``problems`` holds one line per key at fault."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class SmtpIntake:
+    enabled: bool
+    host: str
+    port: int
+    lmtp: bool
+    max_message_bytes: int
+    max_recipients: int
+
+
+@dataclass(frozen=True)
+class ImapIntake:
+    enabled: bool
+    host: str
+    port: int
+    tls: str
+    username: str
+    password_file: Path | None
+    mailbox: str
+    processed_mailbox: str
+    idle: bool
+    poll_interval: timedelta
+
+
+@dataclass(frozen=True)
+class Outbound:
+    transport: str
+    host: str
+    port: int
+    tls: str
+    directory: Path
+    timeout: timedelta
+    retry_base: timedelta
+    retry_max: timedelta
+    give_up_after: timedelta
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    feedback_window: timedelta
+    close_if_no_response: timedelta
+
+
+@dataclass(frozen=True)
+class Sla:
+    first_response: timedelta
+    resolution: timedelta
+
+
+@dataclass(frozen=True)
+class Security:
+    agent_auth: str
+    trusted_authserv_id: str
+
+
+@dataclass(frozen=True)
+class Agent:
+    email: str
+    name: str
+    role: str
+
+
+@dataclass(frozen=True)
+class Queue:
+    name: str
+    address: str | None
+    agents: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path | None
+    data_dir: Path
+    language: str
+    timezone: str
+    log_level: str
+    support_address: str
+    from_name: str
+    ticket_prefix: str
+    smtp: SmtpIntake
+    imap: ImapIntake
+    outbound: Outbound
+    lifecycle: Lifecycle
+    sla: Mapping[str, Sla]
+    security: Security
+    agents: tuple[Agent, ...]
+    queues: tuple[Queue, ...]
+    _agents_by_email: dict[str, Agent] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._agents_by_email.update({agent.email: agent for agent in self.agents})
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "maild.sqlite3"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    def agent(self, address: str) -> Agent | None:
+        """The configured agent with this address (case-insensitive), if any."""
+        return self._agents_by_email.get(address.lower())
+
+    def queue_for(self, recipients: list[str]) -> str:
+        """The queue a mail lands in: the first queue address among its recipients, else the default."""
+        by_address = {q.address: q.name for q in self.queues if q.address}
+        for rcpt in recipients:
+            if rcpt.lower() in by_address:
+                return by_address[rcpt.lower()]
+        return DEFAULT_QUEUE
+
+    def queue_agents(self, queue: str) -> list[Agent]:
+        """Agents who handle a queue: those listed for it, or every agent when none are listed."""
+        listed = next((q.agents for q in self.queues if q.name == queue and q.agents), None)
+        if listed is None:
+            return list(self.agents)
+        return [a for a in self.agents if a.email in listed]
+
+    @property
+    def own_addresses(self) -> frozenset[str]:
+        """Addresses that are maild itself: never requesters, followers or recipients of relays."""
+        return frozenset([self.support_address] + [q.address for q in self.queues if q.address])
+
+
+# --- loading ------------------------------------------------------------------------------------------
+
+Check = Callable[[Any], Any]
+
+
+def find_config_path(explicit: str | None) -> Path:
+    """The config file by CONTRACT §1: --config, else $MAILD_CONFIG, else ./config/maild.toml, else /etc."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get("MAILD_CONFIG"):
+        return Path(os.environ["MAILD_CONFIG"])
+    for candidate in SEARCH_PATHS:
+        if candidate.exists():
+            return candidate
+    return SEARCH_PATHS[0]
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate the file; raise ConfigError listing every problem found."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: no such config file"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{path}: not UTF-8 text"]) from None
+    return parse_config(raw, path.resolve().parent, path)
+
+
+def parse_config(raw: dict[str, Any], base_dir: Path, path: Path | None = None) -> Config:
+    """Validate a decoded TOML document; relative paths resolve against ``base_dir``."""
+    reader = _Reader(base_dir)
+    config = reader.build(raw, path)
+    if reader.problems:
+        raise ConfigError(reader.problems)
+    assert config is not None
+    return config
+
+
+class _Reader:
+    """Walks the document once, collecting problems instead of stopping at the first."""
+
+    def __init__(self, base_dir: Path) -> None:
+        self.base_dir = base_dir
+        self.problems: list[str] = []
+
+    def section(self, raw: Mapping[str, Any], key: str, known: set[str]) -> Mapping[str, Any]:
+        value = raw.get(key.rsplit(".", 1)[-1], {})
+        if not isinstance(value, dict):
+            self.problems.append(f"{key}: expected a table")
+            return {}
+        for unknown in sorted(set(value) - known):
+            self.problems.append(f"{key}.{unknown}: unknown key")
+        return value
+
+    def get(self, table: Mapping[str, Any], prefix: str, key: str, check: Check, default: Any) -> Any:
+        if key not in table:
+            return default
+        try:
+            return check(table[key])
+        except (TypeError, ValueError) as exc:
+            self.problems.append(f"{prefix}.{key}: {exc}")
+            return default
+
+    def path(self, value: Any) -> Path:
+        path = Path(_string(value)).expanduser()
+        return path if path.is_absolute() else (self.base_dir / path).resolve()
+
+    def build(self, raw: dict[str, Any], path: Path | None) -> Config | None:
+        top_known = {
+            "maild",
+            "mail",
+            "intake",
+            "outbound",
+            "lifecycle",
+            "sla",
+            "security",
+            "agents",
+            "queues",
+        }
+        for unknown in sorted(set(raw) - top_known):
+            self.problems.append(f"{unknown}: unknown key")
+
+        m = self.section(raw, "maild", {"data_dir", "language", "timezone", "log_level"})
+        data_dir = self.get(m, "maild", "data_dir", self.path, Path("/var/lib/maild"))
+        language = self.get(m, "maild", "language", _choice(LANGUAGES), "en")
+        timezone = self.get(m, "maild", "timezone", _timezone, "UTC")
+        log_level = self.get(m, "maild", "log_level", _choice(("debug", "info", "warning", "error")), "info")
+
+        mail = self.section(raw, "mail", {"support_address", "from_name", "ticket_prefix"})
+        if "support_address" not in mail:
+            self.problems.append("mail.support_address: required (the address customers write to)")
+        support = self.get(mail, "mail", "support_address", _address, "support@localhost")
+        from_name = self.get(mail, "mail", "from_name", _string, "Support")
+        prefix = self.get(mail, "mail", "ticket_prefix", _token_prefix, "TICKET")
+
+        intake = self.section(raw, "intake", {"smtp", "imap"})
+        s = self.section(
+            intake, "intake.smtp", {"enabled", "host", "port", "lmtp", "max_message_bytes", "max_recipients"}
+        )
+        smtp = SmtpIntake(
+            enabled=self.get(s, "intake.smtp", "enabled", _bool, True),
+            host=self.get(s, "intake.smtp", "host", _string, "127.0.0.1"),
+            port=self.get(s, "intake.smtp", "port", _port, 2525),
+            lmtp=self.get(s, "intake.smtp", "lmtp", _bool, False),
+            max_message_bytes=self.get(s, "intake.smtp", "max_message_bytes", _positive_int, 26214400),
+            max_recipients=self.get(s, "intake.smtp", "max_recipients", _positive_int, 100),
+        )
+        i = self.section(
+            intake,
+            "intake.imap",
+            {
+                "enabled",
+                "host",
+                "port",
+                "tls",
+                "username",
+                "password_file",
+                "mailbox",
+                "processed_mailbox",
+                "idle",
+                "poll_interval",
+            },
+        )
+        imap = ImapIntake(
+            enabled=self.get(i, "intake.imap", "enabled", _bool, False),
+            host=self.get(i, "intake.imap", "host", _string, "127.0.0.1"),
+            port=self.get(i, "intake.imap", "port", _port, 993),
+            tls=self.get(i, "intake.imap", "tls", _choice(("implicit", "starttls", "none")), "implicit"),
+            username=self.get(i, "intake.imap", "username", _string, ""),
+            password_file=self.get(i, "intake.imap", "password_file", self.path, None),
+            mailbox=self.get(i, "intake.imap", "mailbox", _string, "INBOX"),
+            processed_mailbox=self.get(i, "intake.imap", "processed_mailbox", _string, "maild/processed"),
+            idle=self.get(i, "intake.imap", "idle", _bool, True),
+            poll_interval=self.get(i, "intake.imap", "poll_interval", _duration, timedelta(seconds=60)),
+        )
+
+        o = self.section(
+            raw,
+            "outbound",
+            {
+                "transport",
+                "host",
+                "port",
+                "tls",
+                "directory",
+                "timeout",
+                "retry_base",
+                "retry_max",
+                "give_up_after",
+            },
+        )
+        outbound = Outbound(
+            transport=self.get(o, "outbound", "transport", _choice(("smtp", "file")), "smtp"),
+            host=self.get(o, "outbound", "host", _string, "127.0.0.1"),
+            port=self.get(o, "outbound", "port", _port, 25),
+            tls=self.get(o, "outbound", "tls", _choice(("none", "starttls", "implicit")), "none"),
+            directory=self.get(o, "outbound", "directory", self.path, data_dir / "sent"),
+            timeout=self.get(o, "outbound", "timeout", _duration, timedelta(seconds=60)),
+            retry_base=self.get(o, "outbound", "retry_base", _duration, timedelta(minutes=1)),
+            retry_max=self.get(o, "outbound", "retry_max", _duration, timedelta(hours=1)),
+            give_up_after=self.get(o, "outbound", "give_up_after", _duration, timedelta(days=5)),
+        )
+
+        lc = self.section(raw, "lifecycle", {"feedback_window", "close_if_no_response"})
+        lifecycle = Lifecycle(
+            feedback_window=self.get(lc, "lifecycle", "feedback_window", _duration, timedelta(hours=72)),
+            close_if_no_response=self.get(lc, "lifecycle", "close_if_no_response", _duration, timedelta(days=7)),
+        )
+
+        sla_raw = self.section(raw, "sla", set(PRIORITIES))
+        sla: dict[str, Sla] = {}
+        for priority in PRIORITIES:
+            table = self.section(sla_raw, f"sla.{priority}", {"first_response", "resolution"})
+            if table or priority in sla_raw:
+                sla[priority] = Sla(
+                    first_response=self.get(table, f"sla.{priority}", "first_response", _duration, timedelta(hours=4)),
+                    resolution=self.get(table, f"sla.{priority}", "resolution", _duration, timedelta(days=2)),
+                )
+
+        sec = self.section(raw, "security", {"agent_auth", "trusted_authserv_id"})
+        security = Security(
+            agent_auth=self.get(sec, "security", "agent_auth", _choice(("from", "authentication-results")), "from"),
+            trusted_authserv_id=self.get(sec, "security", "trusted_authserv_id", _string, ""),
+        )
+        if security.agent_auth == "authentication-results" and not security.trusted_authserv_id:
+            self.problems.append('security.trusted_authserv_id: required when agent_auth = "authentication-results"')
+
+        agents = tuple(self.agents(raw))
+        queues = tuple(self.queues(raw, {a.email for a in agents}))
+        self.cross_check(support, agents, queues)
+        return Config(
+            path=path,
+            data_dir=data_dir,
+            language=language,
+            timezone=timezone,
+            log_level=log_level,
+            support_address=support,
+            from_name=from_name,
+            ticket_prefix=prefix,
+            smtp=smtp,
+            imap=imap,
+            outbound=outbound,
+            lifecycle=lifecycle,
+            sla=sla,
+            security=security,
+            agents=agents,
+            queues=queues,
+        )
+
+    def array(self, raw: Mapping[str, Any], key: str) -> list[tuple[str, Mapping[str, Any]]]:
+        value = raw.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            self.problems.append(f"{key}: expected an array of tables ([[{key}]])")
+            return []
+        return [(f"{key}[{n}]", item) for n, item in enumerate(value)]
+
+    def agents(self, raw: Mapping[str, Any]) -> list[Agent]:
+        agents = []
+        for prefix, table in self.array(raw, "agents"):
+            for unknown in sorted(set(table) - {"email", "name", "role"}):
+                self.problems.append(f"{prefix}.{unknown}: unknown key")
+            if "email" not in table:
+                self.problems.append(f"{prefix}.email: required")
+                continue
+            email = self.get(table, prefix, "email", _address, "")
+            agents.append(
+                Agent(
+                    email=email,
+                    name=self.get(table, prefix, "name", _string, email.split("@")[0]),
+                    role=self.get(table, prefix, "role", _choice(ROLES), "agent"),
+                )
+            )
+        return agents
+
+    def queues(self, raw: Mapping[str, Any], agent_emails: set[str]) -> list[Queue]:
+        queues = []
+        for prefix, table in self.array(raw, "queues"):
+            for unknown in sorted(set(table) - {"name", "address", "agents"}):
+                self.problems.append(f"{prefix}.{unknown}: unknown key")
+            if "name" not in table:
+                self.problems.append(f"{prefix}.name: required")
+                continue
+            members = tuple(self.get(table, prefix, "agents", _address_list, ()))
+            for member in members:
+                if member not in agent_emails:
+                    self.problems.append(f"{prefix}.agents: {member} is not one of [[agents]]")
+            queues.append(
+                Queue(
+                    name=self.get(table, prefix, "name", _name, DEFAULT_QUEUE),
+                    address=self.get(table, prefix, "address", _address, None),
+                    agents=members,
+                )
+            )
+        return queues
+
+    def cross_check(self, support: str, agents: tuple[Agent, ...], queues: tuple[Queue, ...]) -> None:
+        seen: set[str] = set()
+        for n, agent in enumerate(agents):
+            if agent.email == support or agent.email in {q.address for q in queues}:
+                self.problems.append(f"agents[{n}].email: {agent.email} is one of maild's own addresses")
+            if agent.email in seen:
+                self.problems.append(f"agents[{n}].email: {agent.email} is listed twice")
+            seen.add(agent.email)
+        names = [q.name for q in queues]
+        for n, queue in enumerate(queues):
+            if names.count(queue.name) > 1 and names.index(queue.name) != n:
+                self.problems.append(f"queues[{n}].name: {queue.name} is listed twice")
+            if queue.address == support:
+                self.problems.append(f"queues[{n}].address: is the support address itself")
+
+
+# --- value checks: each raises ValueError/TypeError with the sentence the user will read --------------
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {_kind(value)}")
+    return value
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"expected true or false, got {_kind(value)}")
+    return value
+
+
+def _positive_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"expected an integer, got {_kind(value)}")
+    if value <= 0:
+        raise ValueError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _port(value: Any) -> int:
+    port = _positive_int(value)
+    if port > 65535:
+        raise ValueError(f"expected a port number 1-65535, got {port}")
+    return port
+
+
+def _duration(value: Any) -> timedelta:
+    return parse_duration(_string(value))
+
+
+def _address(value: Any) -> str:
+    text = _string(value).strip()
+    _, address = parseaddr(text)
+    if not address or address != text or "@" not in address or address.startswith("@") or address.endswith("@"):
+        raise ValueError(f"expected a bare address like support@example.com, got {text!r}")
+    return address.lower()
+
+
+def _address_list(value: Any) -> list[str]:
+    if not isinstance(value, list):
+        raise TypeError(f"expected a list of addresses, got {_kind(value)}")
+    return [_address(item) for item in value]
+
+
+def _name(value: Any) -> str:
+    text = _string(value)
+    if not text or not all(c.isalnum() or c in "-_." for c in text):
+        raise ValueError(f"expected a name of letters, digits, '-', '_' or '.', got {text!r}")
+    return text
+
+
+def _token_prefix(value: Any) -> str:
+    text = _string(value)
+    if not text or not all(c.isalnum() or c in "-_" for c in text):
+        raise ValueError(f"expected letters, digits, '-' or '_' (the [PREFIX#123] token), got {text!r}")
+    return text
+
+
+def _timezone(value: Any) -> str:
+    text = _string(value)
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {text!r} (use an IANA name like Europe/Madrid)") from None
+    return text
+
+
+def _choice(options: tuple[str, ...]) -> Check:
+    def check(value: Any) -> str:
+        text = _string(value)
+        if text not in options:
+            raise ValueError(f"expected one of {', '.join(options)}, got {text!r}")
+        return text
+
+    return check
+
+
+def _kind(value: Any) -> str:
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)

@@ -1,0 +1,48 @@
+"""The pipeline's steps. `PIPELINE` is the order a message goes through them: read it to follow a mail."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from maild.handlers.acknowledge import Acknowledge
+from maild.handlers.base import Handler, Services
+from maild.handlers.identify import Identify
+from maild.handlers.lifecycle import Lifecycle
+from maild.handlers.loop_guard import LoopGuard
+from maild.handlers.notify_agents import NotifyAgents
+from maild.handlers.parse import Parse
+from maild.handlers.record import Record
+from maild.handlers.relay import Relay
+from maild.handlers.thread import Thread
+from maild.handlers.ticket import OpenTicket
+
+PIPELINE: tuple[str, ...] = (
+    "parse",  # raw bytes → ParsedMail (headers, new text, attachments)
+    "loop_guard",  # our own mail back → stop; machine mail → marked, never answered
+    "identify",  # agent or outsider
+    "thread",  # token or References → existing ticket
+    "ticket",  # no ticket yet → open one; followers; is the sender a participant
+    "record",  # timeline message + attachments
+    "lifecycle",  # status moves caused by the mail itself
+    "acknowledge",  # new ticket → customer told its token
+    "relay",  # agent reply → customer and followers
+    "notify_agents",  # new ticket / customer reply → assignee or queue
+)
+
+_FACTORIES: dict[str, Callable[[Services], Handler]] = {
+    "parse": Parse,
+    "loop_guard": LoopGuard,
+    "identify": Identify,
+    "thread": Thread,
+    "ticket": OpenTicket,
+    "record": Record,
+    "lifecycle": Lifecycle,
+    "acknowledge": Acknowledge,
+    "relay": Relay,
+    "notify_agents": NotifyAgents,
+}
+
+
+def build_handlers(services: Services, names: tuple[str, ...] = PIPELINE) -> list[Handler]:
+    """Instantiate the steps named in ``names``, in order."""
+    return [_FACTORIES[name](services) for name in names]

@@ -1,0 +1,81 @@
+"""What every pipeline step shares: the message context it works on, its outcome, its services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from maild.blobs import BlobStore
+from maild.clock import Clock
+from maild.config import Agent, Config
+from maild.mime import ParsedMail
+from maild.models import Inbound, Message, Ticket
+from maild.outbox import Outbox
+from maild.render import Renderer
+from maild.store import Tx
+
+
+@dataclass(frozen=True)
+class Services:
+    """What handlers may use besides the transaction; wired once by `maild.app`."""
+
+    config: Config
+    renderer: Renderer
+    outbox: Outbox
+    blobs: BlobStore
+    clock: Clock
+
+
+@dataclass
+class Context:
+    """Everything learned about one inbound message as it goes down the pipeline.
+
+    Each field is filled by the step named beside it; later steps read it. Nothing else is shared.
+    """
+
+    inbound: Inbound
+    mail: ParsedMail | None = None  # parse
+    automatic: str | None = None  # loop_guard: why this is machine mail (never answered), else None
+    sender: str = ""  # identify: the From address, lower case
+    agent: Agent | None = None  # identify: the configured agent who sent it, if any
+    ticket: Ticket | None = None  # thread (existing) or ticket (created)
+    created: bool = False  # ticket: this message opened the ticket
+    participant: bool = False  # ticket: the sender is the requester, a follower or an agent
+    message: Message | None = None  # record
+    notes: list[str] = field(default_factory=list)  # any step: facts worth a log line
+
+    @property
+    def parsed(self) -> ParsedMail:
+        """The parsed mail; only for steps after `parse`."""
+        assert self.mail is not None, "step ordered before parse"
+        return self.mail
+
+    @property
+    def current_ticket(self) -> Ticket:
+        """The ticket; only for steps after `ticket`."""
+        assert self.ticket is not None, "step ordered before ticket"
+        return self.ticket
+
+
+@dataclass(frozen=True)
+class Continue:
+    """Go on with the next step."""
+
+
+@dataclass(frozen=True)
+class Stop:
+    """End processing here, successfully: the message is kept and marked with the reason."""
+
+    reason: str
+
+
+Outcome = Continue | Stop
+CONTINUE = Continue()
+
+
+class Handler(Protocol):
+    """One step of the pipeline. ``name`` is how `PIPELINE` refers to it."""
+
+    name: str
+
+    async def process(self, ctx: Context, tx: Tx) -> Outcome: ...

@@ -1,0 +1,29 @@
+"""lifecycle: the status moves a mail causes by itself (an agent's first reply takes the ticket)."""
+
+from __future__ import annotations
+
+from maild.handlers.base import CONTINUE, Context, Outcome, Services
+from maild.statuses import NEW, OPEN, check_transition
+from maild.store import Tx
+
+
+class Lifecycle:
+    name = "lifecycle"
+
+    def __init__(self, services: Services) -> None:
+        self.config = services.config
+
+    async def process(self, ctx: Context, tx: Tx) -> Outcome:
+        ticket = ctx.current_ticket
+        # Machine mail never moves a ticket: an out-of-office is not an answer.
+        if ctx.automatic or ctx.agent is None or ctx.created:
+            return CONTINUE
+        changes: dict[str, object] = {}
+        if ticket.assignee is None:
+            changes["assignee"] = ctx.agent.email
+        if ticket.status == NEW:
+            check_transition(ticket.status, OPEN)
+            changes["status"] = OPEN
+        if changes:
+            ctx.ticket = await tx.update_ticket(ticket, ctx.agent.email, "agent reply", **changes)
+        return CONTINUE

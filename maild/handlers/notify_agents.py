@@ -1,0 +1,55 @@
+"""notify_agents: tell the assignee (or the queue's agents) about a new ticket or a customer's reply."""
+
+from __future__ import annotations
+
+from maild.compose import Draft
+from maild.config import Agent
+from maild.handlers.base import CONTINUE, Context, Outcome, Services
+from maild.render import ticket_vars
+from maild.store import Tx
+
+
+class NotifyAgents:
+    name = "notify_agents"
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    async def process(self, ctx: Context, tx: Tx) -> Outcome:
+        # Machine mail is kept on the ticket but mails nobody: a bounce of a notice must not breed notices.
+        if ctx.automatic or (ctx.agent is not None and not ctx.created):
+            return CONTINUE
+        ticket, config = ctx.current_ticket, self.services.config
+        event = "agent.new_ticket" if ctx.created else "agent.customer_reply"
+        recipients = self.recipients(ctx)
+        references = await tx.thread_chain(ticket.id, "agent")
+        for agent in recipients:
+            rendered = self.services.renderer.render(
+                event,
+                config.language,
+                **ticket_vars(ticket, config.ticket_prefix, config.from_name),
+                agent=agent,
+                sender=ctx.sender,
+                sender_name=ctx.parsed.from_name,
+                text=ctx.parsed.text,
+                participant=ctx.participant,
+                attachments=ctx.message.attachments if ctx.message else (),
+            )
+            draft = Draft(
+                kind=event,
+                to=[agent.email],
+                subject=rendered.subject,
+                body=rendered.body,
+                references=references,
+                attachments=ctx.parsed.attachments,
+            )
+            await self.services.outbox.queue(tx, draft, ticket.id)
+        return CONTINUE
+
+    def recipients(self, ctx: Context) -> list[Agent]:
+        ticket, config = ctx.current_ticket, self.services.config
+        if ticket.assignee and (assignee := config.agent(ticket.assignee)):
+            agents = [assignee]
+        else:
+            agents = config.queue_agents(ticket.queue)
+        return [a for a in agents if a.email != ctx.sender]

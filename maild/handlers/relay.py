@@ -1,0 +1,50 @@
+"""relay: an agent's reply goes to the requester and followers, from the support address."""
+
+from __future__ import annotations
+
+from maild.compose import Draft
+from maild.handlers.base import CONTINUE, Context, Outcome, Services
+from maild.render import ticket_vars
+from maild.store import Tx
+
+
+class Relay:
+    name = "relay"
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    async def process(self, ctx: Context, tx: Tx) -> Outcome:
+        if ctx.agent is None or ctx.automatic or ctx.created:
+            return CONTINUE
+        ticket, config, mail = ctx.current_ticket, self.services.config, ctx.parsed
+        customers = [
+            a
+            for a in dict.fromkeys([ticket.requester, *ticket.followers])
+            if a != ctx.sender and a not in config.own_addresses and config.agent(a) is None
+        ]
+        if not customers:
+            ctx.notes.append("relay: nobody outside to send to")
+            return CONTINUE
+        if not mail.text.strip() and not mail.attachments:
+            ctx.notes.append("relay: empty reply not sent")
+            return CONTINUE
+        rendered = self.services.renderer.render(
+            "customer.reply",
+            ticket.language,
+            **ticket_vars(ticket, config.ticket_prefix, config.from_name),
+            agent=ctx.agent,
+            text=mail.text,
+        )
+        draft = Draft(
+            kind="customer.reply",
+            to=customers[:1],
+            cc=customers[1:],
+            subject=rendered.subject,
+            body=rendered.body,
+            references=await tx.thread_chain(ticket.id, "customer"),
+            auto_submitted=None,
+            attachments=mail.attachments,
+        )
+        await self.services.outbox.queue(tx, draft, ticket.id)
+        return CONTINUE

@@ -1,0 +1,30 @@
+"""thread: find the ticket a mail belongs to, by the subject token or by In-Reply-To/References."""
+
+from __future__ import annotations
+
+from maild.handlers.base import CONTINUE, Context, Outcome, Services
+from maild.store import Tx
+from maild.tokens import ticket_ids_in
+
+
+class Thread:
+    name = "thread"
+
+    def __init__(self, services: Services) -> None:
+        self.prefix = services.config.ticket_prefix
+
+    async def process(self, ctx: Context, tx: Tx) -> Outcome:
+        mail = ctx.parsed
+        # The token is explicit (and survives clients that drop References), so it wins.
+        for ticket_id in ticket_ids_in(mail.subject, self.prefix):
+            ctx.ticket = await tx.get_ticket(ticket_id)
+            if ctx.ticket:
+                ctx.notes.append(f"threaded by token {ticket_id}")
+                return CONTINUE
+        # References lists the thread oldest first, In-Reply-To names the parent: parent first.
+        candidates = [*mail.references, *mail.in_reply_to]
+        referenced = await tx.ticket_for_thread_ids(candidates) if candidates else None
+        if referenced is not None:
+            ctx.ticket = await tx.get_ticket(referenced)
+            ctx.notes.append(f"threaded by reference to {referenced}")
+        return CONTINUE

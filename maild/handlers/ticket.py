@@ -1,0 +1,44 @@
+"""ticket: open a ticket for a mail that threads nowhere; settle who takes part in it."""
+
+from __future__ import annotations
+
+from maild.handlers.base import CONTINUE, Context, Outcome, Services
+from maild.statuses import NEW
+from maild.store import Tx
+from maild.tokens import strip_tokens
+
+
+class OpenTicket:
+    name = "ticket"
+
+    def __init__(self, services: Services) -> None:
+        self.config = services.config
+
+    async def process(self, ctx: Context, tx: Tx) -> Outcome:
+        if ctx.ticket is None:
+            await self.create(ctx, tx)
+        ticket = ctx.current_ticket
+        ctx.participant = ctx.agent is not None or ctx.sender in (ticket.requester, *ticket.followers)
+        return CONTINUE
+
+    async def create(self, ctx: Context, tx: Tx) -> None:
+        mail = ctx.parsed
+        recipients = [*ctx.inbound.envelope.rcpt_to, *mail.to, *mail.cc]
+        ctx.ticket = await tx.create_ticket(
+            subject=strip_tokens(mail.subject, self.config.ticket_prefix),
+            requester=ctx.sender,
+            queue=self.config.queue_for([r.lower() for r in recipients]),
+            priority="normal",
+            language=self.config.language,
+            status=NEW,
+        )
+        ctx.created = True
+        await tx.add_history(ctx.ticket.id, ctx.sender, "status", None, NEW, "mail")
+        # Everyone the customer wrote to besides us is in the conversation: they follow the public replies.
+        ctx.ticket.followers = await tx.add_followers(
+            ctx.ticket.id, self.followers(ctx, [*mail.to, *mail.cc]), ctx.sender, "in the first mail's To/Cc"
+        )
+
+    def followers(self, ctx: Context, addresses: list[str]) -> list[str]:
+        excluded = {ctx.sender, *self.config.own_addresses}
+        return [a for a in dict.fromkeys(addresses) if a not in excluded and self.config.agent(a) is None]

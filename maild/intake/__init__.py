@@ -1,0 +1,1 @@
+"""How mail reaches the spool: an SMTP/LMTP listener, IMAP polling, or `maild inject` on stdin."""

@@ -1,0 +1,153 @@
+"""SMTP/LMTP intake (aiosmtpd): accept mail for our addresses only, answer 250 only once it is committed."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import weakref
+from typing import Any
+
+import structlog
+from aiosmtpd.lmtp import LMTP
+from aiosmtpd.smtp import SMTP, Session
+from aiosmtpd.smtp import Envelope as SmtpEnvelope
+
+from maild.config import Config
+from maild.models import Envelope
+from maild.spool import Spooler
+
+log = structlog.get_logger("maild.intake.smtp")
+
+OK = "250 2.0.0 Ok: queued"
+OK_DUPLICATE = "250 2.0.0 Ok: already received"
+RCPT_OK = "250 2.1.5 Ok"
+NO_RELAY = "550 5.7.1 <{}>: relay access denied (not an address maild serves)"
+TOO_MANY_RCPTS = "452 4.5.3 Too many recipients"
+STORE_FAILED = "451 4.3.0 Temporary failure storing the message, try again later"
+# Lines longer than RFC 5321's 1000 octets come from real (broken) clients: keep the mail, do not refuse it.
+LINE_LIMIT = 64 * 1024
+
+
+class _Smtp(SMTP):
+    line_length_limit = LINE_LIMIT
+
+
+class _Lmtp(LMTP):
+    line_length_limit = LINE_LIMIT
+
+
+class IntakeHandler:
+    """aiosmtpd hooks: RCPT decides who we accept mail for, DATA spools it durably."""
+
+    def __init__(self, config: Config, spooler: Spooler) -> None:
+        self.addresses = config.own_addresses
+        self.max_recipients = config.smtp.max_recipients
+        self.lmtp = config.smtp.lmtp
+        self.spooler = spooler
+        self.in_flight = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: SmtpEnvelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        if address.lower() not in self.addresses:
+            log.info("rcpt_refused", rcpt=address, peer=_peer(session))
+            return NO_RELAY.format(address)
+        if len(envelope.rcpt_tos) >= self.max_recipients:
+            return TOO_MANY_RCPTS
+        envelope.rcpt_tos.append(address)
+        return RCPT_OK
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: SmtpEnvelope) -> str:
+        self.in_flight += 1
+        self.idle.clear()
+        try:
+            return await self._spool(session, envelope)
+        finally:
+            self.in_flight -= 1
+            if self.in_flight == 0:
+                self.idle.set()
+
+    async def _spool(self, session: Session, envelope: SmtpEnvelope) -> str:
+        raw: bytes = envelope.original_content or b""
+        meta = Envelope(
+            source="lmtp" if self.lmtp else "smtp",
+            mail_from=envelope.mail_from or "",
+            rcpt_to=tuple(envelope.rcpt_tos),
+            peer=_peer(session),
+        )
+        try:
+            spooled = await self.spooler.put(meta, raw)
+        except Exception as exc:
+            log.error("spool_failed", error=str(exc), peer=meta.peer, size=len(raw))
+            status = STORE_FAILED
+        else:
+            log.info(
+                "received",
+                inbound_id=spooled.inbound_id,
+                duplicate=spooled.duplicate,
+                size=len(raw),
+                mail_from=meta.mail_from,
+                rcpt_to=list(meta.rcpt_to),
+                peer=meta.peer,
+            )
+            status = OK_DUPLICATE if spooled.duplicate else OK
+        # LMTP answers DATA once per recipient (RFC 2033): each was accepted, each gets the same fate.
+        return "\r\n".join([status] * len(envelope.rcpt_tos)) if self.lmtp else status
+
+
+class SmtpListener:
+    """The listening socket and its sessions; stops accepting first, then lets DATA in flight finish."""
+
+    def __init__(self, config: Config, handler: IntakeHandler) -> None:
+        self.config = config
+        self.handler = handler
+        self.server: asyncio.Server | None = None
+        self.sessions: weakref.WeakSet[SMTP] = weakref.WeakSet()
+
+    def _factory(self) -> SMTP:
+        cls = _Lmtp if self.config.smtp.lmtp else _Smtp
+        session: SMTP = cls(
+            self.handler,
+            data_size_limit=self.config.smtp.max_message_bytes,
+            enable_SMTPUTF8=True,
+            decode_data=False,
+            hostname=socket.gethostname(),
+            ident="maild",
+        )
+        self.sessions.add(session)
+        return session
+
+    async def start(self, sock: socket.socket | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        kwargs: dict[str, Any] = (
+            {"sock": sock} if sock else {"host": self.config.smtp.host, "port": self.config.smtp.port}
+        )
+        self.server = await loop.create_server(self._factory, reuse_address=True, **kwargs)
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def stop(self, grace_seconds: float = 30.0) -> None:
+        if self.server is None:
+            return
+        self.server.close()
+        try:
+            await asyncio.wait_for(self.handler.idle.wait(), timeout=grace_seconds)
+        except TimeoutError:
+            log.warning("shutdown_data_in_flight", sessions=self.handler.in_flight)
+        for session in list(self.sessions):
+            if session.transport is not None:
+                session.transport.close()
+        self.sessions.clear()
+        self.server = None
+
+
+def _peer(session: Session) -> str:
+    peer = getattr(session, "peer", None)
+    if isinstance(peer, tuple) and peer:
+        return f"{peer[0]}:{peer[1]}" if len(peer) > 1 else str(peer[0])
+    return str(peer or "")

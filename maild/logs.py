@@ -1,0 +1,33 @@
+"""structlog set-up: JSON lines for journald and log shippers, a readable console on a terminal."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import TextIO
+
+import structlog
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+def configure_logging(level: str = "info", stream: TextIO | None = None) -> None:
+    """Route maild's events (and the libraries' stdlib logging) to ``stream`` (default stdout)."""
+    out = stream or sys.stdout
+    renderer: structlog.typing.Processor = (
+        structlog.dev.ConsoleRenderer() if out.isatty() else structlog.processors.JSONRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
+        logger_factory=structlog.PrintLoggerFactory(out),
+        cache_logger_on_first_use=True,
+    )
+    # Libraries (aiosmtpd, aiosqlite) log through the stdlib; keep only their warnings.
+    logging.basicConfig(stream=out, level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

@@ -1,0 +1,185 @@
+"""Delivery of the outbox: through the smarthost (SMTP) or into ``.eml`` files (demo), with retries.
+
+A temporary failure (4xx, refused or dropped connection, timeout) is retried with exponential backoff
+until ``give_up_after``; a permanent one (5xx) is recorded and never retried by itself. Mails are leased
+while being sent, so a crash mid-delivery retries them after the lease instead of losing them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+import aiosmtplib
+import structlog
+
+from maild.clock import Clock
+from maild.config import Outbound
+from maild.models import OutboundMail
+from maild.store import Store
+from maild.worker import Worker
+
+log = structlog.get_logger("maild.outbound")
+
+LEASE = timedelta(minutes=5)
+
+
+@dataclass
+class Delivery:
+    """What one attempt achieved: recipients accepted, refused for good, or to try again."""
+
+    accepted: list[str] = field(default_factory=list)
+    permanent: dict[str, str] = field(default_factory=dict)
+    temporary: dict[str, str] = field(default_factory=dict)
+
+
+class Transport(Protocol):
+    async def deliver(self, mail: OutboundMail) -> Delivery: ...
+
+
+class SmtpTransport:
+    def __init__(self, settings: Outbound) -> None:
+        self.settings = settings
+
+    async def deliver(self, mail: OutboundMail) -> Delivery:
+        s, result = self.settings, Delivery()
+        try:
+            errors, _ = await aiosmtplib.send(
+                mail.raw,
+                sender=mail.mail_from,
+                recipients=list(mail.rcpt_to),
+                hostname=s.host,
+                port=s.port,
+                use_tls=s.tls == "implicit",
+                start_tls=s.tls == "starttls",
+                timeout=s.timeout.total_seconds(),
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            for refused in exc.recipients:
+                _classify(result, refused.recipient, refused.code, refused.message)
+            return result
+        except aiosmtplib.SMTPResponseException as exc:
+            for rcpt in mail.rcpt_to:
+                _classify(result, rcpt, exc.code, exc.message)
+            return result
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            result.temporary = {rcpt: f"{type(exc).__name__}: {exc}" for rcpt in mail.rcpt_to}
+            return result
+        for rcpt in mail.rcpt_to:
+            if rcpt in errors:
+                _classify(result, rcpt, errors[rcpt].code, errors[rcpt].message)
+            else:
+                result.accepted.append(rcpt)
+        return result
+
+
+class FileTransport:
+    """Writes each mail as ``<directory>/<outbox id>.eml``: the demo's outbound, and handy for debugging."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    async def deliver(self, mail: OutboundMail) -> Delivery:
+        await asyncio.to_thread(self._write, mail)
+        return Delivery(accepted=list(mail.rcpt_to))
+
+    def _write(self, mail: OutboundMail) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        envelope = f"X-Maild-Envelope-From: {mail.mail_from}\r\nX-Maild-Envelope-To: {', '.join(mail.rcpt_to)}\r\n"
+        fd, temp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(envelope.encode("ascii", "replace") + mail.raw)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, self.directory / f"{mail.id:08d}.eml")
+
+
+def make_transport(settings: Outbound) -> Transport:
+    return FileTransport(settings.directory) if settings.transport == "file" else SmtpTransport(settings)
+
+
+def _classify(result: Delivery, rcpt: str, code: int, message: str) -> None:
+    text = f"{code} {message}".strip()
+    if 500 <= code < 600:
+        result.permanent[rcpt] = text
+    else:
+        result.temporary[rcpt] = text
+
+
+class OutboundWorker(Worker):
+    """Sends what is due in the outbox; woken when a transaction queued mail, polls as a fallback."""
+
+    name = "outbound"
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Outbound,
+        transport: Transport,
+        wakeup: asyncio.Event,
+        clock: Clock,
+        poll_seconds: float = 5.0,
+    ) -> None:
+        super().__init__(wakeup, poll_seconds)
+        self.store = store
+        self.settings = settings
+        self.transport = transport
+        self.clock = clock
+
+    async def work(self) -> float | None:
+        while not self.stopping and await self.send_due():
+            pass
+        async with self.store.snapshot() as tx:
+            due = await tx.next_mail_due_at()
+        return (due - self.clock()).total_seconds() if due else None
+
+    async def send_due(self) -> int:
+        """One pass over the mails due now; the number of attempts made."""
+        async with self.store.transaction() as tx:
+            batch = await tx.claim_due_mail(self.clock() + LEASE)
+        for mail in batch:
+            await self._attempt(mail)
+        return len(batch)
+
+    async def _attempt(self, mail: OutboundMail) -> None:
+        try:
+            delivery = await self.transport.deliver(mail)
+        except Exception as exc:  # a transport bug must not kill the worker; retry like a 4xx.
+            delivery = Delivery(temporary={rcpt: f"{type(exc).__name__}: {exc}" for rcpt in mail.rcpt_to})
+        async with self.store.transaction() as tx:
+            failures: list[dict[str, Any]] = await tx.mail_failures(mail.id)
+            failures += [{"rcpt": r, "error": e, "permanent": True} for r, e in delivery.permanent.items()]
+            give_up = self.clock() - mail.created_at >= self.settings.give_up_after
+            if delivery.temporary and not give_up:
+                delay = min(self.settings.retry_base * 2 ** (mail.attempts - 1), self.settings.retry_max)
+                error = "; ".join(f"{r}: {e}" for r, e in delivery.temporary.items())
+                await tx.mark_retry(mail.id, self.clock() + delay, error, list(delivery.temporary), failures)
+                log.warning(
+                    "deliver_retry",
+                    outbox_id=mail.id,
+                    attempts=mail.attempts,
+                    error=error,
+                    retry_in=delay.total_seconds(),
+                )
+                return
+            failures += [{"rcpt": r, "error": e, "permanent": False} for r, e in delivery.temporary.items()]
+            if delivery.accepted:
+                await tx.mark_sent(mail.id, failures)
+                log.info(
+                    "delivered",
+                    outbox_id=mail.id,
+                    kind=mail.kind,
+                    ticket_id=mail.ticket_id,
+                    message_id=mail.message_id,
+                    accepted=delivery.accepted,
+                    failed=len(failures),
+                )
+            else:
+                error = "; ".join(f"{f['rcpt']}: {f['error']}" for f in failures)
+                await tx.mark_failed(mail.id, error, failures)
+                log.error("deliver_failed", outbox_id=mail.id, kind=mail.kind, ticket_id=mail.ticket_id, error=error)

@@ -1,0 +1,67 @@
+"""All user-facing text comes from Jinja templates in ``maild/templates/<language>/<audience>.<event>.txt``.
+
+A template is a mail: a ``Subject:`` line, a blank line, then the body. Undefined variables are errors
+(StrictUndefined), so a template typo fails a test instead of mailing a customer a blank.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from maild.models import Ticket
+from maild.tokens import format_token
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    body: str
+
+
+def ticket_vars(ticket: Ticket, prefix: str, from_name: str) -> dict[str, Any]:
+    """What every ticket template may use: the ticket, its token and our name."""
+    return {"ticket": ticket, "token": format_token(prefix, ticket.id), "from_name": from_name}
+
+
+class TemplateError(Exception):
+    """A template is missing or malformed."""
+
+
+class Renderer:
+    def __init__(self, default_language: str, directory: Path = TEMPLATE_DIR) -> None:
+        self.default_language = default_language
+        self._env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(directory)),
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,  # plain-text mail, never HTML
+            keep_trailing_newline=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+
+    def render(self, name: str, language: str | None = None, **context: Any) -> Rendered:
+        """Render ``<language>/<name>.txt`` (falling back to the default language) into subject and body."""
+        chosen = language or self.default_language
+        try:
+            template = self._env.get_or_select_template([f"{chosen}/{name}.txt", f"{self.default_language}/{name}.txt"])
+            text = template.render(**context)
+        except jinja2.TemplateNotFound as exc:
+            raise TemplateError(f"no template {name!r} for language {chosen!r}") from exc
+        head, sep, body = text.partition("\n\n")
+        if not sep or not head.startswith("Subject:"):
+            raise TemplateError(f"template {name!r} must start with a 'Subject:' line and a blank line")
+        return Rendered(subject=" ".join(head[len("Subject:") :].split()), body=body.rstrip() + "\n")
+
+    def names(self, language: str) -> list[str]:
+        """The templates shipped for a language (for check-config and tests)."""
+        return sorted(
+            n[len(language) + 1 : -4]
+            for n in self._env.list_templates(extensions=["txt"])
+            if n.startswith(language + "/")
+        )

@@ -1,0 +1,107 @@
+"""Durable intake: raw messages committed to the store before anyone is told "250".
+
+Sessions hand their message to `Spooler.put`; a single writer task commits every message waiting at that
+moment in one transaction (one fsync for many sessions: group commit), then answers each session. So the
+SMTP 250 is never sent before the message is on disk, and a burst costs one fsync, not one per mail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from dataclasses import dataclass
+
+import structlog
+
+from maild.models import Envelope
+from maild.store import Store
+
+log = structlog.get_logger("maild.spool")
+
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+_MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(?:\r?\n[ \t]+)?(<[^<>\s]+>)", re.IGNORECASE | re.MULTILINE)
+MAX_BATCH = 256
+
+
+@dataclass(frozen=True)
+class Spooled:
+    """Where a message went: its spool id, and whether it was already there (same Message-ID)."""
+
+    inbound_id: int | None
+    duplicate: bool
+
+
+def dedupe_key(raw: bytes) -> str:
+    """The idempotency key: the Message-ID when the header block has one, else the content's sha256."""
+    end = _HEADER_END.search(raw)
+    headers = raw[: end.start()] if end else raw[:65536]
+    match = _MESSAGE_ID.search(headers)
+    if match:
+        return "mid:" + match.group(1).decode("ascii", "replace")
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+class Spooler:
+    """Group-committing writer of inbound messages."""
+
+    def __init__(self, store: Store, on_commit: asyncio.Event | None = None) -> None:
+        self._store = store
+        self._waiting: list[tuple[Envelope, bytes, asyncio.Future[Spooled]]] = []
+        self._wakeup = asyncio.Event()
+        self._on_commit = on_commit
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="spooler")
+
+    async def stop(self) -> None:
+        """Commit what is waiting, then end the writer (never cancelled mid-commit: sessions await it)."""
+        if self._task:
+            self._stopping = True
+            self._wakeup.set()
+            await self._task
+            self._task = None
+
+    async def put(self, envelope: Envelope, raw: bytes) -> Spooled:
+        """Return once the message is durably committed; raise if the store failed."""
+        if self._task is None or self._stopping:
+            async with self._store.transaction() as tx:
+                inbound_id = await tx.insert_inbound(envelope, dedupe_key(raw), raw)
+            self._notify()
+            return Spooled(inbound_id, inbound_id is None)
+        future: asyncio.Future[Spooled] = asyncio.get_running_loop().create_future()
+        self._waiting.append((envelope, raw, future))
+        self._wakeup.set()
+        return await future
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
+            try:
+                results = []
+                async with self._store.transaction() as tx:
+                    for envelope, raw, _ in batch:
+                        inbound_id = await tx.insert_inbound(envelope, dedupe_key(raw), raw)
+                        results.append(Spooled(inbound_id, inbound_id is None))
+            except Exception as exc:
+                log.error("spool_commit_failed", error=str(exc), batch=len(batch))
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, _, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
+            self._notify()
+
+    def _notify(self) -> None:
+        if self._on_commit is not None:
+            self._on_commit.set()

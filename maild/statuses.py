@@ -1,0 +1,53 @@
+"""Ticket statuses and the moves allowed between them (CONTRACT §3), as data.
+
+Any status change anywhere in maild goes through `check_transition`, so the table below is the whole truth.
+"""
+
+from __future__ import annotations
+
+NEW, OPEN = "new", "open"
+WAITING_CUSTOMER, WAITING_THIRD_PARTY, WAITING_UNTIL = (
+    "waiting_customer",
+    "waiting_third_party",
+    "waiting_until",
+)
+RESOLVED, CLOSED = "resolved", "closed"
+
+STATUSES: tuple[str, ...] = (
+    NEW,
+    OPEN,
+    WAITING_CUSTOMER,
+    WAITING_THIRD_PARTY,
+    WAITING_UNTIL,
+    RESOLVED,
+    CLOSED,
+)
+RESOLUTION_METHODS: tuple[str, ...] = ("responded", "no_response", "rejected", "spam")
+
+_WORKING = (OPEN, WAITING_CUSTOMER, WAITING_THIRD_PARTY, WAITING_UNTIL, RESOLVED, CLOSED)
+
+TRANSITIONS: dict[str, frozenset[str]] = {
+    NEW: frozenset(_WORKING),
+    OPEN: frozenset(_WORKING) - {OPEN},
+    WAITING_CUSTOMER: frozenset(_WORKING) - {WAITING_CUSTOMER},
+    WAITING_THIRD_PARTY: frozenset(_WORKING) - {WAITING_THIRD_PARTY},
+    # At its date a waiting_until ticket returns to the to-do pile, as new.
+    WAITING_UNTIL: frozenset({NEW, *_WORKING}),
+    # A reply inside the feedback window reopens; the end of the window closes.
+    RESOLVED: frozenset({OPEN, CLOSED}),
+    # Final: a later mail spawns a new ticket linked to this one.
+    CLOSED: frozenset(),
+}
+
+
+class TransitionRefused(ValueError):
+    """A status change the table does not allow."""
+
+
+def check_transition(old: str, new: str) -> None:
+    """Raise TransitionRefused unless ``old`` → ``new`` is allowed (staying put is always allowed)."""
+    if old == new:
+        return
+    if new not in TRANSITIONS.get(old, frozenset()):
+        allowed = ", ".join(s for s in STATUSES if s in TRANSITIONS.get(old, frozenset())) or "none"
+        raise TransitionRefused(f"{old} → {new} is not allowed (from {old}: {allowed})")

@@ -1,0 +1,97 @@
+"""The store: one SQLite database (WAL, synchronous=FULL) holding spool, tickets and outbox.
+
+All SQL of maild lives in this package. One connection serves the daemon and an asyncio lock serialises
+transactions on it, so a spool commit can never slip into a half-done ticket change (or the reverse), and
+SQLite's busy-waiting never runs inside the process. Other processes (the CLI) open their own connection
+and meet the daemon through SQLite's file locking, with a busy timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiosqlite
+
+from maild.clock import Clock, system_clock
+from maild.store.inbound import InboundQueries
+from maild.store.outbox import OutboxQueries
+from maild.store.schema import MIGRATIONS
+from maild.store.tickets import TicketQueries
+
+
+class StoreError(Exception):
+    """The database cannot be opened or is newer than this maild."""
+
+
+class Tx(InboundQueries, TicketQueries, OutboxQueries):
+    """Named queries bound to one open transaction; obtained from `Store.transaction()` only."""
+
+
+class Store:
+    def __init__(self, db: aiosqlite.Connection, clock: Clock) -> None:
+        self._db = db
+        self._lock = asyncio.Lock()
+        self.clock = clock
+
+    @classmethod
+    async def open(cls, path: Path, clock: Clock = system_clock) -> Store:
+        """Open (creating and migrating as needed) the database at ``path``."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = await aiosqlite.connect(path, isolation_level=None)
+        except (OSError, aiosqlite.Error) as exc:
+            raise StoreError(f"cannot open {path}: {exc}") from exc
+        try:
+            db.row_factory = aiosqlite.Row
+            await db.execute("PRAGMA busy_timeout = 10000")
+            await db.execute("PRAGMA journal_mode = WAL")
+            # FULL makes every commit fsync the WAL: a 250 sent after it survives a power cut.
+            await db.execute("PRAGMA synchronous = FULL")
+            await db.execute("PRAGMA foreign_keys = ON")
+            await _migrate(db)
+        except BaseException:
+            await db.close()
+            raise
+        return cls(db, clock)
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._db.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        """A write transaction: committed when the block ends, rolled back if it raises."""
+        async with self._lock:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield Tx(self._db, self.clock)
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+            await self._db.execute("COMMIT")
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[Tx]:
+        """A read transaction: a consistent view for reports; writing in it is a bug."""
+        async with self._lock:
+            await self._db.execute("BEGIN DEFERRED")
+            try:
+                yield Tx(self._db, self.clock)
+            finally:
+                await self._db.execute("ROLLBACK")
+
+
+async def _migrate(db: aiosqlite.Connection) -> None:
+    async with db.execute("PRAGMA user_version") as cursor:
+        row = await cursor.fetchone()
+    version = int(row[0]) if row else 0
+    if version > len(MIGRATIONS):
+        raise StoreError(f"the database is at schema {version}, newer than this maild ({len(MIGRATIONS)})")
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        await db.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+
+
+__all__ = ["Store", "StoreError", "Tx"]

@@ -1,0 +1,90 @@
+"""Queries on the spool: raw inbound messages and their processing state."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from maild.clock import from_iso
+from maild.models import Envelope, Inbound
+from maild.store.base import QueryBase
+
+PENDING, DONE, SHUNTED, DROPPED = "pending", "done", "shunted", "dropped"
+
+
+class InboundQueries(QueryBase):
+    async def insert_inbound(self, envelope: Envelope, dedupe_key: str, raw: bytes) -> int | None:
+        """Spool a raw message; None when a message with the same dedupe key is already spooled."""
+        row = await self.one(
+            "INSERT INTO inbound (received_at, source, peer, mail_from, rcpt_to, dedupe_key, raw)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
+            (
+                self.now_iso(),
+                envelope.source,
+                envelope.peer,
+                envelope.mail_from,
+                json.dumps(list(envelope.rcpt_to)),
+                dedupe_key,
+                raw,
+            ),
+        )
+        return int(row[0]) if row else None
+
+    async def pending_inbound_ids(self, limit: int = 100) -> list[int]:
+        """Spooled messages not yet processed, oldest first (arrival order matters for threading)."""
+        rows = await self.all("SELECT id FROM inbound WHERE state = ? ORDER BY id LIMIT ?", (PENDING, limit))
+        return [int(row[0]) for row in rows]
+
+    async def get_inbound(self, inbound_id: int) -> Inbound | None:
+        row = await self.one("SELECT * FROM inbound WHERE id = ?", (inbound_id,))
+        return _inbound(row) if row else None
+
+    async def finish_inbound(
+        self,
+        inbound_id: int,
+        state: str,
+        ticket_id: int | None = None,
+        step: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Record how processing ended: done, dropped (with the reason in error) or shunted."""
+        await self.run(
+            "UPDATE inbound SET state = ?, ticket_id = ?, step = ?, error = ?, processed_at = ? WHERE id = ?",
+            (state, ticket_id, step, error, self.now_iso(), inbound_id),
+        )
+
+    async def requeue_inbound(self, inbound_id: int) -> bool:
+        """Put a shunted message back in line for processing (`maild shunt replay`)."""
+        changed = await self.run(
+            "UPDATE inbound SET state = ?, step = NULL, error = NULL WHERE id = ? AND state = ?",
+            (PENDING, inbound_id, SHUNTED),
+        )
+        return changed == 1
+
+    async def list_inbound(self, state: str, limit: int = 1000) -> list[Inbound]:
+        rows = await self.all("SELECT * FROM inbound WHERE state = ? ORDER BY id LIMIT ?", (state, limit))
+        return [_inbound(row) for row in rows]
+
+    async def count_inbound(self) -> dict[str, int]:
+        rows = await self.all("SELECT state, count(*) FROM inbound GROUP BY state")
+        return {str(row[0]): int(row[1]) for row in rows}
+
+
+def _inbound(row: Any) -> Inbound:
+    envelope = Envelope(
+        source=row["source"],
+        mail_from=row["mail_from"],
+        rcpt_to=tuple(json.loads(row["rcpt_to"])),
+        peer=row["peer"],
+    )
+    return Inbound(
+        id=row["id"],
+        received_at=from_iso(row["received_at"]),
+        envelope=envelope,
+        dedupe_key=row["dedupe_key"],
+        raw=bytes(row["raw"]),
+        state=row["state"],
+        step=row["step"],
+        error=row["error"],
+        ticket_id=row["ticket_id"],
+    )

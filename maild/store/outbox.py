@@ -1,0 +1,139 @@
+"""Queries on the outbox: rendered mails written in the ticket's transaction, delivered by the worker."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from maild.clock import from_iso, to_iso
+from maild.models import OutboundMail
+from maild.store.base import QueryBase
+
+QUEUED, SENDING, SENT, FAILED = "queued", "sending", "sent", "failed"
+
+
+class OutboxQueries(QueryBase):
+    async def enqueue_mail(
+        self,
+        *,
+        ticket_id: int | None,
+        kind: str,
+        message_id: str,
+        mail_from: str,
+        rcpt_to: list[str],
+        raw: bytes,
+    ) -> int:
+        """Queue a mail for delivery; its Message-ID joins the ticket's thread so replies find the ticket."""
+        now = self.now_iso()
+        outbox_id = await self.insert(
+            "INSERT INTO outbox (ticket_id, kind, message_id, mail_from, rcpt_to, raw, next_attempt_at,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (ticket_id, kind, message_id, mail_from, json.dumps(rcpt_to), raw, now, now),
+        )
+        if ticket_id is not None:
+            await self.run(
+                "INSERT OR IGNORE INTO thread_ids (message_id, ticket_id, direction) VALUES (?, ?, ?)",
+                (message_id, ticket_id, "out"),
+            )
+        return outbox_id
+
+    async def claim_due_mail(self, lease_until: datetime, limit: int = 20) -> list[OutboundMail]:
+        """Take up to ``limit`` due mails for delivery, leased so another process (or a crash) cannot
+        send them twice before the lease ends."""
+        now = self.now_iso()
+        rows = await self.all(
+            "SELECT * FROM outbox WHERE (state = ? AND next_attempt_at <= ?) OR (state = ? AND lease_until <= ?)"
+            " ORDER BY next_attempt_at, id LIMIT ?",
+            (QUEUED, now, SENDING, now, limit),
+        )
+        for row in rows:
+            await self.run(
+                "UPDATE outbox SET state = ?, lease_until = ?, attempts = attempts + 1 WHERE id = ?",
+                (SENDING, to_iso(lease_until), row["id"]),
+            )
+        return [_mail(row, attempts_bump=1, state=SENDING) for row in rows]
+
+    async def next_mail_due_at(self) -> datetime | None:
+        row = await self.one("SELECT min(next_attempt_at) FROM outbox WHERE state = ?", (QUEUED,))
+        return from_iso(row[0]) if row and row[0] else None
+
+    async def mark_sent(self, outbox_id: int, failures: list[dict[str, Any]]) -> None:
+        await self.run(
+            "UPDATE outbox SET state = ?, sent_at = ?, lease_until = NULL, failures = ? WHERE id = ?",
+            (SENT, self.now_iso(), json.dumps(failures), outbox_id),
+        )
+
+    async def mark_retry(
+        self,
+        outbox_id: int,
+        next_attempt_at: datetime,
+        error: str,
+        remaining_rcpts: list[str],
+        failures: list[dict[str, Any]],
+    ) -> None:
+        """A temporary failure: try the still-undelivered recipients again later."""
+        await self.run(
+            "UPDATE outbox SET state = ?, next_attempt_at = ?, lease_until = NULL, last_error = ?, rcpt_to = ?,"
+            " failures = ? WHERE id = ?",
+            (
+                QUEUED,
+                to_iso(next_attempt_at),
+                error,
+                json.dumps(remaining_rcpts),
+                json.dumps(failures),
+                outbox_id,
+            ),
+        )
+
+    async def mark_failed(self, outbox_id: int, error: str, failures: list[dict[str, Any]]) -> None:
+        """A permanent failure: kept for operators, never retried by itself."""
+        await self.run(
+            "UPDATE outbox SET state = ?, lease_until = NULL, last_error = ?, failures = ? WHERE id = ?",
+            (FAILED, error, json.dumps(failures), outbox_id),
+        )
+
+    async def list_mail(
+        self, state: str | None = None, ticket_id: int | None = None, limit: int = 1000
+    ) -> list[OutboundMail]:
+        sql, params = "SELECT * FROM outbox WHERE 1 = 1", list[Any]()
+        if state:
+            sql, params = sql + " AND state = ?", [*params, state]
+        if ticket_id is not None:
+            sql, params = sql + " AND ticket_id = ?", [*params, ticket_id]
+        rows = await self.all(sql + " ORDER BY id LIMIT ?", [*params, limit])
+        return [_mail(row) for row in rows]
+
+    async def mail_failures(self, outbox_id: int) -> list[dict[str, Any]]:
+        row = await self.one("SELECT failures FROM outbox WHERE id = ?", (outbox_id,))
+        return list(json.loads(row[0])) if row else []
+
+    async def thread_chain(self, ticket_id: int, audience: str) -> list[str]:
+        """Message-IDs a mail to this audience ("customer" or "agent") should reference, oldest first:
+        the customers' own mails plus what maild already sent to that audience."""
+        rows = await self.all(
+            "SELECT message_id, created_at, 0 AS src, id FROM messages"
+            "  WHERE ticket_id = ? AND direction = 'in' AND visibility = 'public'"
+            " UNION ALL SELECT message_id, created_at, 1 AS src, id FROM outbox"
+            "  WHERE ticket_id = ? AND kind LIKE ? ORDER BY 2, 3, 4",
+            (ticket_id, ticket_id, f"{audience}.%"),
+        )
+        return [str(row[0]) for row in rows]
+
+
+def _mail(row: Any, attempts_bump: int = 0, state: str | None = None) -> OutboundMail:
+    return OutboundMail(
+        id=row["id"],
+        ticket_id=row["ticket_id"],
+        kind=row["kind"],
+        message_id=row["message_id"],
+        mail_from=row["mail_from"],
+        rcpt_to=tuple(json.loads(row["rcpt_to"])),
+        raw=bytes(row["raw"]),
+        state=state or row["state"],
+        attempts=row["attempts"] + attempts_bump,
+        next_attempt_at=from_iso(row["next_attempt_at"]),
+        created_at=from_iso(row["created_at"]),
+        last_error=row["last_error"],
+        sent_at=from_iso(row["sent_at"]) if row["sent_at"] else None,
+    )

@@ -1,0 +1,133 @@
+"""Numbered schema migrations; `user_version` records how far a database has come.
+
+A migration is appended, never edited, once it has shipped: existing stores upgrade in place at start.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: spool, tickets, timeline, threading index, history and outbox.
+    """
+    CREATE TABLE inbound (
+        id INTEGER PRIMARY KEY,
+        received_at TEXT NOT NULL,
+        source TEXT NOT NULL,
+        peer TEXT NOT NULL DEFAULT '',
+        mail_from TEXT NOT NULL,
+        rcpt_to TEXT NOT NULL,
+        dedupe_key TEXT NOT NULL UNIQUE,
+        raw BLOB NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending',
+        step TEXT,
+        error TEXT,
+        ticket_id INTEGER,
+        processed_at TEXT
+    );
+    CREATE INDEX inbound_by_state ON inbound (state, id);
+
+    CREATE TABLE tickets (
+        id INTEGER PRIMARY KEY,
+        subject TEXT NOT NULL,
+        status TEXT NOT NULL,
+        priority TEXT NOT NULL,
+        queue TEXT NOT NULL,
+        category TEXT,
+        requester TEXT NOT NULL,
+        assignee TEXT,
+        language TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        resolved_at TEXT,
+        resolved_by TEXT,
+        resolution_method TEXT,
+        resolution_note TEXT,
+        due_at TEXT,
+        first_response_due_at TEXT,
+        sla_breached INTEGER NOT NULL DEFAULT 0,
+        agent_seconds INTEGER NOT NULL DEFAULT 0,
+        customer_seconds INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX tickets_by_status ON tickets (status, id);
+    CREATE INDEX tickets_by_queue ON tickets (queue, id);
+
+    CREATE TABLE ticket_tags (
+        ticket_id INTEGER NOT NULL REFERENCES tickets (id),
+        tag TEXT NOT NULL,
+        PRIMARY KEY (ticket_id, tag)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE followers (
+        ticket_id INTEGER NOT NULL REFERENCES tickets (id),
+        address TEXT NOT NULL,
+        PRIMARY KEY (ticket_id, address)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE links (
+        ticket_id INTEGER NOT NULL REFERENCES tickets (id),
+        other_id INTEGER NOT NULL REFERENCES tickets (id),
+        PRIMARY KEY (ticket_id, other_id)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        ticket_id INTEGER NOT NULL REFERENCES tickets (id),
+        inbound_id INTEGER REFERENCES inbound (id),
+        direction TEXT NOT NULL,
+        visibility TEXT NOT NULL,
+        author TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        text TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX messages_by_ticket ON messages (ticket_id, id);
+
+    CREATE TABLE attachments (
+        id INTEGER PRIMARY KEY,
+        message_id INTEGER NOT NULL REFERENCES messages (id),
+        filename TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        sha256 TEXT NOT NULL
+    );
+    CREATE INDEX attachments_by_message ON attachments (message_id);
+
+    -- Every Message-ID we received or sent, so In-Reply-To/References find the ticket in one lookup.
+    CREATE TABLE thread_ids (
+        message_id TEXT PRIMARY KEY,
+        ticket_id INTEGER NOT NULL REFERENCES tickets (id),
+        direction TEXT NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TABLE history (
+        id INTEGER PRIMARY KEY,
+        ticket_id INTEGER NOT NULL REFERENCES tickets (id),
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        field TEXT NOT NULL,
+        old TEXT,
+        new TEXT,
+        cause TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX history_by_ticket ON history (ticket_id, id);
+
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        ticket_id INTEGER REFERENCES tickets (id),
+        kind TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        mail_from TEXT NOT NULL,
+        rcpt_to TEXT NOT NULL,
+        raw BLOB NOT NULL,
+        state TEXT NOT NULL DEFAULT 'queued',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT NOT NULL,
+        lease_until TEXT,
+        last_error TEXT,
+        failures TEXT NOT NULL DEFAULT '[]',
+        created_at TEXT NOT NULL,
+        sent_at TEXT
+    );
+    CREATE INDEX outbox_due ON outbox (state, next_attempt_at);
+    """,
+)

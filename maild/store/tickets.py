@@ -1,0 +1,240 @@
+"""Queries on tickets and their timeline: messages, attachments, followers, links, history, thread ids."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from maild.clock import from_iso, to_iso
+from maild.models import Attachment, Direction, HistoryEntry, Message, Ticket, Visibility
+from maild.store.base import QueryBase
+
+# Columns a caller may change through update_ticket; everything else is fixed at creation.
+UPDATABLE = frozenset(
+    {
+        "subject",
+        "status",
+        "priority",
+        "queue",
+        "category",
+        "requester",
+        "assignee",
+        "language",
+        "resolved_at",
+        "resolved_by",
+        "resolution_method",
+        "resolution_note",
+        "due_at",
+        "first_response_due_at",
+        "sla_breached",
+        "agent_seconds",
+        "customer_seconds",
+    }
+)
+_TIME_COLUMNS = ("created_at", "updated_at", "resolved_at", "due_at", "first_response_due_at")
+
+
+class TicketQueries(QueryBase):
+    async def create_ticket(
+        self, *, subject: str, requester: str, queue: str, priority: str, language: str, status: str
+    ) -> Ticket:
+        now = self.now_iso()
+        ticket_id = await self.insert(
+            "INSERT INTO tickets (subject, status, priority, queue, requester, language, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (subject, status, priority, queue, requester, language, now, now),
+        )
+        ticket = await self.get_ticket(ticket_id)
+        assert ticket is not None
+        return ticket
+
+    async def get_ticket(self, ticket_id: int) -> Ticket | None:
+        row = await self.one("SELECT * FROM tickets WHERE id = ?", (ticket_id,))
+        if row is None:
+            return None
+        ticket = _ticket(row)
+        ticket.tags = [
+            r[0] for r in await self.all("SELECT tag FROM ticket_tags WHERE ticket_id = ? ORDER BY tag", (ticket_id,))
+        ]
+        ticket.followers = [
+            r[0]
+            for r in await self.all("SELECT address FROM followers WHERE ticket_id = ? ORDER BY address", (ticket_id,))
+        ]
+        ticket.linked = [
+            int(r[0])
+            for r in await self.all("SELECT other_id FROM links WHERE ticket_id = ? ORDER BY other_id", (ticket_id,))
+        ]
+        return ticket
+
+    async def list_tickets(
+        self, status: str | None = None, queue: str | None = None, limit: int = 1000
+    ) -> list[Ticket]:
+        sql, params = "SELECT * FROM tickets WHERE 1 = 1", list[Any]()
+        if status:
+            sql, params = sql + " AND status = ?", [*params, status]
+        if queue:
+            sql, params = sql + " AND queue = ?", [*params, queue]
+        rows = await self.all(sql + " ORDER BY id DESC LIMIT ?", [*params, limit])
+        return [_ticket(row) for row in rows]
+
+    async def update_ticket(self, ticket: Ticket, actor: str, cause: str, **changes: Any) -> Ticket:
+        """Apply field changes, recording each real change in the history; returns the updated ticket."""
+        changed = {k: v for k, v in changes.items() if getattr(ticket, k) != v}
+        if unknown := set(changed) - UPDATABLE:
+            raise ValueError(f"not updatable: {sorted(unknown)}")
+        if not changed:
+            return ticket
+        now = self.clock()
+        columns = ", ".join(f"{name} = ?" for name in changed)
+        await self.run(
+            f"UPDATE tickets SET {columns}, updated_at = ? WHERE id = ?",
+            [*(_column(v) for v in changed.values()), to_iso(now), ticket.id],
+        )
+        for name, new in changed.items():
+            await self.add_history(ticket.id, actor, name, _text(getattr(ticket, name)), _text(new), cause)
+            setattr(ticket, name, new)
+        ticket.updated_at = now
+        return ticket
+
+    async def add_history(
+        self, ticket_id: int, actor: str, field: str, old: str | None, new: str | None, cause: str = ""
+    ) -> None:
+        await self.run(
+            "INSERT INTO history (ticket_id, at, actor, field, old, new, cause) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (ticket_id, self.now_iso(), actor, field, old, new, cause),
+        )
+
+    async def history(self, ticket_id: int) -> list[HistoryEntry]:
+        rows = await self.all("SELECT * FROM history WHERE ticket_id = ? ORDER BY id", (ticket_id,))
+        return [
+            HistoryEntry(
+                at=from_iso(r["at"]),
+                actor=r["actor"],
+                field=r["field"],
+                old=r["old"],
+                new=r["new"],
+                cause=r["cause"],
+            )
+            for r in rows
+        ]
+
+    async def add_followers(self, ticket_id: int, addresses: Iterable[str], actor: str, cause: str) -> list[str]:
+        """Add followers not yet on the ticket; returns those actually added (each one in the history)."""
+        added = []
+        for address in addresses:
+            if await self.run(
+                "INSERT OR IGNORE INTO followers (ticket_id, address) VALUES (?, ?)", (ticket_id, address)
+            ):
+                await self.add_history(ticket_id, actor, "followers", None, address, cause)
+                added.append(address)
+        return added
+
+    async def add_message(
+        self,
+        *,
+        ticket_id: int,
+        inbound_id: int | None,
+        direction: Direction,
+        visibility: Visibility,
+        author: str,
+        message_id: str,
+        subject: str,
+        text: str,
+        attachments: Sequence[Attachment] = (),
+    ) -> Message:
+        now = self.now_iso()
+        row_id = await self.insert(
+            "INSERT INTO messages (ticket_id, inbound_id, direction, visibility, author, message_id, subject,"
+            " text, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (ticket_id, inbound_id, direction, visibility, author, message_id, subject, text, now),
+        )
+        await self.db.executemany(
+            "INSERT INTO attachments (message_id, filename, content_type, size, sha256) VALUES (?, ?, ?, ?, ?)",
+            [(row_id, a.filename, a.content_type, a.size, a.sha256) for a in attachments],
+        )
+        await self.add_thread_id(message_id, ticket_id, direction)
+        return Message(
+            id=row_id,
+            ticket_id=ticket_id,
+            direction=direction,
+            visibility=visibility,
+            author=author,
+            message_id=message_id,
+            subject=subject,
+            text=text,
+            created_at=from_iso(now),
+            inbound_id=inbound_id,
+            attachments=tuple(attachments),
+        )
+
+    async def messages(self, ticket_id: int) -> list[Message]:
+        rows = await self.all("SELECT * FROM messages WHERE ticket_id = ? ORDER BY id", (ticket_id,))
+        files: dict[int, list[Attachment]] = {}
+        for a in await self.all(
+            "SELECT a.* FROM attachments a JOIN messages m ON m.id = a.message_id WHERE m.ticket_id = ? ORDER BY a.id",
+            (ticket_id,),
+        ):
+            files.setdefault(a["message_id"], []).append(
+                Attachment(filename=a["filename"], content_type=a["content_type"], size=a["size"], sha256=a["sha256"])
+            )
+        return [
+            Message(
+                id=r["id"],
+                ticket_id=r["ticket_id"],
+                direction=r["direction"],
+                visibility=r["visibility"],
+                author=r["author"],
+                message_id=r["message_id"],
+                subject=r["subject"],
+                text=r["text"],
+                created_at=from_iso(r["created_at"]),
+                inbound_id=r["inbound_id"],
+                attachments=tuple(files.get(r["id"], ())),
+            )
+            for r in rows
+        ]
+
+    async def add_thread_id(self, message_id: str, ticket_id: int, direction: str) -> None:
+        """Remember a Message-ID (received or sent) as belonging to a ticket; the first owner wins."""
+        await self.run(
+            "INSERT OR IGNORE INTO thread_ids (message_id, ticket_id, direction) VALUES (?, ?, ?)",
+            (message_id, ticket_id, direction),
+        )
+
+    async def ticket_for_thread_ids(self, message_ids: Sequence[str]) -> int | None:
+        """The ticket owning the latest of these Message-IDs (References lists the newest last)."""
+        for message_id in reversed(message_ids):
+            row = await self.one("SELECT ticket_id FROM thread_ids WHERE message_id = ?", (message_id,))
+            if row:
+                return int(row[0])
+        return None
+
+    async def thread_id_direction(self, message_id: str) -> str | None:
+        row = await self.one("SELECT direction FROM thread_ids WHERE message_id = ?", (message_id,))
+        return str(row[0]) if row else None
+
+
+def _ticket(row: Any) -> Ticket:
+    values = dict(row)
+    for name in _TIME_COLUMNS:
+        values[name] = from_iso(values[name]) if values[name] else None
+    values["sla_breached"] = bool(values["sla_breached"])
+    return Ticket(**values)
+
+
+def _column(value: Any) -> Any:
+    """A Python value as stored: instants as ISO text, booleans as 0/1."""
+    if hasattr(value, "isoformat"):
+        return to_iso(value)
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def _text(value: Any) -> str | None:
+    """A value as the history shows it."""
+    if value is None:
+        return None
+    if hasattr(value, "isoformat"):
+        return to_iso(value)
+    return str(value).lower() if isinstance(value, bool) else str(value)

@@ -1,0 +1,296 @@
+"""Test plumbing: a capturing smarthost, a maild daemon in a subprocess, and mail builders."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import os
+import signal
+import smtplib
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import make_msgid
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+REPO = Path(__file__).resolve().parents[1]
+CORPORA = REPO.parent / "shared" / "corpora"
+SUPPORT = "support@example.com"
+BILLING = "billing@example.com"
+ANA = "ana@example.com"
+LUIS = "luis@example.com"
+CUSTOMER = "customer@example.org"
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def make_mail(
+    *,
+    sender: str = CUSTOMER,
+    to: Iterable[str] = (SUPPORT,),
+    subject: str = "Printer on fire",
+    body: str = "Hello, my printer is on fire.",
+    cc: Iterable[str] = (),
+    message_id: str | None = None,
+    in_reply_to: str | None = None,
+    references: Iterable[str] = (),
+    headers: dict[str, str] | None = None,
+    attachments: Iterable[tuple[str, str, bytes]] = (),
+    html: str | None = None,
+) -> bytes:
+    """A well-formed mail as CRLF bytes (what a real client sends)."""
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = ", ".join(to)
+    if cc:
+        msg["Cc"] = ", ".join(cc)
+    msg["Subject"] = subject
+    msg["Message-ID"] = message_id or make_msgid(domain="client.example.org")
+    msg["Date"] = email.utils.formatdate()
+    if in_reply_to:
+        msg["In-Reply-To"] = in_reply_to
+    if references:
+        msg["References"] = " ".join(references)
+    for name, value in (headers or {}).items():
+        msg[name] = value
+    if html is not None and not body:
+        msg.set_content(html, subtype="html")
+    else:
+        msg.set_content(body)
+        if html is not None:
+            msg.add_alternative(html, subtype="html")
+    for filename, content_type, data in attachments:
+        maintype, subtype = content_type.split("/")
+        msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
+    return msg.as_bytes(policy=email.policy.SMTP)
+
+
+def message_id_of(raw: bytes) -> str:
+    return str(email.message_from_bytes(raw)["Message-ID"]).strip()
+
+
+@dataclass
+class Captured:
+    """One mail the smarthost received."""
+
+    mail_from: str
+    rcpt_to: list[str]
+    raw: bytes
+    message: EmailMessage = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.message = email.message_from_bytes(self.raw, policy=email.policy.default)  # type: ignore[assignment]
+
+    def __getitem__(self, header: str) -> str:
+        value = self.message[header]
+        return "" if value is None else str(value)
+
+    @property
+    def body(self) -> str:
+        part = self.message.get_body(preferencelist=("plain",))
+        return "" if part is None else str(part.get_content())  # type: ignore[attr-defined]
+
+    @property
+    def attachment_names(self) -> list[str]:
+        return [str(p.get_filename()) for p in self.message.iter_attachments()]
+
+
+class Smarthost:
+    """An aiosmtpd server standing in for the MTA that relays maild's outbound mail.
+
+    ``refuse`` maps a recipient to an SMTP reply ("450 ..." or "550 ..."); ``down`` refuses connections.
+    """
+
+    def __init__(self) -> None:
+        self.mails: list[Captured] = []
+        self.refuse: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self.controller = Controller(self, hostname="127.0.0.1", port=0)
+        self.port = 0
+
+    def start(self) -> None:
+        self.controller.port = _free_port()
+        self.port = self.controller.port
+        self.controller.start()
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
+                          rcpt_options: list[str]) -> str:
+        if address in self.refuse:
+            return self.refuse[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        with self._lock:
+            self.mails.append(Captured(str(envelope.mail_from), list(envelope.rcpt_tos),
+                                       bytes(envelope.original_content or b"")))
+        return "250 OK"
+
+    def to(self, address: str) -> list[Captured]:
+        with self._lock:
+            return [m for m in self.mails if address in m.rcpt_to]
+
+    def wait_for(self, address: str, count: int = 1, timeout: float = 10.0) -> list[Captured]:
+        """Wait until ``address`` has received ``count`` mails; return them all."""
+        return list(wait_until(lambda: len(self.to(address)) >= count and self.to(address), timeout,
+                               f"{count} mail(s) to {address}"))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+BASE_CONFIG = """
+[maild]
+data_dir = "data"
+language = "{language}"
+log_level = "debug"
+
+[mail]
+support_address = "support@example.com"
+from_name = "ACME Support"
+ticket_prefix = "ACME"
+
+[intake.smtp]
+host = "127.0.0.1"
+port = {port}
+max_message_bytes = {max_bytes}
+
+[outbound]
+transport = "smtp"
+host = "127.0.0.1"
+port = {smarthost_port}
+retry_base = "1s"
+retry_max = "2s"
+
+[[agents]]
+email = "ana@example.com"
+name = "Ana"
+role = "admin"
+
+[[agents]]
+email = "luis@example.com"
+name = "Luis"
+role = "agent"
+
+[[queues]]
+name = "billing"
+address = "billing@example.com"
+agents = ["luis@example.com"]
+"""
+
+
+class Daemon:
+    """`maild serve` in a subprocess, talked to over SMTP and through the CLI, as a sysadmin would."""
+
+    def __init__(self, workdir: Path, smarthost_port: int, language: str = "en", max_bytes: int = 1_000_000,
+                 extra: str = "") -> None:
+        self.workdir = workdir
+        self.port = _free_port()
+        self.config_path = workdir / "maild.toml"
+        self.config_path.write_text(BASE_CONFIG.format(language=language, port=self.port, max_bytes=max_bytes,
+                                                       smarthost_port=smarthost_port) + extra)
+        self.log_path = workdir / "maild.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen([sys.executable, "-m", "maild", "serve", "--config", str(self.config_path)],
+                                        stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
+        log.close()
+        wait_until(lambda: self._listening() or self._died(), 15, "maild to listen")
+        if self._died():
+            raise AssertionError(f"maild died at start:\n{self.log_path.read_text()}")
+
+    def _listening(self) -> bool:
+        try:
+            with smtplib.SMTP("127.0.0.1", self.port, timeout=2) as client:
+                client.noop()
+            return True
+        except OSError:
+            return False
+
+    def _died(self) -> bool:
+        return self.process is not None and self.process.poll() is not None
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Stop the daemon with ``sig``; its exit code."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        code = self.process.wait(timeout=30)
+        self.process = None
+        return code
+
+    def restart(self) -> None:
+        assert self.stop() == 0
+        self.start()
+
+    def send(self, raw: bytes, rcpt: Iterable[str] = (SUPPORT,), mail_from: str = CUSTOMER) -> dict[str, Any]:
+        with smtplib.SMTP("127.0.0.1", self.port, timeout=10) as client:
+            return client.sendmail(mail_from, list(rcpt), raw)  # type: ignore[return-value]
+
+    def cli(self, *args: str, stdin: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([sys.executable, "-m", "maild", *args, "--config", str(self.config_path)],
+                                input=stdin.decode("utf-8", "surrogateescape") if stdin is not None else None,
+                                capture_output=True, text=True, timeout=60, cwd=self.workdir,
+                                env={**os.environ, "PYTHONWARNINGS": "error"})
+        if check and result.returncode != 0:
+            raise AssertionError(f"maild {' '.join(args)} exited {result.returncode}: {result.stderr}")
+        return result
+
+    def tickets(self, **filters: str) -> list[dict[str, Any]]:
+        args = [f"--{k}={v}" for k, v in filters.items()]
+        return list(json.loads(self.cli("ticket", "list", "--json", *args).stdout))
+
+    def ticket(self, ticket_id: int) -> dict[str, Any]:
+        return dict(json.loads(self.cli("ticket", "show", str(ticket_id), "--json").stdout))
+
+    def wait_ticket(self, predicate: Callable[[list[dict[str, Any]]], Any], what: str = "tickets") -> Any:
+        return wait_until(lambda: predicate(self.tickets()), 15, what)
+
+    def wait_processed(self) -> None:
+        """Wait until the spool holds nothing pending (every received mail went through the pipeline)."""
+        wait_until(lambda: "pending" not in self.spool_states(), 15, "the spool to drain")
+
+    def spool_states(self) -> dict[str, int]:
+        import sqlite3
+
+        db = sqlite3.connect(self.workdir / "data" / "maild.sqlite3", timeout=10)
+        try:
+            return dict(db.execute("SELECT state, count(*) FROM inbound GROUP BY state").fetchall())
+        finally:
+            db.close()
+
+    def log_events(self) -> list[dict[str, Any]]:
+        events = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            if line.startswith("{"):
+                events.append(json.loads(line))
+        return events
