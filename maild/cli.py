@@ -123,19 +123,24 @@ def inject(config_path: str | None, mail_from: str, rcpt_to: tuple[str, ...]) ->
         fail("no message on standard input")
     envelope = Envelope(source="inject", mail_from=mail_from, rcpt_to=rcpt_to or (config.support_address,))
 
-    async def action(store: Store) -> str:
-        spooled = await Spooler(store).put(envelope, raw)
-        if spooled.inbound_id is None:
-            return "duplicate: already received"
-        result = await build_pipeline(config, store, store.clock).process(spooled.inbound_id)
+    async def action() -> str:
+        store = await Store.open(config.db_path)
+        try:
+            spooled = await Spooler(store).put(envelope, raw)
+            if spooled.inbound_id is None:
+                return "duplicate: already received"
+            result = await build_pipeline(config, store, store.clock).process(spooled.inbound_id)
+        finally:
+            await store.close()
         if result is None:
-            return f"spooled as {spooled.inbound_id}"
+            return f"spooled as {spooled.inbound_id}: taken by the running daemon"
         where = f" ticket {result.ticket_id}" if result.ticket_id else ""
-        return f"{result.state}:{where} (inbound {result.inbound_id}){' ' + result.reason if result.reason else ''}"
+        reason = f" ({result.reason})" if result.reason else ""
+        return f"{result.state}:{where} inbound {result.inbound_id}{reason}"
 
     try:
-        click.echo(run(lambda: with_store(config, action)))
-    except Exception as exc:  # the store failing: the MTA must keep the mail and retry
+        click.echo(run(action))
+    except Exception as exc:  # the store failing: the MTA must keep the mail and retry later
         fail(f"cannot store the message: {exc}", EX_TEMPFAIL)
 
 

@@ -124,16 +124,18 @@ class Smarthost:
         self.mails: list[Captured] = []
         self.refuse: dict[str, str] = {}
         self._lock = threading.Lock()
-        self.controller = Controller(self, hostname="127.0.0.1", port=0)
-        self.port = 0
+        self.port = _free_port()
+        self.controller: Controller | None = None
 
     def start(self) -> None:
-        self.controller.port = _free_port()
-        self.port = self.controller.port
+        """Listen (again, after `stop`) on the same port, as a restarted MTA would."""
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
         self.controller.start()
 
     def stop(self) -> None:
-        self.controller.stop()
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           rcpt_options: list[str]) -> str:

@@ -1,0 +1,290 @@
+"""End to end: `maild serve` on loopback, mail in over SMTP, mail out through a capturing smarthost."""
+
+from __future__ import annotations
+
+import hashlib
+import smtplib
+from collections.abc import Callable
+
+import pytest
+
+from tests.helpers import (
+    ANA,
+    BILLING,
+    CUSTOMER,
+    LUIS,
+    SUPPORT,
+    Daemon,
+    Smarthost,
+    make_mail,
+    message_id_of,
+    wait_until,
+)
+
+FRIEND = "friend@example.org"
+
+
+def open_ticket(daemon: Daemon, smarthost: Smarthost, **mail: object) -> tuple[dict[str, object], bytes]:
+    """Send a customer's first mail and wait for its acknowledgement; the ticket and the raw mail."""
+    raw = make_mail(**mail)  # type: ignore[arg-type]
+    daemon.send(raw, mail_from=str(mail.get("sender", CUSTOMER)))
+    requester = str(mail.get("sender", CUSTOMER))
+    wait_until(lambda: any("received" in m["Subject"] for m in smarthost.to(requester)), 10, "the ack")
+    tickets = daemon.tickets()
+    return tickets[0], raw
+
+
+def test_new_mail_opens_ticket_acks_customer_and_notifies_agents(daemon: Daemon, smarthost: Smarthost) -> None:
+    """A customer's first mail becomes a `new` ticket; the ack carries the token and Auto-Submitted."""
+    raw = make_mail(subject="Printer on fire")
+    daemon.send(raw)
+    [ack] = smarthost.wait_for(CUSTOMER)
+    ticket = daemon.tickets()[0]
+    assert ticket["status"] == "new"
+    assert ticket["requester"] == CUSTOMER
+    assert ticket["queue"] == "default"
+    assert ticket["token"] == f"[ACME#{ticket['id']}]"
+    assert ticket["token"] in ack["Subject"]
+    assert ack["Auto-Submitted"] == "auto-replied"
+    assert ack["From"] == f"ACME Support <{SUPPORT}>"
+    assert ack["In-Reply-To"] == message_id_of(raw)
+    assert ack["X-Maild-Loop"] == SUPPORT
+    # Every agent of the default queue gets a notice they can reply to.
+    for agent in (ANA, LUIS):
+        [notice] = smarthost.wait_for(agent)
+        assert ticket["token"] in notice["Subject"]
+        assert "my printer is on fire" in notice.body
+        assert notice["From"].endswith(f"<{SUPPORT}>")
+
+
+def test_mail_to_a_queue_address_lands_in_that_queue(daemon: Daemon, smarthost: Smarthost) -> None:
+    """Mail to billing@ opens a ticket in the billing queue, and only billing's agents are told."""
+    daemon.send(make_mail(to=[BILLING], subject="Invoice wrong"), rcpt=[BILLING])
+    smarthost.wait_for(LUIS)
+    assert daemon.tickets()[0]["queue"] == "billing"
+    smarthost.wait_for(CUSTOMER)
+    assert smarthost.to(ANA) == []
+
+
+def test_replies_thread_by_token_in_reply_to_and_references(daemon: Daemon, smarthost: Smarthost) -> None:
+    """Later mail joins its ticket by subject token, by In-Reply-To of our ack, or by References."""
+    ticket, first = open_ticket(daemon, smarthost)
+    [ack] = smarthost.to(CUSTOMER)
+    daemon.send(make_mail(subject=f"Re: {ticket['token']} more", body="By token."))
+    daemon.send(make_mail(subject="no token here", body="By In-Reply-To.", in_reply_to=ack["Message-ID"]))
+    daemon.send(make_mail(subject="still no token", body="By References.",
+                          references=["<unknown@x>", message_id_of(first)]))
+    daemon.send(make_mail(subject="Something else entirely", body="A new problem."))
+    daemon.wait_processed()
+    tickets = daemon.tickets()
+    assert len(tickets) == 2
+    texts = [m["text"] for m in daemon.ticket(int(ticket["id"]))["messages"]]
+    assert texts[1:] == ["By token.", "By In-Reply-To.", "By References."]
+
+
+def test_unknown_token_opens_a_new_ticket(daemon: Daemon, smarthost: Smarthost) -> None:
+    """A token naming no ticket does not attach the mail anywhere: it opens a ticket of its own."""
+    daemon.send(make_mail(subject="Re: [ACME#999] hello"))
+    smarthost.wait_for(CUSTOMER)
+    [ticket] = daemon.tickets()
+    assert ticket["id"] != 999
+    assert ticket["subject"] == "Re: hello"
+
+
+def test_agent_reply_is_relayed_from_support_and_takes_the_ticket(daemon: Daemon, smarthost: Smarthost) -> None:
+    """An agent's reply to the notice reaches requester and Cc followers from the support address, threaded;
+    the first agent reply assigns the ticket to that agent and opens it."""
+    ticket, first = open_ticket(daemon, smarthost, cc=[FRIEND])
+    [notice] = smarthost.wait_for(ANA)
+    reply = make_mail(
+        sender=f"Ana <{ANA}>", to=[SUPPORT], subject=f"Re: {notice['Subject']}",
+        body="Please unplug it.\n\nOn Mon, 23 Nov 2026 at 10:00, ACME Support <support@example.com> wrote:\n"
+             "> New ticket\n> Hello, my printer is on fire.\n",
+        in_reply_to=notice["Message-ID"], references=[notice["Message-ID"]])
+    daemon.send(reply, mail_from=ANA)
+    relayed = wait_until(lambda: [m for m in smarthost.to(CUSTOMER) if "Please unplug" in m.body], 10, "relay")[0]
+    assert relayed["From"] == f"ACME Support <{SUPPORT}>"
+    assert ANA not in relayed["From"] and ANA not in relayed["Reply-To"]
+    assert ticket["token"] in relayed["Subject"]
+    assert relayed["Auto-Submitted"] == ""
+    assert FRIEND in relayed.rcpt_to and CUSTOMER in relayed.rcpt_to
+    assert FRIEND in relayed["Cc"]
+    # The customer's client threads it under their first mail and our ack.
+    assert message_id_of(first) in relayed["References"]
+    assert relayed["In-Reply-To"] in relayed["References"]
+    assert "wrote:" not in relayed.body and "> Hello" not in relayed.body
+    detail = daemon.ticket(int(ticket["id"]))
+    assert detail["status"] == "open"
+    assert detail["assignee"] == ANA
+    assert detail["followers"] == [FRIEND]
+    assert detail["messages"][-1]["direction"] == "out"
+    assert detail["messages"][-1]["text"] == "Please unplug it."
+    changes = {(h["field"], h["old"], h["new"], h["actor"]) for h in detail["history"]}
+    assert ("status", "new", "open", ANA) in changes
+    assert ("assignee", None, ANA, ANA) in changes
+
+
+def test_customer_reply_notifies_assignee_only(daemon: Daemon, smarthost: Smarthost) -> None:
+    """Once assigned, a customer's reply is sent to the assignee alone, without the quoted history."""
+    ticket, _ = open_ticket(daemon, smarthost)
+    [notice] = smarthost.wait_for(LUIS)
+    daemon.send(make_mail(sender=LUIS, subject=f"Re: {notice['Subject']}", body="On it.",
+                          in_reply_to=notice["Message-ID"]), mail_from=LUIS)
+    smarthost.wait_for(CUSTOMER, 2)
+    daemon.send(make_mail(subject=f"Re: {ticket['token']} Printer on fire",
+                          body="It is out now.\n\n> On it.\n"))
+    [update] = [m for m in smarthost.wait_for(LUIS, 2) if "It is out now" in m.body]
+    assert update["Auto-Submitted"] == "auto-generated"
+    assert ticket["token"] in update["Subject"]
+    daemon.wait_processed()
+    assert [m for m in smarthost.to(ANA) if "It is out now" in m.body] == []
+    assert daemon.ticket(int(ticket["id"]))["messages"][-1]["text"] == "It is out now."
+
+
+def test_unassigned_customer_reply_notifies_all_queue_agents(daemon: Daemon, smarthost: Smarthost) -> None:
+    """While nobody has taken the ticket, every agent of its queue hears about customer replies."""
+    ticket, _ = open_ticket(daemon, smarthost)
+    daemon.send(make_mail(subject=f"Re: {ticket['token']}", body="Any news?"))
+    for agent in (ANA, LUIS):
+        wait_until(lambda a=agent: [m for m in smarthost.to(a) if "Any news?" in m.body], 10, f"notice to {agent}")
+
+
+def test_html_only_mail_is_stored_as_readable_text(daemon: Daemon, smarthost: Smarthost) -> None:
+    """An HTML-only mail's text is stored without markup; the raw message is kept too."""
+    daemon.send(make_mail(body="", html="<html><body><p>Hello <b>team</b>,</p><p>it broke.</p></body></html>"))
+    smarthost.wait_for(CUSTOMER)
+    message = daemon.ticket(int(daemon.tickets()[0]["id"]))["messages"][0]
+    assert "<" not in message["text"]
+    assert "Hello" in message["text"] and "team" in message["text"] and "it broke." in message["text"]
+
+
+def test_attachments_are_stored_by_checksum_and_relayed(daemon: Daemon, smarthost: Smarthost) -> None:
+    """Attachments are listed with name, size and sha256, stored content-addressed, and an agent's
+    attachment reaches the customer."""
+    pdf = b"%PDF-1.4 fake pdf \x00\x01\x02" * 100
+    ticket, _ = open_ticket(daemon, smarthost, attachments=[("../../etc/passwd.pdf", "application/pdf", pdf)])
+    [message] = daemon.ticket(int(ticket["id"]))["messages"]
+    [attachment] = message["attachments"]
+    digest = hashlib.sha256(pdf).hexdigest()
+    assert attachment["size"] == len(pdf)
+    assert attachment["sha256"] == digest
+    assert "/" not in attachment["filename"]
+    blob = daemon.workdir / "data" / "blobs" / digest[:2] / digest[2:]
+    assert blob.read_bytes() == pdf
+    log = b"line 1\nline 2\n"
+    daemon.send(make_mail(sender=ANA, subject=f"Re: {ticket['token']}", body="See the log.",
+                          attachments=[("install.log", "application/octet-stream", log)]), mail_from=ANA)
+    relayed = wait_until(lambda: [m for m in smarthost.to(CUSTOMER) if "See the log" in m.body], 10, "relay")[0]
+    assert relayed.attachment_names == ["install.log"]
+    [part] = list(relayed.message.iter_attachments())
+    assert part.get_content() == log
+
+
+def test_duplicate_message_id_is_stored_once(daemon: Daemon, smarthost: Smarthost) -> None:
+    """The same Message-ID delivered twice (an MTA retry) gives one ticket, one message, one ack."""
+    raw = make_mail()
+    daemon.send(raw)
+    daemon.send(raw)
+    daemon.wait_processed()
+    smarthost.wait_for(CUSTOMER)
+    [ticket] = daemon.tickets()
+    assert len(daemon.ticket(int(ticket["id"]))["messages"]) == 1
+    wait_until(lambda: len(smarthost.to(ANA)) == 1, 5, "the notice")
+    assert len(smarthost.to(CUSTOMER)) == 1
+
+
+def test_foreign_recipient_is_refused_never_relayed(daemon: Daemon) -> None:
+    """RCPT for an address maild does not serve gets 550: never an open relay."""
+    with smtplib.SMTP("127.0.0.1", daemon.port, timeout=10) as client:
+        client.ehlo()
+        client.mail(CUSTOMER)
+        code, text = client.rcpt("victim@elsewhere.example")
+        assert code == 550
+        assert b"relay" in text
+        assert client.rcpt(SUPPORT)[0] == 250
+
+
+def test_oversized_message_gets_552(start_daemon: Callable[..., Daemon]) -> None:
+    """A message over max_message_bytes is refused with 552, whether announced with SIZE= or not."""
+    daemon = start_daemon(max_bytes=20_000)
+    big = make_mail(body="x" * 30_000)
+    with pytest.raises(smtplib.SMTPSenderRefused) as announced:
+        daemon.send(big)
+    assert announced.value.smtp_code == 552
+    with smtplib.SMTP("127.0.0.1", daemon.port, timeout=10) as client:
+        client.helo("client.example.org")  # plain HELO: no SIZE extension, the limit bites during DATA
+        assert client.mail(CUSTOMER)[0] == 250
+        assert client.rcpt(SUPPORT)[0] == 250
+        code, _ = client.data(big)
+        assert code == 552
+    assert daemon.tickets() == []
+
+
+def test_own_loop_and_machine_mail_get_no_reply(daemon: Daemon, smarthost: Smarthost) -> None:
+    """Our own mail coming back is dropped; an auto-reply is stored but never answered."""
+    daemon.send(make_mail(headers={"X-Maild-Loop": SUPPORT}, subject="looped"))
+    daemon.send(make_mail(headers={"Auto-Submitted": "auto-replied"}, subject="Out of office"))
+    daemon.send(make_mail(sender="MAILER-DAEMON@mx.example.org", subject="Undelivered"), mail_from="")
+    daemon.wait_processed()
+    subjects = sorted(t["subject"] for t in daemon.tickets())
+    assert subjects == ["Out of office", "Undelivered"]
+    assert smarthost.mails == []
+
+
+def test_restart_keeps_tickets_and_sends_what_the_outbox_held(
+    start_daemon: Callable[..., Daemon], smarthost: Smarthost
+) -> None:
+    """Mail queued while the smarthost was down is delivered, once, after a daemon restart."""
+    smarthost.stop()
+    daemon = start_daemon()
+    daemon.send(make_mail())
+    daemon.wait_processed()
+    assert daemon.stop() == 0
+    smarthost.start()
+    daemon.start()
+    [ack] = smarthost.wait_for(CUSTOMER)
+    assert "received" in ack["Subject"]
+    assert len(daemon.tickets()) == 1
+    smarthost.wait_for(ANA)
+    daemon.cli("outbox", "list", "--state", "sent")
+    assert len(smarthost.to(CUSTOMER)) == 1
+
+
+def test_smarthost_down_then_up_delivers_once(start_daemon: Callable[..., Daemon], smarthost: Smarthost) -> None:
+    """A temporary refusal (450) is retried with backoff until accepted, and delivered exactly once."""
+    smarthost.refuse[CUSTOMER] = "450 4.2.0 Mailbox busy, try later"
+    daemon = start_daemon()
+    daemon.send(make_mail())
+    smarthost.wait_for(ANA)
+    wait_until(lambda: any(m["state"] == "queued" and m["attempts"] >= 1 for m in _outbox(daemon)), 10, "a retry")
+    del smarthost.refuse[CUSTOMER]
+    smarthost.wait_for(CUSTOMER, timeout=15)
+    wait_until(lambda: all(m["state"] == "sent" for m in _outbox(daemon)), 10, "all sent")
+    assert len(smarthost.to(CUSTOMER)) == 1
+
+
+def test_permanent_refusal_is_recorded_not_retried(start_daemon: Callable[..., Daemon], smarthost: Smarthost) -> None:
+    """A 550 from the smarthost marks the mail failed with the server's words; it is not retried."""
+    smarthost.refuse[CUSTOMER] = "550 5.1.1 No such user"
+    daemon = start_daemon()
+    daemon.send(make_mail())
+    failed = wait_until(lambda: [m for m in _outbox(daemon) if m["state"] == "failed"], 10, "a failure")
+    assert "550" in failed[0]["last_error"] and "No such user" in failed[0]["last_error"]
+    assert failed[0]["attempts"] == 1
+
+
+def _outbox(daemon: Daemon) -> list[dict[str, object]]:
+    import json
+
+    return list(json.loads(daemon.cli("outbox", "list", "--json").stdout))
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_signal_stops_gracefully_with_exit_0(daemon: Daemon, smarthost: Smarthost, signame: str) -> None:
+    """SIGTERM or SIGINT: the daemon finishes what it accepted and exits 0."""
+    import signal
+
+    daemon.send(make_mail())
+    assert daemon.stop(getattr(signal, signame)) == 0
+    assert [e for e in daemon.log_events() if e["event"] == "stopped"]
+    assert "Traceback" not in daemon.log_path.read_text()
