@@ -137,8 +137,9 @@ class Smarthost:
             self.controller.stop()
             self.controller = None
 
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
-                          rcpt_options: list[str]) -> str:
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
         if address in self.refuse:
             return self.refuse[address]
         envelope.rcpt_tos.append(address)
@@ -146,8 +147,9 @@ class Smarthost:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         with self._lock:
-            self.mails.append(Captured(str(envelope.mail_from), list(envelope.rcpt_tos),
-                                       bytes(envelope.original_content or b"")))
+            self.mails.append(
+                Captured(str(envelope.mail_from), list(envelope.rcpt_tos), bytes(envelope.original_content or b""))
+            )
         return "250 OK"
 
     def to(self, address: str) -> list[Captured]:
@@ -156,8 +158,11 @@ class Smarthost:
 
     def wait_for(self, address: str, count: int = 1, timeout: float = 10.0) -> list[Captured]:
         """Wait until ``address`` has received ``count`` mails; return them all."""
-        return list(wait_until(lambda: len(self.to(address)) >= count and self.to(address), timeout,
-                               f"{count} mail(s) to {address}"))
+        return list(
+            wait_until(
+                lambda: len(self.to(address)) >= count and self.to(address), timeout, f"{count} mail(s) to {address}"
+            )
+        )
 
 
 def _free_port() -> int:
@@ -183,6 +188,7 @@ ticket_prefix = "ACME"
 host = "127.0.0.1"
 port = {port}
 max_message_bytes = {max_bytes}
+lmtp = {lmtp}
 
 [outbound]
 transport = "smtp"
@@ -211,20 +217,40 @@ agents = ["luis@example.com"]
 class Daemon:
     """`maild serve` in a subprocess, talked to over SMTP and through the CLI, as a sysadmin would."""
 
-    def __init__(self, workdir: Path, smarthost_port: int, language: str = "en", max_bytes: int = 1_000_000,
-                 extra: str = "") -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        smarthost_port: int,
+        language: str = "en",
+        max_bytes: int = 1_000_000,
+        extra: str = "",
+        lmtp: bool = False,
+    ) -> None:
         self.workdir = workdir
         self.port = _free_port()
+        self.lmtp = lmtp
         self.config_path = workdir / "maild.toml"
-        self.config_path.write_text(BASE_CONFIG.format(language=language, port=self.port, max_bytes=max_bytes,
-                                                       smarthost_port=smarthost_port) + extra)
+        self.config_path.write_text(
+            BASE_CONFIG.format(
+                language=language,
+                port=self.port,
+                max_bytes=max_bytes,
+                smarthost_port=smarthost_port,
+                lmtp=str(lmtp).lower(),
+            )
+            + extra
+        )
         self.log_path = workdir / "maild.log"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "maild", "serve", "--config", str(self.config_path)],
-                                        stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "maild", "serve", "--config", str(self.config_path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+        )
         log.close()
         wait_until(lambda: self._listening() or self._died(), 15, "maild to listen")
         if self._died():
@@ -232,9 +258,9 @@ class Daemon:
 
     def _listening(self) -> bool:
         try:
-            with smtplib.SMTP("127.0.0.1", self.port, timeout=2) as client:
-                client.noop()
-            return True
+            client_class = smtplib.LMTP if self.lmtp else smtplib.SMTP
+            with client_class("127.0.0.1", self.port, timeout=2) as client:
+                return client.noop()[0] == 250
         except OSError:
             return False
 
@@ -255,14 +281,20 @@ class Daemon:
         self.start()
 
     def send(self, raw: bytes, rcpt: Iterable[str] = (SUPPORT,), mail_from: str = CUSTOMER) -> dict[str, Any]:
-        with smtplib.SMTP("127.0.0.1", self.port, timeout=10) as client:
+        client_class = smtplib.LMTP if self.lmtp else smtplib.SMTP
+        with client_class("127.0.0.1", self.port, timeout=10) as client:
             return client.sendmail(mail_from, list(rcpt), raw)  # type: ignore[return-value]
 
     def cli(self, *args: str, stdin: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([sys.executable, "-m", "maild", *args, "--config", str(self.config_path)],
-                                input=stdin.decode("utf-8", "surrogateescape") if stdin is not None else None,
-                                capture_output=True, text=True, timeout=60, cwd=self.workdir,
-                                env={**os.environ, "PYTHONWARNINGS": "error"})
+        result = subprocess.run(
+            [sys.executable, "-m", "maild", *args, "--config", str(self.config_path)],
+            input=stdin.decode("utf-8", "surrogateescape") if stdin is not None else None,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=self.workdir,
+            env={**os.environ, "PYTHONWARNINGS": "error"},
+        )
         if check and result.returncode != 0:
             raise AssertionError(f"maild {' '.join(args)} exited {result.returncode}: {result.stderr}")
         return result

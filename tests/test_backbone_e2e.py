@@ -72,8 +72,9 @@ def test_replies_thread_by_token_in_reply_to_and_references(daemon: Daemon, smar
     [ack] = smarthost.to(CUSTOMER)
     daemon.send(make_mail(subject=f"Re: {ticket['token']} more", body="By token."))
     daemon.send(make_mail(subject="no token here", body="By In-Reply-To.", in_reply_to=ack["Message-ID"]))
-    daemon.send(make_mail(subject="still no token", body="By References.",
-                          references=["<unknown@x>", message_id_of(first)]))
+    daemon.send(
+        make_mail(subject="still no token", body="By References.", references=["<unknown@x>", message_id_of(first)])
+    )
     daemon.send(make_mail(subject="Something else entirely", body="A new problem."))
     daemon.wait_processed()
     tickets = daemon.tickets()
@@ -97,10 +98,14 @@ def test_agent_reply_is_relayed_from_support_and_takes_the_ticket(daemon: Daemon
     ticket, first = open_ticket(daemon, smarthost, cc=[FRIEND])
     [notice] = smarthost.wait_for(ANA)
     reply = make_mail(
-        sender=f"Ana <{ANA}>", to=[SUPPORT], subject=f"Re: {notice['Subject']}",
+        sender=f"Ana <{ANA}>",
+        to=[SUPPORT],
+        subject=f"Re: {notice['Subject']}",
         body="Please unplug it.\n\nOn Mon, 23 Nov 2026 at 10:00, ACME Support <support@example.com> wrote:\n"
-             "> New ticket\n> Hello, my printer is on fire.\n",
-        in_reply_to=notice["Message-ID"], references=[notice["Message-ID"]])
+        "> New ticket\n> Hello, my printer is on fire.\n",
+        in_reply_to=notice["Message-ID"],
+        references=[notice["Message-ID"]],
+    )
     daemon.send(reply, mail_from=ANA)
     relayed = wait_until(lambda: [m for m in smarthost.to(CUSTOMER) if "Please unplug" in m.body], 10, "relay")[0]
     assert relayed["From"] == f"ACME Support <{SUPPORT}>"
@@ -128,11 +133,12 @@ def test_customer_reply_notifies_assignee_only(daemon: Daemon, smarthost: Smarth
     """Once assigned, a customer's reply is sent to the assignee alone, without the quoted history."""
     ticket, _ = open_ticket(daemon, smarthost)
     [notice] = smarthost.wait_for(LUIS)
-    daemon.send(make_mail(sender=LUIS, subject=f"Re: {notice['Subject']}", body="On it.",
-                          in_reply_to=notice["Message-ID"]), mail_from=LUIS)
+    daemon.send(
+        make_mail(sender=LUIS, subject=f"Re: {notice['Subject']}", body="On it.", in_reply_to=notice["Message-ID"]),
+        mail_from=LUIS,
+    )
     smarthost.wait_for(CUSTOMER, 2)
-    daemon.send(make_mail(subject=f"Re: {ticket['token']} Printer on fire",
-                          body="It is out now.\n\n> On it.\n"))
+    daemon.send(make_mail(subject=f"Re: {ticket['token']} Printer on fire", body="It is out now.\n\n> On it.\n"))
     [update] = [m for m in smarthost.wait_for(LUIS, 2) if "It is out now" in m.body]
     assert update["Auto-Submitted"] == "auto-generated"
     assert ticket["token"] in update["Subject"]
@@ -172,8 +178,15 @@ def test_attachments_are_stored_by_checksum_and_relayed(daemon: Daemon, smarthos
     blob = daemon.workdir / "data" / "blobs" / digest[:2] / digest[2:]
     assert blob.read_bytes() == pdf
     log = b"line 1\nline 2\n"
-    daemon.send(make_mail(sender=ANA, subject=f"Re: {ticket['token']}", body="See the log.",
-                          attachments=[("install.log", "application/octet-stream", log)]), mail_from=ANA)
+    daemon.send(
+        make_mail(
+            sender=ANA,
+            subject=f"Re: {ticket['token']}",
+            body="See the log.",
+            attachments=[("install.log", "application/octet-stream", log)],
+        ),
+        mail_from=ANA,
+    )
     relayed = wait_until(lambda: [m for m in smarthost.to(CUSTOMER) if "See the log" in m.body], 10, "relay")[0]
     assert relayed.attachment_names == ["install.log"]
     [part] = list(relayed.message.iter_attachments())

@@ -1,0 +1,212 @@
+"""Intake paths besides plain SMTP: LMTP, `maild inject`, a failing store, shunting and replay."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import smtplib
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from maild.app import build_services
+from maild.config import load_config
+from maild.handlers import build_handlers
+from maild.handlers.base import Context, Outcome
+from maild.intake.smtp import IntakeHandler, SmtpListener
+from maild.pipeline import Pipeline
+from maild.spool import Spooler
+from maild.store import Store, Tx
+from tests.helpers import ANA, BILLING, CUSTOMER, SUPPORT, Daemon, Smarthost, make_mail
+
+CONTRACT_TICKET_KEYS = {
+    "id",
+    "token",
+    "subject",
+    "status",
+    "priority",
+    "queue",
+    "category",
+    "tags",
+    "requester",
+    "assignee",
+    "followers",
+    "linked",
+    "created_at",
+    "resolved_at",
+    "resolved_by",
+    "resolution",
+    "due_at",
+    "first_response_due_at",
+    "sla_breached",
+    "clock",
+    "time_entries",
+    "messages",
+    "history",
+}
+
+
+def test_lmtp_answers_once_per_recipient(start_daemon: Callable[..., Daemon], smarthost: Smarthost) -> None:
+    """With lmtp = true the listener speaks LMTP and gives each accepted recipient its own reply."""
+    daemon = start_daemon(lmtp=True)
+    with smtplib.LMTP("127.0.0.1", daemon.port, timeout=10) as client:
+        client.ehlo_or_helo_if_needed()
+        assert client.mail(CUSTOMER)[0] == 250
+        assert client.rcpt(SUPPORT)[0] == 250
+        assert client.rcpt(BILLING)[0] == 250
+        client.putcmd("data")
+        assert client.getreply()[0] == 354
+        client.send(smtplib.quotedata(make_mail(to=[SUPPORT, BILLING]).decode()).encode() + b"\r\n.\r\n")
+        replies = [client.getreply(), client.getreply()]  # one per recipient (RFC 2033)
+    assert [code for code, _ in replies] == [250, 250]
+    smarthost.wait_for(CUSTOMER)
+    [ticket] = daemon.tickets()
+    assert ticket["queue"] == "billing"
+
+
+def test_inject_reads_stdin_and_processes(daemon: Daemon, smarthost: Smarthost) -> None:
+    """`maild inject` (an MTA pipe) stores and processes a message; the running daemon sends the ack."""
+    raw = make_mail(subject="Via pipe")
+    result = daemon.cli("inject", "--from", CUSTOMER, "--to", SUPPORT, stdin=raw)
+    assert "done" in result.stdout and "ticket" in result.stdout
+    [ack] = smarthost.wait_for(CUSTOMER)
+    assert "Via pipe" in ack["Subject"]
+    again = daemon.cli("inject", stdin=raw)
+    assert "duplicate" in again.stdout
+    assert len(daemon.tickets()) == 1
+
+
+def test_inject_exits_75_when_the_store_fails(tmp_path: Path, smarthost: Smarthost) -> None:
+    """A store that cannot be written makes `maild inject` exit 75 so the MTA keeps the mail and retries."""
+    daemon = Daemon(tmp_path, smarthost.port)
+    (tmp_path / "data").write_text("not a folder")  # data_dir is unusable
+    result = daemon.cli("inject", stdin=make_mail(), check=False)
+    assert result.returncode == 75
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("maild: cannot store the message")
+
+
+def test_store_failure_answers_4xx_over_smtp(tmp_path: Path, smarthost: Smarthost) -> None:
+    """When the spool commit fails, the SMTP client gets a 451 (the sending MTA retries), never a 250."""
+    daemon = Daemon(tmp_path, smarthost.port)
+    config = load_config(daemon.config_path)
+
+    async def scenario() -> tuple[int, bytes]:
+        store = await Store.open(config.db_path)
+        await store._db.close()  # the database goes away under the daemon
+        spooler = Spooler(store)
+        spooler.start()
+        listener = SmtpListener(config, IntakeHandler(config, spooler))
+        await listener.start()
+        try:
+            return await asyncio.to_thread(_send_data, listener.port)
+        finally:
+            await listener.stop(grace_seconds=1)
+            await spooler.stop()
+
+    code, _ = asyncio.run(scenario())
+    assert code == 451
+
+
+def _send_data(port: int) -> tuple[int, bytes]:
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+        client.ehlo()
+        client.mail(CUSTOMER)
+        client.rcpt(SUPPORT)
+        return client.data(make_mail())
+
+
+class _Explodes:
+    """A step that fails, standing in for any bug or broken dependency."""
+
+    name = "explodes"
+
+    def __init__(self, *_: object) -> None:
+        pass
+
+    async def process(self, ctx: Context, tx: Tx) -> Outcome:
+        raise RuntimeError("disk on fire")
+
+
+def test_failed_step_shunts_the_message_and_replay_processes_it(daemon: Daemon, smarthost: Smarthost) -> None:
+    """A step that raises rolls back all of the message's changes, keeps it shunted with the step's name and
+    error, and `maild shunt replay` processes it once the cause is gone."""
+    config = load_config(daemon.config_path)
+
+    async def shunt_one() -> None:
+        store = await Store.open(config.db_path)
+        try:
+            handlers = build_handlers(build_services(config, store.clock))
+            broken = Pipeline(store, [*handlers[:5], _Explodes(), *handlers[5:]])  # after a ticket was made
+            spooled = await Spooler(store).put(_envelope(), make_mail(subject="Shunt me"))
+            assert spooled.inbound_id is not None
+            result = await broken.process(spooled.inbound_id)
+            assert result is not None and result.state == "shunted"
+        finally:
+            await store.close()
+
+    daemon.stop()  # only this process touches the store while the message is shunted
+    asyncio.run(shunt_one())
+    assert daemon.tickets() == []  # the half-made ticket was rolled back
+    [shunted] = json.loads(daemon.cli("shunt", "list", "--json").stdout)
+    assert shunted["step"] == "explodes"
+    assert "disk on fire" in shunted["error"]
+    replayed = daemon.cli("shunt", "replay", str(shunted["id"]))
+    assert "done" in replayed.stdout
+    assert [t["subject"] for t in daemon.tickets()] == ["Shunt me"]
+    assert json.loads(daemon.cli("shunt", "list", "--json").stdout) == []
+    missing = daemon.cli("shunt", "replay", "9999", check=False)
+    assert missing.returncode == 1 and "no shunted message 9999" in missing.stderr
+
+
+def _envelope():  # type: ignore[no-untyped-def]
+    from maild.models import Envelope
+
+    return Envelope(source="test", mail_from=CUSTOMER, rcpt_to=(SUPPORT,))
+
+
+def test_ticket_show_json_has_the_contract_shape(daemon: Daemon, smarthost: Smarthost) -> None:
+    """`ticket show --json` prints every key CONTRACT §2 lists, with the documented types."""
+    daemon.send(make_mail(attachments=[("a.pdf", "application/pdf", b"%PDF-1.4")]))
+    smarthost.wait_for(CUSTOMER)
+    detail = daemon.ticket(int(daemon.tickets()[0]["id"]))
+    assert set(detail) >= CONTRACT_TICKET_KEYS
+    assert detail["clock"] == {"agent_seconds": 0, "customer_seconds": 0}
+    assert detail["resolution"] is None and detail["sla_breached"] is False
+    [message] = detail["messages"]
+    assert {"direction", "visibility", "from", "message_id", "text", "attachments"} <= set(message)
+    assert set(message["attachments"][0]) >= {"filename", "size", "sha256"}
+    assert {"at", "actor", "field", "old", "new"} <= set(detail["history"][0])
+    listed = daemon.tickets()[0]
+    assert {"id", "token", "subject", "status", "requester", "assignee", "queue"} <= set(listed)
+    human = daemon.cli("ticket", "show", str(detail["id"])).stdout
+    assert detail["token"] in human and "a.pdf" in human
+    assert "[ACME#" in daemon.cli("ticket", "list").stdout
+    missing = daemon.cli("ticket", "show", "4242", check=False)
+    assert missing.returncode == 1 and missing.stderr.strip() == "maild: no ticket 4242"
+
+
+def test_ticket_list_filters_by_status_and_queue(daemon: Daemon, smarthost: Smarthost) -> None:
+    """`ticket list --status/--queue` narrow the list; an unknown status is a one-line error."""
+    daemon.send(make_mail(subject="one"))
+    daemon.send(make_mail(subject="two", to=[BILLING]), rcpt=[BILLING])
+    daemon.wait_processed()
+    assert [t["subject"] for t in daemon.tickets(queue="billing")] == ["two"]
+    assert len(daemon.tickets(status="new")) == 2
+    assert daemon.tickets(status="open") == []
+    bad = daemon.cli("ticket", "list", "--status", "bogus", check=False)
+    assert bad.returncode == 1 and "unknown status" in bad.stderr
+
+
+@pytest.mark.parametrize("language,ack_words", [("es", "Hemos recibido"), ("en", "We have received")])
+def test_notifications_use_the_configured_language(
+    start_daemon: Callable[..., Daemon], smarthost: Smarthost, language: str, ack_words: str
+) -> None:
+    """`language` picks the templates: Spanish or English acknowledgements and notices."""
+    daemon = start_daemon(language=language)
+    daemon.send(make_mail())
+    [ack] = smarthost.wait_for(CUSTOMER)
+    assert ack_words in ack["Subject"]
+    [notice] = smarthost.wait_for(ANA)
+    assert ("Nuevo ticket" if language == "es" else "New ticket") in notice["Subject"]
