@@ -1,0 +1,126 @@
+"""Handlers called directly with literal messages over a temporary store (STYLE level one and two)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+from maild.app import build_services
+from maild.config import Config, parse_config
+from maild.handlers.base import Context, Stop
+from maild.handlers.identify import Identify
+from maild.handlers.loop_guard import LoopGuard, automatic_reason
+from maild.handlers.parse import Parse
+from maild.handlers.thread import Thread
+from maild.models import Envelope, Inbound
+from maild.store import Store, Tx
+from tests.helpers import CUSTOMER, SUPPORT, make_mail
+
+T = TypeVar("T")
+
+
+def config_for(tmp_path: Path) -> Config:
+    return parse_config(
+        {
+            "maild": {"data_dir": str(tmp_path)},
+            "mail": {"support_address": SUPPORT, "ticket_prefix": "ACME"},
+            "agents": [{"email": "ana@example.com"}],
+        },
+        tmp_path,
+    )
+
+
+def with_tx(tmp_path: Path, body: Callable[[Tx, Config], Awaitable[T]]) -> T:
+    config = config_for(tmp_path)
+
+    async def scenario() -> T:
+        store = await Store.open(config.db_path)
+        try:
+            async with store.transaction() as tx:
+                return await body(tx, config)
+        finally:
+            await store.close()
+
+    return asyncio.run(scenario())
+
+
+def context(raw: bytes, mail_from: str = CUSTOMER) -> Context:
+    from datetime import UTC, datetime
+
+    envelope = Envelope(source="test", mail_from=mail_from, rcpt_to=(SUPPORT,))
+    return Context(
+        inbound=Inbound(
+            id=1, received_at=datetime.now(UTC), envelope=envelope, dedupe_key="k", raw=raw, state="pending"
+        )
+    )
+
+
+def test_automatic_reason_follows_rfc_3834_and_common_practice() -> None:
+    """Auto-Submitted other than "no", bulk precedence, list mail and daemons are machine mail."""
+
+    def headers(**values: str) -> Callable[[str], str]:
+        return lambda name: values.get(name.replace("-", "_"), "")
+
+    assert automatic_reason("a@x", "a@x", headers(auto_submitted="auto-replied")) is not None
+    assert automatic_reason("a@x", "a@x", headers(auto_submitted="  Auto-Generated ; x=y")) is not None
+    assert automatic_reason("a@x", "a@x", headers(auto_submitted="no")) is None
+    assert automatic_reason("a@x", "a@x", headers(precedence="Bulk")) is not None
+    assert automatic_reason("a@x", "a@x", headers(list_id="<l.example.org>")) is not None
+    assert automatic_reason("", "a@x", headers()) == "null envelope sender"
+    assert automatic_reason("MAILER-DAEMON@mx.example.org", "x@y", headers()) is not None
+    assert automatic_reason("customer@example.org", "customer@example.org", headers()) is None
+
+
+def test_loop_guard_stops_our_own_mail(tmp_path: Path) -> None:
+    """A mail carrying our loop header is stopped with a reason, before anything else happens."""
+
+    async def body(tx: Tx, config: Config) -> object:
+        services = build_services(config, tx.clock)
+        ctx = context(make_mail(headers={"X-Maild-Loop": SUPPORT}))
+        await Parse(services).process(ctx, tx)
+        return await LoopGuard(services).process(ctx, tx)
+
+    outcome = with_tx(tmp_path, body)
+    assert isinstance(outcome, Stop) and "loop" in outcome.reason
+
+
+def test_identify_recognises_agents_case_insensitively(tmp_path: Path) -> None:
+    """The From address decides who is an agent, whatever its case."""
+
+    async def body(tx: Tx, config: Config) -> Context:
+        services = build_services(config, tx.clock)
+        ctx = context(make_mail(sender="Ana <ANA@Example.COM>"))
+        await Parse(services).process(ctx, tx)
+        await Identify(services).process(ctx, tx)
+        return ctx
+
+    ctx = with_tx(tmp_path, body)
+    assert ctx.sender == "ana@example.com"
+    assert ctx.agent is not None and ctx.agent.email == "ana@example.com"
+
+
+def test_thread_prefers_the_token_and_ignores_unknown_ones(tmp_path: Path) -> None:
+    """A token naming an existing ticket wins over References; one naming no ticket is ignored."""
+
+    async def body(tx: Tx, config: Config) -> tuple[int | None, int | None]:
+        services = build_services(config, tx.clock)
+        first = await tx.create_ticket(
+            subject="a", requester=CUSTOMER, queue="default", priority="normal", language="en", status="new"
+        )
+        second = await tx.create_ticket(
+            subject="b", requester=CUSTOMER, queue="default", priority="normal", language="en", status="new"
+        )
+        await tx.add_thread_id("<old@x>", first.id, "in")
+        found = []
+        for subject in (f"Re: [ACME#{second.id}]", "Re: [ACME#77]"):
+            ctx = context(make_mail(subject=subject, references=["<old@x>"]))
+            await Parse(services).process(ctx, tx)
+            await Thread(services).process(ctx, tx)
+            found.append(ctx.ticket.id if ctx.ticket else None)
+        return found[0], found[1]
+
+    by_token, by_reference = with_tx(tmp_path, body)
+    assert by_token == 2
+    assert by_reference == 1
