@@ -66,11 +66,13 @@ class Composer:
         message[LOOP_HEADER] = self.support_address
         if ticket_id is not None:
             message[TICKET_HEADER] = str(ticket_id)
-        message.set_content(draft.body, cte="quoted-printable" if not draft.body.isascii() else "7bit")
+        # 7-bit safe for any smarthost (no 8BITMIME needed), and no line over RFC 5322's 998 octets.
+        plain = draft.body.isascii() and all(len(line) <= 998 for line in draft.body.splitlines())
+        message.set_content(draft.body, cte="7bit" if plain else "quoted-printable")
         for part in draft.attachments:
             maintype, _, subtype = part.content_type.partition("/")
-            if maintype in ("text", "multipart", "message", ""):
-                # The stdlib only attaches raw bytes under non-text types; the filename keeps its meaning.
+            if maintype in ("multipart", "message", ""):
+                # Containers cannot be attached as opaque bytes; the filename keeps their meaning.
                 maintype, subtype = "application", "octet-stream"
             message.add_attachment(
                 part.data, maintype=maintype, subtype=subtype or "octet-stream", filename=part.filename

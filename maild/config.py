@@ -120,10 +120,11 @@ class Config:
     security: Security
     agents: tuple[Agent, ...]
     queues: tuple[Queue, ...]
-    _agents_by_email: dict[str, Agent] = field(default_factory=dict, repr=False, compare=False)
+    _agents_by_email: dict[str, Agent] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        self._agents_by_email.update({agent.email: agent for agent in self.agents})
+        # Built here, never passed in, so dataclasses.replace() gets an index of its own agents.
+        object.__setattr__(self, "_agents_by_email", {agent.email.lower(): agent for agent in self.agents})
 
     @property
     def db_path(self) -> Path:

@@ -23,12 +23,17 @@ def parse_duration(text: str) -> timedelta:
     if not value or not _WHOLE.fullmatch(value):
         raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 45m, 1h30m, 1.5h, 3d)")
     seconds = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in _PART.findall(value))
-    return timedelta(seconds=round(seconds))
+    try:
+        return timedelta(seconds=round(seconds))
+    except (OverflowError, ValueError):
+        raise ValueError(f"duration too large: {text!r}") from None
 
 
 def format_duration(delta: timedelta) -> str:
     """Shortest "1d2h30m" form of a duration, for logs, transcripts and reports."""
     seconds = int(delta.total_seconds())
+    if seconds < 0:
+        return "-" + format_duration(-delta)
     if seconds == 0:
         return "0s"
     parts = []

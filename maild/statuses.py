@@ -32,7 +32,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     WAITING_CUSTOMER: frozenset(_WORKING) - {WAITING_CUSTOMER},
     WAITING_THIRD_PARTY: frozenset(_WORKING) - {WAITING_THIRD_PARTY},
     # At its date a waiting_until ticket returns to the to-do pile, as new.
-    WAITING_UNTIL: frozenset({NEW, *_WORKING}),
+    WAITING_UNTIL: frozenset({NEW, *_WORKING}) - {WAITING_UNTIL},
     # A reply inside the feedback window reopens; the end of the window closes.
     RESOLVED: frozenset({OPEN, CLOSED}),
     # Final: a later mail spawns a new ticket linked to this one.

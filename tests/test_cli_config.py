@@ -1,0 +1,192 @@
+"""The real `maild` CLI in a subprocess, as a sysadmin runs it: check-config and config errors (CONTRACT §2)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+GOOD_CONFIG = """
+[maild]
+data_dir = "data"
+language = "en"
+
+[mail]
+support_address = "support@example.com"
+from_name = "ACME Support"
+ticket_prefix = "ACME"
+
+[[agents]]
+email = "ana@example.com"
+name = "Ana"
+role = "admin"
+
+[[agents]]
+email = "luis@example.com"
+name = "Luis"
+
+[[queues]]
+name = "billing"
+address = "billing@example.com"
+agents = ["luis@example.com"]
+"""
+
+AUTH_RESULTS = """
+[security]
+agent_auth = "authentication-results"
+trusted_authserv_id = "mx.example.com"
+"""
+
+UNKNOWN_KEY = """
+[mail]
+support_address = "support@example.com"
+
+[intake.smtp]
+prot = 2525
+"""
+
+
+def maild(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `python -m maild ARGS` in ``cwd`` with warnings as errors; never raises on a non-zero exit."""
+    return subprocess.run(
+        [sys.executable, "-m", "maild", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+        env={**os.environ, "PYTHONWARNINGS": "error"},
+    )
+
+
+def write(tmp_path: Path, text: str, name: str = "maild.toml") -> Path:
+    """Write a config file and return its path."""
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def assert_no_traceback(result: subprocess.CompletedProcess[str]) -> None:
+    """Neither output stream holds a Python traceback."""
+    assert "Traceback" not in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_check_config_good_config_in_from_mode(tmp_path: Path) -> None:
+    """A good config exits 0 with the agent_auth = "from" warning and an ok line summarising it."""
+    path = write(tmp_path, GOOD_CONFIG)
+    result = maild(tmp_path, "check-config", "--config", str(path))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith(f"{path}: warning: security.agent_auth")
+    assert lines[1].startswith(f"{path}: ok (2 agents, 1 queues, data in ")
+    assert str((tmp_path / "data").resolve()) in lines[1]
+    assert result.stderr == ""
+
+
+def test_check_config_good_config_with_authentication_results(tmp_path: Path) -> None:
+    """With agent_auth = "authentication-results" the ok line stands alone, without the warning."""
+    path = write(tmp_path, GOOD_CONFIG + AUTH_RESULTS)
+    result = maild(tmp_path, "check-config", "--config", str(path))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"{path}: ok (")
+    assert "warning" not in result.stdout
+
+
+def test_check_config_unknown_key(tmp_path: Path) -> None:
+    """A config with an unknown key exits 1 with one line naming the dotted key, and no traceback."""
+    path = write(tmp_path, UNKNOWN_KEY)
+    result = maild(tmp_path, "check-config", "--config", str(path))
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert lines == [f"{path}: intake.smtp.prot: unknown key"]
+    assert_no_traceback(result)
+
+
+def test_check_config_lists_every_problem(tmp_path: Path) -> None:
+    """check-config prints one line per problem when there are several."""
+    path = write(
+        tmp_path,
+        '[maild]\nlanguage = "fr"\n[intake.smtp]\nport = "25"\n[outbound]\ntransport = "carrier-pigeon"\n',
+    )
+    result = maild(tmp_path, "check-config", "--config", str(path))
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    keys = sorted(line.removeprefix(f"{path}: ").split(": ", 1)[0] for line in lines)
+    assert keys == ["intake.smtp.port", "mail.support_address", "maild.language", "outbound.transport"]
+    assert_no_traceback(result)
+
+
+def test_check_config_invalid_toml(tmp_path: Path) -> None:
+    """A file that is not TOML exits 1 with one line, no traceback."""
+    path = write(tmp_path, "[mail\nsupport_address = 1\n")
+    result = maild(tmp_path, "check-config", "--config", str(path))
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1, lines
+    assert "not valid TOML" in lines[0]
+    assert_no_traceback(result)
+
+
+def test_check_config_missing_file(tmp_path: Path) -> None:
+    """A missing config file exits 1 with one line naming it."""
+    path = tmp_path / "absent.toml"
+    result = maild(tmp_path, "check-config", "--config", str(path))
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [f"{path}: {path}: no such config file"]
+    assert_no_traceback(result)
+
+
+def test_check_config_uses_maild_config_env(tmp_path: Path) -> None:
+    """Without --config, check-config reads the file named by $MAILD_CONFIG."""
+    path = write(tmp_path, GOOD_CONFIG + AUTH_RESULTS, "elsewhere.toml")
+    result = subprocess.run(
+        [sys.executable, "-m", "maild", "check-config"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONWARNINGS": "error", "MAILD_CONFIG": str(path)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"{path}: ok (")
+
+
+def test_ticket_list_with_bad_config(tmp_path: Path) -> None:
+    """`maild ticket list` with a bad config exits 1 with one stderr line "maild: config: ..." and no traceback."""
+    path = write(tmp_path, UNKNOWN_KEY, "bad.toml")
+    result = maild(tmp_path, "ticket", "list", "--config", str(path))
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert lines == ["maild: config: intake.smtp.prot: unknown key"]
+    assert result.stdout == ""
+    assert_no_traceback(result)
+
+
+def test_ticket_list_with_missing_config(tmp_path: Path) -> None:
+    """`maild ticket list` with a missing config file exits 1 with one stderr line "maild: config: ..."."""
+    path = tmp_path / "absent.toml"
+    result = maild(tmp_path, "ticket", "list", "--config", str(path))
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("maild: config: ")
+    assert "no such config file" in lines[0]
+    assert result.stdout == ""
+    assert_no_traceback(result)
+
+
+def test_check_config_huge_duration_is_not_a_traceback(tmp_path: Path) -> None:
+    """A duration too large for a timedelta is one problem line, never a traceback."""
+    path = write(
+        tmp_path, '[mail]\nsupport_address = "support@example.com"\n[lifecycle]\nfeedback_window = "99999999999d"\n'
+    )
+    result = maild(tmp_path, "check-config", "--config", str(path))
+    assert_no_traceback(result)
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[0].startswith(f"{path}: lifecycle.feedback_window: ")

@@ -1,0 +1,492 @@
+"""Unit tests of maild/config.py: defaults, the CONTRACT §1 example, paths, and one line per problem."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from maild.config import Agent, Config, ConfigError, find_config_path, load_config, parse_config
+
+SUPPORT = "support@example.com"
+
+# CONTRACT §1, verbatim apart from [sla.urgent], a second agent and the billing queue's agents.
+FULL_EXAMPLE = """
+[maild]
+data_dir = "../var"            # SQLite db, raw messages, attachments
+language = "es"                # default language of notifications: "es" or "en"
+timezone = "Europe/Madrid"
+
+[mail]
+support_address = "support@example.com"   # From: of everything maild sends
+from_name = "ACME Support"
+ticket_prefix = "ACME"                    # subject token "[ACME#123]"
+
+[intake.smtp]                  # SMTP (and optionally LMTP) listener
+enabled = true
+host = "127.0.0.1"
+port = 2525
+lmtp = false
+max_message_bytes = 26214400
+
+[intake.imap]                  # polling a mailbox instead of, or beside, SMTP
+enabled = false
+host = "127.0.0.1"
+port = 993
+tls = "implicit"               # "implicit" | "starttls" | "none"
+username = "support"
+password_file = "/etc/maild/imap.secret"
+mailbox = "INBOX"
+processed_mailbox = "maild/processed"
+idle = true
+poll_interval = "60s"
+
+[outbound]
+transport = "smtp"             # "smtp" relays via a smarthost; "file" writes .eml files (demo)
+host = "127.0.0.1"
+port = 25
+tls = "none"                   # "none" | "starttls" | "implicit"
+directory = "../var/sent"      # for transport = "file"
+
+[lifecycle]
+feedback_window = "72h"        # after resolve: customer reply reopens; after it: closed
+close_if_no_response = "7d"    # waiting_customer with no reply: resolved(no_response)
+
+[sla.normal]                   # one table per priority: low, normal, high, urgent
+first_response = "4h"          # due for the first agent reply
+resolution = "2d"              # due for resolution; the clock pauses in waiting_customer
+
+[sla.urgent]
+first_response = "30m"
+resolution = "1h30m"
+
+[security]
+agent_auth = "from"            # "from": the From: address alone (like RT's default; warned at start)
+                               # "authentication-results": see below
+trusted_authserv_id = "mx.example.com"   # the authserv-id of the Authentication-Results header your MTA adds
+
+[[agents]]
+email = "ana@example.com"
+name = "Ana"
+role = "agent"                 # "agent" | "admin"
+
+[[agents]]
+email = "Luis@Example.com"
+name = "Luis"
+role = "admin"
+
+[[queues]]
+name = "billing"
+address = "billing@example.com"   # mail to this address lands in this queue
+agents = ["luis@example.com"]
+"""
+
+
+def minimal(**tables: Any) -> dict[str, Any]:
+    """A valid document (only the support address) with ``tables`` merged in."""
+    raw: dict[str, Any] = {"mail": {"support_address": SUPPORT}}
+    for name, value in tables.items():
+        if isinstance(value, dict) and isinstance(raw.get(name), dict):
+            raw[name] = {**raw[name], **value}
+        else:
+            raw[name] = value
+    return raw
+
+
+def problems_of(raw: dict[str, Any], base_dir: Path = Path("/srv/maild/etc")) -> list[str]:
+    """The problem lines parse_config reports for ``raw`` (failing the test if it accepts it)."""
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw, base_dir)
+    return caught.value.problems
+
+
+@pytest.fixture
+def full_config(tmp_path: Path) -> Config:
+    """The CONTRACT §1 example loaded from a file in ``tmp_path/etc``."""
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    path = etc / "maild.toml"
+    path.write_text(FULL_EXAMPLE, encoding="utf-8")
+    return load_config(path)
+
+
+# --- defaults and the full example ----------------------------------------------------------------------
+
+
+def test_minimal_config_gets_the_defaults() -> None:
+    """A config with only [mail] support_address gets the documented defaults for everything else."""
+    config = parse_config(minimal(), Path("/srv/maild/etc"))
+    assert config.support_address == SUPPORT
+    assert config.language == "en"
+    assert config.timezone == "UTC"
+    assert config.log_level == "info"
+    assert config.from_name == "Support"
+    assert config.ticket_prefix == "TICKET"
+    assert config.data_dir == Path("/var/lib/maild")
+    assert config.db_path == Path("/var/lib/maild/maild.sqlite3")
+    assert config.blob_dir == Path("/var/lib/maild/blobs")
+    assert (config.smtp.enabled, config.smtp.host, config.smtp.port, config.smtp.lmtp) == (
+        True,
+        "127.0.0.1",
+        2525,
+        False,
+    )
+    assert config.smtp.max_message_bytes == 26214400
+    assert config.smtp.max_recipients == 100
+    assert config.imap.enabled is False
+    assert (config.imap.port, config.imap.tls, config.imap.mailbox) == (993, "implicit", "INBOX")
+    assert config.imap.password_file is None
+    assert config.imap.poll_interval == timedelta(seconds=60)
+    assert (config.outbound.transport, config.outbound.host, config.outbound.port) == ("smtp", "127.0.0.1", 25)
+    assert config.outbound.tls == "none"
+    assert config.outbound.directory == Path("/var/lib/maild/sent")
+    assert config.lifecycle.feedback_window == timedelta(hours=72)
+    assert config.lifecycle.close_if_no_response == timedelta(days=7)
+    assert dict(config.sla) == {}
+    assert config.security.agent_auth == "from"
+    assert config.security.trusted_authserv_id == ""
+    assert config.agents == ()
+    assert config.queues == ()
+    assert config.path is None
+
+
+def test_full_contract_example_loads(full_config: Config, tmp_path: Path) -> None:
+    """The CONTRACT §1 example, written to a file, loads with every value as written."""
+    config = full_config
+    assert config.path == tmp_path / "etc" / "maild.toml"
+    assert config.language == "es"
+    assert config.timezone == "Europe/Madrid"
+    assert (config.support_address, config.from_name, config.ticket_prefix) == (SUPPORT, "ACME Support", "ACME")
+    assert config.smtp.port == 2525
+    assert config.imap.username == "support"
+    assert config.imap.password_file == Path("/etc/maild/imap.secret")
+    assert config.imap.processed_mailbox == "maild/processed"
+    assert config.imap.idle is True
+    assert config.outbound.transport == "smtp"
+    assert config.security.agent_auth == "from"
+    assert config.security.trusted_authserv_id == "mx.example.com"
+
+
+def test_full_example_durations_and_sla(full_config: Config) -> None:
+    """Durations in the example become timedeltas, and each [sla.<priority>] table its own Sla."""
+    assert full_config.imap.poll_interval == timedelta(seconds=60)
+    assert full_config.lifecycle.feedback_window == timedelta(hours=72)
+    assert full_config.lifecycle.close_if_no_response == timedelta(days=7)
+    assert set(full_config.sla) == {"normal", "urgent"}
+    assert full_config.sla["normal"].first_response == timedelta(hours=4)
+    assert full_config.sla["normal"].resolution == timedelta(days=2)
+    assert full_config.sla["urgent"].first_response == timedelta(minutes=30)
+    assert full_config.sla["urgent"].resolution == timedelta(hours=1, minutes=30)
+
+
+def test_full_example_agents_and_queues(full_config: Config) -> None:
+    """Agents keep name and role with lower-cased addresses; queues keep address and members."""
+    assert full_config.agents == (
+        Agent(email="ana@example.com", name="Ana", role="agent"),
+        Agent(email="luis@example.com", name="Luis", role="admin"),
+    )
+    assert len(full_config.queues) == 1
+    billing = full_config.queues[0]
+    assert (billing.name, billing.address, billing.agents) == ("billing", "billing@example.com", ("luis@example.com",))
+
+
+def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> None:
+    """data_dir, outbound.directory and intake.imap.password_file are relative to the config file's folder."""
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    path = etc / "maild.toml"
+    path.write_text(
+        '[maild]\ndata_dir = "../var"\n'
+        '[mail]\nsupport_address = "support@example.com"\n'
+        '[intake.imap]\npassword_file = "secrets/imap.secret"\n'
+        '[outbound]\ntransport = "file"\ndirectory = "../var/sent"\n',
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    root = tmp_path.resolve()
+    assert config.data_dir == root / "var"
+    assert config.outbound.directory == root / "var" / "sent"
+    assert config.imap.password_file == root / "etc" / "secrets" / "imap.secret"
+    assert config.db_path == root / "var" / "maild.sqlite3"
+
+
+def test_outbound_directory_defaults_under_data_dir(tmp_path: Path) -> None:
+    """Without outbound.directory, sent mail goes to data_dir/sent (after data_dir is resolved)."""
+    config = parse_config(minimal(maild={"data_dir": "state"}), tmp_path)
+    assert config.data_dir == (tmp_path / "state").resolve()
+    assert config.outbound.directory == (tmp_path / "state" / "sent").resolve()
+
+
+def test_absolute_paths_are_kept() -> None:
+    """An absolute data_dir does not move with the config file."""
+    config = parse_config(minimal(maild={"data_dir": "/srv/data"}), Path("/elsewhere"))
+    assert config.data_dir == Path("/srv/data")
+
+
+# --- one line per problem, naming the dotted key ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        pytest.param(minimal(colour="blue"), "colour", id="unknown-top-level-key"),
+        pytest.param(minimal(intake={"smtp": {"prot": 25}}), "intake.smtp.prot", id="unknown-key-intake-smtp"),
+        pytest.param(minimal(mail={"reply_to": "x@example.com"}), "mail.reply_to", id="unknown-key-mail"),
+        pytest.param(minimal(sla={"critical": {"resolution": "1h"}}), "sla.critical", id="unknown-sla-priority"),
+        pytest.param(minimal(agents=[{"email": "a@example.com", "phone": "1"}]), "agents[0].phone", id="agent-key"),
+        pytest.param(minimal(intake={"smtp": {"port": "25"}}), "intake.smtp.port", id="port-as-string"),
+        pytest.param(minimal(intake={"smtp": {"port": 70000}}), "intake.smtp.port", id="port-out-of-range"),
+        pytest.param(minimal(intake={"smtp": {"lmtp": "yes"}}), "intake.smtp.lmtp", id="bool-as-string"),
+        pytest.param(
+            minimal(intake={"smtp": {"max_message_bytes": -1}}), "intake.smtp.max_message_bytes", id="negative-int"
+        ),
+        pytest.param(minimal(intake="smtp"), "intake", id="table-as-string"),
+        pytest.param(minimal(lifecycle={"feedback_window": "soon"}), "lifecycle.feedback_window", id="bad-duration"),
+        pytest.param(minimal(lifecycle={"feedback_window": 72}), "lifecycle.feedback_window", id="duration-as-int"),
+        pytest.param(minimal(maild={"language": "fr"}), "maild.language", id="bad-language"),
+        pytest.param(minimal(outbound={"transport": "carrier-pigeon"}), "outbound.transport", id="bad-transport"),
+        pytest.param(minimal(maild={"timezone": "Mars/Olympus_Mons"}), "maild.timezone", id="bad-timezone"),
+        pytest.param(
+            {"mail": {"support_address": "Support <support@example.com>"}},
+            "mail.support_address",
+            id="address-with-display-name",
+        ),
+        pytest.param(
+            {"mail": {"support_address": "support.example.com"}}, "mail.support_address", id="address-without-at"
+        ),
+        pytest.param({"mail": {"support_address": "support@"}}, "mail.support_address", id="address-without-domain"),
+        pytest.param(minimal(mail={"ticket_prefix": "AC ME"}), "mail.ticket_prefix", id="bad-prefix"),
+        pytest.param({"mail": {"from_name": "ACME"}}, "mail.support_address", id="missing-support-address"),
+        pytest.param(
+            minimal(agents=[{"email": "ana@example.com"}, {"email": "ANA@example.com"}]),
+            "agents[1].email",
+            id="agent-listed-twice",
+        ),
+        pytest.param(minimal(agents=[{"email": SUPPORT}]), "agents[0].email", id="agent-is-support-address"),
+        pytest.param(
+            minimal(
+                agents=[{"email": "billing@example.com"}],
+                queues=[{"name": "billing", "address": "billing@example.com"}],
+            ),
+            "agents[0].email",
+            id="agent-is-queue-address",
+        ),
+        pytest.param(minimal(agents=[{"name": "Ana"}]), "agents[0].email", id="agent-without-email"),
+        pytest.param(minimal(agents=[{"email": "a@example.com", "role": "boss"}]), "agents[0].role", id="bad-role"),
+        pytest.param(minimal(agents={"email": "a@example.com"}), "agents", id="agents-not-an-array"),
+        pytest.param(
+            minimal(agents=[{"email": "ana@example.com"}], queues=[{"name": "billing", "agents": ["bob@example.com"]}]),
+            "queues[0].agents",
+            id="queue-names-non-agent",
+        ),
+        pytest.param(minimal(queues=[{"name": "bad name"}]), "queues[0].name", id="bad-queue-name"),
+        pytest.param(minimal(queues=[{"name": "q", "address": SUPPORT}]), "queues[0].address", id="queue-is-support"),
+        pytest.param(minimal(queues=[{"name": "q"}, {"name": "q"}]), "queues[1].name", id="queue-listed-twice"),
+        pytest.param(
+            minimal(security={"agent_auth": "authentication-results"}),
+            "security.trusted_authserv_id",
+            id="auth-results-without-authserv-id",
+        ),
+        pytest.param(minimal(security={"agent_auth": "dkim"}), "security.agent_auth", id="bad-agent-auth"),
+    ],
+)
+def test_each_problem_is_one_line_naming_the_key(raw: dict[str, Any], key: str) -> None:
+    """Each kind of mistake is reported as exactly one line that starts with its dotted key."""
+    problems = problems_of(raw)
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(f"{key}: "), problems
+    assert "\n" not in problems[0]
+
+
+def test_wrong_type_problem_says_what_was_expected() -> None:
+    """A wrong type names what was expected and what was found, in words a sysadmin reads."""
+    assert problems_of(minimal(intake={"smtp": {"port": "25"}})) == [
+        "intake.smtp.port: expected an integer, got a string"
+    ]
+    assert problems_of(minimal(intake={"smtp": {"lmtp": "yes"}})) == [
+        "intake.smtp.lmtp: expected true or false, got a string"
+    ]
+
+
+def test_bad_choice_lists_the_options() -> None:
+    """A bad choice lists the allowed values."""
+    (problem,) = problems_of(minimal(maild={"language": "fr"}))
+    assert "es" in problem
+    assert "en" in problem
+    assert "'fr'" in problem
+
+
+def test_valid_auth_results_config_is_accepted() -> None:
+    """agent_auth = "authentication-results" with a trusted_authserv_id is a valid setting."""
+    config = parse_config(
+        minimal(security={"agent_auth": "authentication-results", "trusted_authserv_id": "mx.example.com"}),
+        Path("/srv"),
+    )
+    assert config.security.agent_auth == "authentication-results"
+    assert config.security.trusted_authserv_id == "mx.example.com"
+
+
+def test_several_problems_are_reported_at_once() -> None:
+    """Validation does not stop at the first mistake: every problem is listed, one line each."""
+    raw = {
+        "colour": "blue",
+        "maild": {"language": "fr", "timezone": "Nowhere/Special"},
+        "intake": {"smtp": {"port": "25", "lmtp": "yes", "bogus": 1}},
+        "lifecycle": {"feedback_window": "soon"},
+        "outbound": {"transport": "carrier-pigeon"},
+        "agents": [{"email": "ana@example.com"}, {"email": "ana@example.com"}],
+        "queues": [{"name": "billing", "agents": ["bob@example.com"]}],
+    }
+    problems = problems_of(raw)
+    keys = {problem.split(": ", 1)[0] for problem in problems}
+    assert keys == {
+        "colour",
+        "maild.language",
+        "maild.timezone",
+        "mail.support_address",
+        "intake.smtp.port",
+        "intake.smtp.lmtp",
+        "intake.smtp.bogus",
+        "lifecycle.feedback_window",
+        "outbound.transport",
+        "agents[1].email",
+        "queues[0].agents",
+    }
+    assert len(problems) == len(keys)
+    assert all("\n" not in problem for problem in problems)
+
+
+def test_config_error_message_joins_the_problems() -> None:
+    """str(ConfigError) carries every problem, so a log line is complete too."""
+    error = ConfigError(["a: one", "b: two"])
+    assert error.problems == ["a: one", "b: two"]
+    assert str(error) == "a: one; b: two"
+
+
+def test_huge_duration_is_a_problem_not_a_crash() -> None:
+    """A duration too large for a timedelta is reported as one problem line, not an OverflowError."""
+    assert problems_of(minimal(lifecycle={"feedback_window": "99999999999d"}))[0].startswith(
+        "lifecycle.feedback_window: "
+    )
+
+
+# --- reading files --------------------------------------------------------------------------------------
+
+
+def test_invalid_toml_is_one_problem_line(tmp_path: Path) -> None:
+    """A file that is not TOML gives one problem line naming the file, not a traceback."""
+    path = tmp_path / "maild.toml"
+    path.write_text('[mail]\nsupport_address = "support@example.com\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    (problem,) = caught.value.problems
+    assert problem.startswith(f"{path}: not valid TOML")
+    assert "\n" not in problem
+
+
+def test_missing_file_is_one_problem_line(tmp_path: Path) -> None:
+    """A missing config file gives one problem line naming the file."""
+    path = tmp_path / "absent.toml"
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.problems == [f"{path}: no such config file"]
+
+
+def test_non_utf8_file_is_one_problem_line(tmp_path: Path) -> None:
+    """A file that is not UTF-8 gives one problem line naming the file."""
+    path = tmp_path / "maild.toml"
+    path.write_bytes(b'[mail]\nfrom_name = "\xff"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.problems == [f"{path}: not UTF-8 text"]
+
+
+def test_problems_in_a_file_name_the_key(tmp_path: Path) -> None:
+    """load_config reports validation problems with the same dotted keys as parse_config."""
+    path = tmp_path / "maild.toml"
+    path.write_text('[mail]\nsupport_address = "support@example.com"\n[intake.smtp]\nport = "25"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.problems == ["intake.smtp.port: expected an integer, got a string"]
+
+
+def test_explicit_config_path_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--config is used even when $MAILD_CONFIG is set."""
+    monkeypatch.setenv("MAILD_CONFIG", "/from/env.toml")
+    assert find_config_path("/explicit.toml") == Path("/explicit.toml")
+
+
+def test_env_config_path_is_second(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Without --config, $MAILD_CONFIG is used before ./config/maild.toml."""
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "maild.toml").write_text("", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MAILD_CONFIG", "/from/env.toml")
+    assert find_config_path(None) == Path("/from/env.toml")
+    monkeypatch.delenv("MAILD_CONFIG")
+    assert find_config_path(None) == Path("config/maild.toml")
+
+
+# --- lookups --------------------------------------------------------------------------------------------
+
+
+def test_agent_lookup_is_case_insensitive(full_config: Config) -> None:
+    """Config.agent finds an agent whatever the case of the address, and None for strangers."""
+    luis = full_config.agent("LUIS@example.COM")
+    assert luis is not None
+    assert luis.name == "Luis"
+    assert full_config.agent("ana@EXAMPLE.com") == Agent("ana@example.com", "Ana", "agent")
+    assert full_config.agent("customer@example.org") is None
+
+
+def test_queue_for_picks_queue_by_recipient(full_config: Config) -> None:
+    """A mail to a queue's address lands in that queue, whatever the case and position of the recipient."""
+    assert full_config.queue_for([SUPPORT, "Billing@Example.com"]) == "billing"
+    assert full_config.queue_for(["billing@example.com"]) == "billing"
+
+
+def test_queue_for_falls_back_to_default(full_config: Config) -> None:
+    """A mail to no queue address (or to no one) lands in the default queue."""
+    assert full_config.queue_for([SUPPORT]) == "default"
+    assert full_config.queue_for(["someone@example.org"]) == "default"
+    assert full_config.queue_for([]) == "default"
+
+
+def test_queue_agents(full_config: Config) -> None:
+    """A queue with listed agents has only those; any other queue is handled by every agent."""
+    assert [a.email for a in full_config.queue_agents("billing")] == ["luis@example.com"]
+    assert [a.email for a in full_config.queue_agents("default")] == ["ana@example.com", "luis@example.com"]
+    assert [a.email for a in full_config.queue_agents("nonexistent")] == ["ana@example.com", "luis@example.com"]
+
+
+def test_queue_without_agents_is_handled_by_everyone() -> None:
+    """A queue whose [[queues]] entry lists no agents is handled by every agent."""
+    config = parse_config(
+        minimal(
+            agents=[{"email": "ana@example.com"}, {"email": "luis@example.com"}],
+            queues=[{"name": "sales", "address": "sales@example.com"}],
+        ),
+        Path("/srv"),
+    )
+    assert [a.email for a in config.queue_agents("sales")] == ["ana@example.com", "luis@example.com"]
+
+
+def test_own_addresses(full_config: Config) -> None:
+    """maild's own addresses are the support address and every queue address, and nothing else."""
+    assert full_config.own_addresses == frozenset({SUPPORT, "billing@example.com"})
+
+
+def test_agent_name_defaults_to_local_part() -> None:
+    """An agent without a name is called by the local part of the address, with role agent."""
+    config = parse_config(minimal(agents=[{"email": "Maria.Lopez@example.com"}]), Path("/srv"))
+    assert config.agents == (Agent("maria.lopez@example.com", "maria.lopez", "agent"),)
+
+
+def test_replaced_config_has_its_own_agent_index(full_config: Config) -> None:
+    """A config derived with dataclasses.replace looks up its own agents and leaves the original alone."""
+    derived = dataclasses.replace(full_config, agents=(Agent("bob@example.com", "Bob", "agent"),))
+    assert derived.agent("ana@example.com") is None
+    assert full_config.agent("bob@example.com") is None

@@ -1,0 +1,623 @@
+"""Unit tests of maild's small pure pieces: durations, tokens, dedupe keys, statuses, compose, render, blobs."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import hashlib
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pytest
+
+from maild.blobs import BlobStore
+from maild.compose import LOOP_HEADER, MAX_REFERENCES, TICKET_HEADER, Composed, Composer, Draft
+from maild.config import Agent
+from maild.durations import format_duration, parse_duration
+from maild.mime import Part
+from maild.models import Attachment, Ticket
+from maild.render import Renderer, TemplateError, ticket_vars
+from maild.spool import dedupe_key
+from maild.statuses import (
+    CLOSED,
+    NEW,
+    OPEN,
+    RESOLVED,
+    STATUSES,
+    TRANSITIONS,
+    WAITING_CUSTOMER,
+    WAITING_THIRD_PARTY,
+    WAITING_UNTIL,
+    TransitionRefused,
+    check_transition,
+)
+from maild.tokens import format_token, strip_tokens, ticket_ids_in
+
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+SUPPORT = "support@example.com"
+
+
+# --- durations ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("90s", timedelta(seconds=90)),
+        ("45m", timedelta(minutes=45)),
+        ("4h", timedelta(hours=4)),
+        ("3d", timedelta(days=3)),
+        ("2w", timedelta(weeks=2)),
+        ("1h30m", timedelta(hours=1, minutes=30)),
+        ("1d2h30m15s", timedelta(days=1, hours=2, minutes=30, seconds=15)),
+        ("1.5h", timedelta(hours=1, minutes=30)),
+        ("0.5d", timedelta(hours=12)),
+        ("1:30", timedelta(hours=1, minutes=30)),
+        ("0:05", timedelta(minutes=5)),
+        ("1H30M", timedelta(hours=1, minutes=30)),
+        (" 1h 30m ", timedelta(hours=1, minutes=30)),
+        ("0s", timedelta(0)),
+    ],
+)
+def test_parse_duration_accepts(text: str, expected: timedelta) -> None:
+    """Every documented duration form parses to the right timedelta."""
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["", "   ", "soon", "4", "h", "4x", "-1h", "1h-", "1:3", "1:60", "1:30:00", "1.h", ".5h", "4 hours", "1,5h"]
+)
+def test_parse_duration_refuses(text: str) -> None:
+    """Anything that is not a duration raises ValueError with a hint of the accepted forms."""
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration(text)
+
+
+def test_parse_duration_refuses_a_huge_value_with_value_error() -> None:
+    """A duration too large for a timedelta is refused with ValueError like any other bad input."""
+    with pytest.raises(ValueError):
+        parse_duration("99999999999d")
+
+
+@pytest.mark.parametrize(
+    ("delta", "expected"),
+    [
+        (timedelta(0), "0s"),
+        (timedelta(seconds=90), "1m30s"),
+        (timedelta(hours=4), "4h"),
+        (timedelta(days=1, hours=2, minutes=30), "1d2h30m"),
+        (timedelta(days=10, seconds=5), "10d5s"),
+        (timedelta(weeks=1), "7d"),
+        (timedelta(seconds=59, milliseconds=900), "59s"),
+    ],
+)
+def test_format_duration(delta: timedelta, expected: str) -> None:
+    """format_duration writes the shortest d/h/m/s form, dropping zero units and fractions of a second."""
+    assert format_duration(delta) == expected
+
+
+@pytest.mark.parametrize("text", ["90s", "45m", "1h30m", "3d", "1d2h30m15s"])
+def test_format_duration_round_trips(text: str) -> None:
+    """What format_duration writes, parse_duration reads back to the same duration."""
+    delta = parse_duration(text)
+    assert parse_duration(format_duration(delta)) == delta
+
+
+def test_format_duration_negative() -> None:
+    """A negative duration (an overdue time) is written with a minus sign, never as an empty string."""
+    assert format_duration(timedelta(seconds=-90)) == "-1m30s"
+
+
+# --- tokens ---------------------------------------------------------------------------------------------
+
+
+def test_format_token() -> None:
+    """The token is the prefix and id in brackets."""
+    assert format_token("ACME", 12) == "[ACME#12]"
+
+
+@pytest.mark.parametrize(
+    ("subject", "expected"),
+    [
+        ("Re: [ACME#12] x", [12]),
+        ("[ACME#12]", [12]),
+        ("Fwd: Re: [acme#12] printer", [12]),
+        ("RE: [ ACME # 12 ] printer", [12]),
+        ("[ACME#12] and [ACME#7]", [12, 7]),
+        ("Re: [OTHER#5] x", []),
+        ("Re: [ACMEX#5] [XACME#6] x", []),
+        ("Re: ACME#12 without brackets", []),
+        ("Re: [ACME#] empty", []),
+        ("Re: [ACME#1a] letters", []),
+        ("", []),
+    ],
+)
+def test_ticket_ids_in(subject: str, expected: list[int]) -> None:
+    """Ids are found in our tokens (any case, spaces tolerated); other prefixes and near misses are ignored."""
+    assert ticket_ids_in(subject, "ACME") == expected
+
+
+def test_ticket_ids_prefix_is_literal() -> None:
+    """A prefix with regex metacharacters matches only itself."""
+    assert ticket_ids_in("[A.B#3] [AxB#4]", "A.B") == [3]
+
+
+def test_strip_tokens() -> None:
+    """strip_tokens removes our tokens and collapses the spaces they leave, keeping other prefixes."""
+    assert strip_tokens("Re: [ACME#12]  Printer on fire", "ACME") == "Re: Printer on fire"
+    assert strip_tokens("[ acme # 12 ] [OTHER#3] x", "ACME") == "[OTHER#3] x"
+    assert strip_tokens("No token here", "ACME") == "No token here"
+
+
+# --- spool dedupe key -----------------------------------------------------------------------------------
+
+
+def test_dedupe_key_uses_message_id() -> None:
+    """A message with a Message-ID is keyed by it."""
+    raw = b"From: a@example.org\r\nMessage-ID: <abc.123@example.org>\r\nSubject: x\r\n\r\nbody\r\n"
+    assert dedupe_key(raw) == "mid:<abc.123@example.org>"
+
+
+def test_dedupe_key_finds_folded_message_id() -> None:
+    """A Message-ID folded onto the next line is still found."""
+    raw = b"From: a@example.org\r\nMessage-ID:\r\n <folded@example.org>\r\nSubject: x\r\n\r\nbody\r\n"
+    assert dedupe_key(raw) == "mid:<folded@example.org>"
+    tabbed = b"Message-ID: \n\t<tab@example.org>\nSubject: x\n\nbody\n"
+    assert dedupe_key(tabbed) == "mid:<tab@example.org>"
+
+
+@pytest.mark.parametrize("name", [b"message-id", b"MESSAGE-ID", b"Message-Id"])
+def test_dedupe_key_header_name_is_case_insensitive(name: bytes) -> None:
+    """The Message-ID header is recognised whatever the case of its name."""
+    raw = b"Subject: x\r\n" + name + b": <case@example.org>\r\n\r\nbody\r\n"
+    assert dedupe_key(raw) == "mid:<case@example.org>"
+
+
+def test_dedupe_key_ignores_message_id_in_body() -> None:
+    """A Message-ID line in the body (a quoted mail) is not taken: the key falls back to the hash."""
+    raw = b"From: a@example.org\r\nSubject: x\r\n\r\nMessage-ID: <quoted@example.org>\r\n"
+    assert dedupe_key(raw) == "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def test_dedupe_key_ignores_other_headers_ending_in_message_id() -> None:
+    """Headers such as X-Original-Message-ID are not the Message-ID."""
+    raw = b"X-Original-Message-ID: <other@example.org>\r\nSubject: x\r\n\r\nbody\r\n"
+    assert dedupe_key(raw).startswith("sha256:")
+
+
+def test_dedupe_key_falls_back_to_sha256() -> None:
+    """Without a Message-ID the key is the sha256 of the whole message."""
+    raw = b"From: a@example.org\r\nSubject: no id\r\n\r\nbody\r\n"
+    assert dedupe_key(raw) == "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def test_dedupe_key_is_stable() -> None:
+    """The same bytes always give the same key, and a redelivery with the same Message-ID matches."""
+    first = b"Message-ID: <same@example.org>\r\nReceived: by mx1\r\n\r\nbody\r\n"
+    again = b"Message-ID: <same@example.org>\r\nReceived: by mx2\r\n\r\nbody\r\n"
+    assert dedupe_key(first) == dedupe_key(first) == dedupe_key(again)
+    no_id = b"Subject: x\r\n\r\nbody\r\n"
+    assert dedupe_key(no_id) == dedupe_key(bytes(no_id))
+    assert dedupe_key(no_id) != dedupe_key(no_id + b"more\r\n")
+
+
+# --- statuses -------------------------------------------------------------------------------------------
+
+# The moves CONTRACT §3 implies, written out independently of maild/statuses.py.
+EXPECTED_MOVES: dict[str, set[str]] = {
+    NEW: {OPEN, WAITING_CUSTOMER, WAITING_THIRD_PARTY, WAITING_UNTIL, RESOLVED, CLOSED},
+    OPEN: {WAITING_CUSTOMER, WAITING_THIRD_PARTY, WAITING_UNTIL, RESOLVED, CLOSED},
+    WAITING_CUSTOMER: {OPEN, WAITING_THIRD_PARTY, WAITING_UNTIL, RESOLVED, CLOSED},
+    WAITING_THIRD_PARTY: {OPEN, WAITING_CUSTOMER, WAITING_UNTIL, RESOLVED, CLOSED},
+    WAITING_UNTIL: {NEW, OPEN, WAITING_CUSTOMER, WAITING_THIRD_PARTY, RESOLVED, CLOSED},
+    RESOLVED: {OPEN, CLOSED},
+    CLOSED: set(),
+}
+ALL_MOVES = [(old, new) for old in STATUSES for new in STATUSES if old != new]
+
+
+def test_transition_table_covers_every_status() -> None:
+    """TRANSITIONS has a row for every status and names only known statuses, as the contract lists them."""
+    assert STATUSES == (NEW, OPEN, WAITING_CUSTOMER, WAITING_THIRD_PARTY, WAITING_UNTIL, RESOLVED, CLOSED)
+    assert set(TRANSITIONS) == set(STATUSES)
+    assert all(targets <= set(STATUSES) for targets in TRANSITIONS.values())
+    # Self-moves are ignored here: check_transition allows staying put before it reads the table.
+    assert {old: set(targets) - {old} for old, targets in TRANSITIONS.items()} == EXPECTED_MOVES
+
+
+@pytest.mark.parametrize(("old", "new"), [m for m in ALL_MOVES if m[1] in EXPECTED_MOVES[m[0]]])
+def test_allowed_move(old: str, new: str) -> None:
+    """check_transition lets every move of the table through."""
+    assert new in TRANSITIONS[old]
+    check_transition(old, new)
+
+
+@pytest.mark.parametrize(("old", "new"), [m for m in ALL_MOVES if m[1] not in EXPECTED_MOVES[m[0]]])
+def test_refused_move(old: str, new: str) -> None:
+    """check_transition refuses every move not in the table, naming both ends."""
+    assert new not in TRANSITIONS[old]
+    with pytest.raises(TransitionRefused, match=f"{old} → {new} is not allowed"):
+        check_transition(old, new)
+
+
+@pytest.mark.parametrize("status", STATUSES)
+def test_staying_put_is_allowed(status: str) -> None:
+    """Setting a ticket to the status it already has is never refused, closed included."""
+    assert check_transition(status, status) is None
+
+
+@pytest.mark.parametrize("new", [s for s in STATUSES if s != CLOSED])
+def test_closed_is_final(new: str) -> None:
+    """A closed ticket never changes status again; the refusal says nothing is allowed."""
+    with pytest.raises(TransitionRefused, match=r"from closed: none"):
+        check_transition(CLOSED, new)
+
+
+def test_unknown_status_is_refused() -> None:
+    """A status that does not exist is refused as target and as origin, as a ValueError."""
+    with pytest.raises(ValueError, match="not allowed"):
+        check_transition(OPEN, "pending")
+    with pytest.raises(TransitionRefused):
+        check_transition("pending", OPEN)
+
+
+# --- compose --------------------------------------------------------------------------------------------
+
+
+def compose(ticket_id: int | None = 12, from_name: str = "ACME Support", **draft: Any) -> tuple[Composed, EmailMessage]:
+    """Compose a draft (defaults filled in) and parse the bytes back as a client would."""
+    fields: dict[str, Any] = {
+        "kind": "customer.reply",
+        "to": ["customer@example.org"],
+        "subject": "[ACME#12] Re: Printer",
+        "body": "Hello.\n",
+    }
+    fields.update(draft)
+    composed = Composer(SUPPORT, from_name, lambda: NOW).compose(Draft(**fields), ticket_id)
+    parsed = email.message_from_bytes(composed.raw, policy=email.policy.default)
+    assert isinstance(parsed, EmailMessage)
+    return composed, parsed
+
+
+def body_of(message: EmailMessage) -> str:
+    """The text/plain body of a parsed message, with the wire's CRLF read back as newlines."""
+    part = message.get_body(preferencelist=("plain",))
+    assert isinstance(part, EmailMessage)
+    return str(part.get_content()).replace("\r\n", "\n")
+
+
+def test_compose_from_is_support_address_with_name() -> None:
+    """From: is the support address with the configured display name, even a non-ASCII one."""
+    _, message = compose(from_name="Soporte Ñandú")
+    (sender,) = message["From"].addresses
+    assert sender.addr_spec == SUPPORT
+    assert sender.display_name == "Soporte Ñandú"
+
+
+def test_compose_recipients_and_headers() -> None:
+    """To, Cc and the envelope recipients come from the draft; Date comes from the clock."""
+    composed, message = compose(to=["a@example.org", "b@example.org"], cc=["c@example.org"])
+    assert [a.addr_spec for a in message["To"].addresses] == ["a@example.org", "b@example.org"]
+    assert [a.addr_spec for a in message["Cc"].addresses] == ["c@example.org"]
+    assert composed.recipients == ["a@example.org", "b@example.org", "c@example.org"]
+    assert message["Date"].datetime == NOW
+
+
+def test_compose_without_cc_has_no_cc_header() -> None:
+    """A draft without cc gives no Cc header."""
+    _, message = compose()
+    assert message["Cc"] is None
+
+
+def test_compose_message_id_is_ours() -> None:
+    """The Message-ID is in the support address's domain and is the one reported back."""
+    composed, message = compose()
+    assert composed.message_id.startswith("<")
+    assert composed.message_id.endswith("@example.com>")
+    assert message["Message-ID"] == composed.message_id
+
+
+def test_compose_message_ids_are_unique() -> None:
+    """Two mails composed at the same instant still get different Message-IDs."""
+    first, _ = compose()
+    second, _ = compose()
+    assert first.message_id != second.message_id
+
+
+def test_compose_threads_on_last_reference() -> None:
+    """In-Reply-To is the last reference and References keeps them in order."""
+    refs = ["<root@example.org>", "<second@example.org>", "<last@example.org>"]
+    _, message = compose(references=refs)
+    assert message["In-Reply-To"] == "<last@example.org>"
+    assert message["References"].split() == refs
+
+
+def test_compose_without_references_has_no_threading_headers() -> None:
+    """A first mail of a thread has neither In-Reply-To nor References."""
+    _, message = compose(references=())
+    assert message["In-Reply-To"] is None
+    assert message["References"] is None
+
+
+def test_compose_bounds_references_keeping_root() -> None:
+    """A long thread's References is bounded to 12 ids: the root plus the latest ones."""
+    refs = [f"<m{n}.{'x' * 30}@example.org>" for n in range(30)]
+    _, message = compose(references=refs)
+    kept = message["References"].split()
+    assert len(kept) == MAX_REFERENCES == 12
+    assert kept == [refs[0], *refs[-11:]]
+    assert message["In-Reply-To"] == refs[-1]
+
+
+def test_compose_drops_duplicate_references() -> None:
+    """A reference repeated in the draft appears once."""
+    refs = ["<a@example.org>", "<b@example.org>", "<a@example.org>", "<c@example.org>"]
+    _, message = compose(references=refs)
+    assert message["References"].split() == ["<a@example.org>", "<b@example.org>", "<c@example.org>"]
+
+
+def test_compose_auto_submitted_headers() -> None:
+    """Automatic mail carries Auto-Submitted and X-Auto-Response-Suppress, so responders stay quiet."""
+    _, message = compose(auto_submitted="auto-replied")
+    assert message["Auto-Submitted"] == "auto-replied"
+    assert message["X-Auto-Response-Suppress"] == "All"
+    _, default = compose()
+    assert default["Auto-Submitted"] == "auto-generated"
+
+
+def test_compose_human_mail_has_no_auto_submitted() -> None:
+    """A mail relaying a person's words has neither Auto-Submitted nor X-Auto-Response-Suppress."""
+    _, message = compose(auto_submitted=None)
+    assert message["Auto-Submitted"] is None
+    assert message["X-Auto-Response-Suppress"] is None
+
+
+def test_compose_loop_and_ticket_headers() -> None:
+    """Every mail carries our loop header; mail about a ticket carries its id."""
+    _, message = compose(ticket_id=12)
+    assert message[LOOP_HEADER] == SUPPORT
+    assert message[TICKET_HEADER] == "12"
+    _, no_ticket = compose(ticket_id=None)
+    assert no_ticket[LOOP_HEADER] == SUPPORT
+    assert no_ticket[TICKET_HEADER] is None
+
+
+def test_compose_uses_crlf_only() -> None:
+    """The bytes use CRLF line endings only: no bare LF, no bare CR."""
+    body = "line one\nline two\n\nparagraph ñ\n"
+    composed, _ = compose(body=body, attachments=[Part("a.pdf", "application/pdf", b"%PDF\n\r\x00")])
+    assert b"\r\n" in composed.raw
+    stripped = composed.raw.replace(b"\r\n", b"")
+    assert b"\n" not in stripped
+    assert b"\r" not in stripped
+
+
+def test_compose_non_ascii_round_trips() -> None:
+    """A non-ASCII subject and body read back identical; the raw bytes stay 7-bit."""
+    subject = "[ACME#12] Re: La impresora está en llamas 🔥 — ¿ayuda? " + "ñandú " * 12
+    subject = subject.strip()
+    body = "Hola Ñandú,\n\nGracias por su paciencia: «ya está».\n€ 12,50 — 日本語\n"
+    composed, message = compose(subject=subject, body=body)
+    assert composed.raw.isascii()
+    assert message["Subject"] == subject
+    assert body_of(message) == body
+
+
+def test_compose_ascii_body_round_trips() -> None:
+    """A plain ASCII body reads back identical."""
+    body = "Hello,\n\nYour printer is fixed.\n\n-- \nAna\n"
+    _, message = compose(body=body)
+    assert body_of(message) == body
+
+
+def test_compose_keeps_lines_within_rfc5322_limit() -> None:
+    """A body with a very long ASCII line is encoded so no line of the mail exceeds 998 characters."""
+    body = "x" * 2000 + "\n"
+    composed, message = compose(body=body)
+    assert max(len(line) for line in composed.raw.split(b"\r\n")) <= 998
+    assert body_of(message) == body
+
+
+def test_compose_attachments_survive() -> None:
+    """Text and PDF attachments arrive with their filenames and exact bytes."""
+    text = "línea uno\r\nline two\n".encode()
+    pdf = b"%PDF-1.4\n\x00\xff\xfe binary \r\n%%EOF"
+    _, message = compose(
+        attachments=[Part("notes.txt", "text/plain", text), Part("factura ñ.pdf", "application/pdf", pdf)]
+    )
+    found = {str(p.get_filename()): p for p in message.iter_attachments()}
+    assert set(found) == {"notes.txt", "factura ñ.pdf"}
+    assert isinstance(found["notes.txt"], EmailMessage)
+    assert isinstance(found["factura ñ.pdf"], EmailMessage)
+    assert found["notes.txt"].get_payload(decode=True) == text
+    assert found["factura ñ.pdf"].get_payload(decode=True) == pdf
+    assert found["factura ñ.pdf"].get_content_type() == "application/pdf"
+    assert body_of(message) == "Hello.\n"
+
+
+def test_compose_text_attachment_keeps_its_type() -> None:
+    """A text/plain attachment is still text/plain when it arrives."""
+    _, message = compose(attachments=[Part("notes.txt", "text/plain", b"hello\n")])
+    (part,) = message.iter_attachments()
+    assert part.get_content_type() == "text/plain"
+
+
+# --- render ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def renderer() -> Renderer:
+    """The shipped templates, English by default."""
+    return Renderer("en")
+
+
+def render_context(**overrides: Any) -> dict[str, Any]:
+    """A realistic context holding every variable any template uses."""
+    ticket = Ticket(
+        id=12,
+        subject="Impresora en llamas — ¡ayuda!",
+        status="open",
+        priority="normal",
+        queue="billing",
+        category=None,
+        requester="customer@example.org",
+        assignee="ana@example.com",
+        language="es",
+        created_at=NOW,
+        updated_at=NOW,
+        followers=["colleague@example.org"],
+    )
+    context = {
+        **ticket_vars(ticket, "ACME", "ACME Support"),
+        "text": "Hola,\n\nmi impresora está en llamas.\n",
+        "agent": Agent(email="ana@example.com", name="Ana", role="agent"),
+        "sender": "customer@example.org",
+        "sender_name": "Carmen Ruiz",
+        "participant": True,
+        "attachments": [Attachment(filename="foto.jpg", content_type="image/jpeg", size=2048, sha256="a" * 64)],
+    }
+    context.update(overrides)
+    return context
+
+
+def test_template_sets_match_across_languages(renderer: Renderer) -> None:
+    """Every template shipped in English exists in Spanish and vice versa."""
+    english = renderer.names("en")
+    assert english
+    assert renderer.names("es") == english
+    assert {"customer.ack", "customer.reply", "agent.new_ticket", "agent.customer_reply"} <= set(english)
+
+
+@pytest.mark.parametrize("language", ["en", "es"])
+def test_every_template_renders(renderer: Renderer, language: str) -> None:
+    """Each template renders in both languages with a realistic context, its subject carrying the token."""
+    for name in renderer.names(language):
+        rendered = renderer.render(name, language, **render_context())
+        assert "[ACME#12]" in rendered.subject, name
+        assert "\n" not in rendered.subject, name
+        assert rendered.body.strip(), name
+        assert rendered.body.endswith("\n"), name
+
+
+def test_template_languages_differ(renderer: Renderer) -> None:
+    """The Spanish template is actually Spanish, not a copy of the English one."""
+    english = renderer.render("customer.ack", "en", **render_context())
+    spanish = renderer.render("customer.ack", "es", **render_context())
+    assert english.body != spanish.body
+    assert "Hola" in spanish.body
+
+
+def test_customer_reply_carries_text_and_agent(renderer: Renderer) -> None:
+    """The customer reply holds the agent's text and signs with the agent's name and ours."""
+    rendered = renderer.render("customer.reply", "en", **render_context(text="Your printer is fixed."))
+    assert rendered.subject == "[ACME#12] Re: Impresora en llamas — ¡ayuda!"
+    assert "Your printer is fixed." in rendered.body
+    assert "Ana, ACME Support" in rendered.body
+
+
+def test_agent_mail_lists_attachments_and_sender(renderer: Renderer) -> None:
+    """Agent notifications name the sender and list the attachments."""
+    rendered = renderer.render("agent.new_ticket", "en", **render_context())
+    assert "Carmen Ruiz <customer@example.org>" in rendered.body
+    assert "foto.jpg (2048 bytes)" in rendered.body
+    assert "colleague@example.org" in rendered.body
+
+
+def test_agent_customer_reply_warns_about_non_participants(renderer: Renderer) -> None:
+    """A reply from a non-participant carries the warning; one from a participant does not."""
+    warned = renderer.render("agent.customer_reply", "en", **render_context(participant=False, sender_name=""))
+    assert "neither the requester nor a follower" in warned.body
+    assert "customer@example.org wrote" in warned.body
+    plain = renderer.render("agent.customer_reply", "en", **render_context(participant=True))
+    assert "neither the requester nor a follower" not in plain.body
+
+
+def test_empty_text_and_subject_have_placeholders(renderer: Renderer) -> None:
+    """An empty mail and subject render as "(no text)" and "(no subject)" rather than blanks."""
+    context = render_context(text="  \n", attachments=[])
+    context["ticket"].subject = ""
+    rendered = renderer.render("agent.new_ticket", "en", **context)
+    assert rendered.subject == "[ACME#12] New ticket: (no subject)"
+    assert "(no text)" in rendered.body
+    assert "Attachments" not in rendered.body
+
+
+def test_missing_variable_raises(renderer: Renderer) -> None:
+    """StrictUndefined: a template variable left out of the context is an error, not a blank."""
+    context = render_context()
+    del context["agent"]
+    with pytest.raises(jinja2.UndefinedError):
+        renderer.render("customer.reply", "en", **context)
+
+
+def test_unknown_language_falls_back_to_default(renderer: Renderer) -> None:
+    """A language without templates uses the default language's."""
+    assert renderer.render("customer.ack", "fr", **render_context()) == renderer.render(
+        "customer.ack", "en", **render_context()
+    )
+
+
+def test_unknown_template_is_a_template_error(renderer: Renderer) -> None:
+    """Asking for a template that does not exist raises TemplateError naming it."""
+    with pytest.raises(TemplateError, match=r"no\.such"):
+        renderer.render("no.such", "en", **render_context())
+
+
+def test_template_without_subject_line_is_refused(tmp_path: Path) -> None:
+    """A template that does not start with "Subject:" and a blank line is a TemplateError."""
+    (tmp_path / "en").mkdir()
+    (tmp_path / "en" / "broken.txt").write_text("Hello {{ token }}\n", encoding="utf-8")
+    with pytest.raises(TemplateError, match="Subject"):
+        Renderer("en", tmp_path).render("broken", "en", token="[ACME#1]")
+
+
+# --- blobs ----------------------------------------------------------------------------------------------
+
+
+def test_blob_put_returns_sha256(tmp_path: Path) -> None:
+    """put returns the content's sha256, which get turns back into the same bytes."""
+    store = BlobStore(tmp_path / "blobs")
+    data = b"%PDF-1.4\n\x00\xff binary"
+    digest = store.put(data)
+    assert digest == hashlib.sha256(data).hexdigest()
+    assert store.get(digest) == data
+
+
+def test_blob_same_content_stored_once(tmp_path: Path) -> None:
+    """The same content put twice is one file, and no temporary file is left behind."""
+    store = BlobStore(tmp_path / "blobs")
+    first = store.put(b"same bytes")
+    second = store.put(b"same bytes")
+    other = store.put(b"other bytes")
+    assert first == second != other
+    files = sorted(p for p in (tmp_path / "blobs").rglob("*") if p.is_file())
+    assert files == sorted([store.path(first), store.path(other)])
+
+
+def test_blob_empty_content(tmp_path: Path) -> None:
+    """An empty attachment is stored and read back as empty bytes."""
+    store = BlobStore(tmp_path / "blobs")
+    assert store.get(store.put(b"")) == b""
+
+
+def test_blob_path_is_inside_root(tmp_path: Path) -> None:
+    """A blob lives under the root, fanned out by the first two hex digits."""
+    store = BlobStore(tmp_path / "blobs")
+    digest = store.put(b"x")
+    assert store.path(digest) == tmp_path / "blobs" / digest[:2] / digest[2:]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["../../etc/passwd", "invoice.pdf", "", "a" * 63, "a" * 65, "A" * 64, "g" * 64, "../" + "a" * 61, "a" * 63 + "/"],
+)
+def test_blob_refuses_non_digest_names(tmp_path: Path, name: str) -> None:
+    """Only a lower-case 64-hex-digit name is accepted, so names from mail never become paths."""
+    store = BlobStore(tmp_path / "blobs")
+    with pytest.raises(ValueError, match="not a sha256 digest"):
+        store.get(name)
+    with pytest.raises(ValueError, match="not a sha256 digest"):
+        store.path(name)
