@@ -131,7 +131,9 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 
 def _cell(value: Any) -> str:
-    text = "-" if value is None or value == [] else ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+    if value is None or value == []:
+        return "-"
+    text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
     text = " ".join(text.split())
     return text if len(text) <= 60 else text[:59] + "…"
 

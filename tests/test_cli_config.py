@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 GOOD_CONFIG = """
 [maild]
 data_dir = "data"
