@@ -301,3 +301,19 @@ def test_signal_stops_gracefully_with_exit_0(daemon: Daemon, smarthost: Smarthos
     assert daemon.stop(getattr(signal, signame)) == 0
     assert [e for e in daemon.log_events() if e["event"] == "stopped"]
     assert "Traceback" not in daemon.log_path.read_text()
+
+
+def test_each_pipeline_step_logs_one_json_event(daemon: Daemon, smarthost: Smarthost) -> None:
+    """The daemon logs JSON lines: one `step` event per pipeline step, bound to message_id and ticket_id."""
+    from maild.handlers import PIPELINE
+
+    raw = make_mail()
+    daemon.send(raw)
+    smarthost.wait_for(CUSTOMER)
+    daemon.wait_processed()
+    steps = [e for e in daemon.log_events() if e["event"] == "step" and e["message_id"] == message_id_of(raw)]
+    assert [e["step"] for e in steps] == list(PIPELINE)
+    ticket_id = daemon.tickets()[0]["id"]
+    assert all(e["ticket_id"] == ticket_id for e in steps if PIPELINE.index(e["step"]) >= PIPELINE.index("ticket"))
+    assert any(e["event"] == "received" for e in daemon.log_events())
+    assert any(e["event"] == "delivered" and e["ticket_id"] == ticket_id for e in daemon.log_events())

@@ -188,3 +188,12 @@ def test_check_config_huge_duration_is_not_a_traceback(tmp_path: Path) -> None:
     assert_no_traceback(result)
     assert result.returncode == 1
     assert result.stdout.splitlines()[0].startswith(f"{path}: lifecycle.feedback_window: ")
+
+
+def test_shipped_configs_are_valid(tmp_path: Path) -> None:
+    """The documented example and the demo config written by `make run` both pass check-config."""
+    repo = Path(__file__).resolve().parents[1]
+    for name in ("maild.example.toml", "maild.demo.toml"):
+        result = maild(tmp_path, "check-config", "--config", str(repo / "config" / name))
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert ": ok (" in result.stdout
