@@ -190,7 +190,8 @@ def ticket_show(config_path: str | None, ticket_id: int, as_json: bool) -> None:
             found = await tx.get_ticket(ticket_id)
             if found is None:
                 return None
-            return ticket_detail(found, config.ticket_prefix, await tx.messages(ticket_id), await tx.history(ticket_id))
+            messages, history = await tx.messages(ticket_id), await tx.history(ticket_id)
+            return ticket_detail(found, config.ticket_prefix, messages, history, await tx.time_entries(ticket_id))
 
     detail = run(lambda: with_store(config, action))
     if detail is None:

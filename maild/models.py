@@ -88,6 +88,15 @@ class Message:
 
 
 @dataclass(frozen=True)
+class TimeEntry:
+    agent: str
+    minutes: int
+    billable: bool
+    note: str
+    at: datetime
+
+
+@dataclass(frozen=True)
 class HistoryEntry:
     at: datetime
     actor: str

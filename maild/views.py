@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from maild.clock import to_iso
-from maild.models import HistoryEntry, Inbound, Message, OutboundMail, Ticket
+from maild.models import HistoryEntry, Inbound, Message, OutboundMail, Ticket, TimeEntry
 from maild.tokens import format_token
 
 
@@ -29,7 +29,13 @@ def ticket_summary(ticket: Ticket, prefix: str) -> dict[str, Any]:
     }
 
 
-def ticket_detail(ticket: Ticket, prefix: str, messages: list[Message], history: list[HistoryEntry]) -> dict[str, Any]:
+def ticket_detail(
+    ticket: Ticket,
+    prefix: str,
+    messages: list[Message],
+    history: list[HistoryEntry],
+    time_entries: list[TimeEntry],
+) -> dict[str, Any]:
     """The object of `ticket show --json`."""
     resolution = None
     if ticket.resolution_method:
@@ -57,7 +63,10 @@ def ticket_detail(ticket: Ticket, prefix: str, messages: list[Message], history:
         "first_response_due_at": _iso(ticket.first_response_due_at),
         "sla_breached": ticket.sla_breached,
         "clock": {"agent_seconds": ticket.agent_seconds, "customer_seconds": ticket.customer_seconds},
-        "time_entries": [],
+        "time_entries": [
+            {"agent": e.agent, "minutes": e.minutes, "billable": e.billable, "note": e.note, "at": _iso(e.at)}
+            for e in time_entries
+        ],
         "messages": [message_json(m) for m in messages],
         "history": [
             {

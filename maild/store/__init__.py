@@ -20,13 +20,14 @@ from maild.store.inbound import InboundQueries
 from maild.store.outbox import OutboxQueries
 from maild.store.schema import MIGRATIONS
 from maild.store.tickets import TicketQueries
+from maild.store.time import TimeQueries
 
 
 class StoreError(Exception):
     """The database cannot be opened or is newer than this maild."""
 
 
-class Tx(InboundQueries, TicketQueries, OutboxQueries):
+class Tx(InboundQueries, TicketQueries, OutboxQueries, TimeQueries):
     """Named queries bound to one open transaction; obtained from `Store.transaction()` only."""
 
 

@@ -130,4 +130,19 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX outbox_due ON outbox (state, next_attempt_at);
     """,
+    # 2: agents' time entries (#time), for invoicing reports.
+    """
+    CREATE TABLE time_entries (
+        id INTEGER PRIMARY KEY,
+        ticket_id INTEGER NOT NULL REFERENCES tickets (id),
+        message_id INTEGER REFERENCES messages (id),
+        agent TEXT NOT NULL,
+        minutes INTEGER NOT NULL CHECK (minutes > 0),
+        billable INTEGER NOT NULL,
+        note TEXT NOT NULL DEFAULT '',
+        at TEXT NOT NULL
+    );
+    CREATE INDEX time_entries_by_ticket ON time_entries (ticket_id, id);
+    CREATE INDEX time_entries_by_time ON time_entries (at);
+    """,
 )

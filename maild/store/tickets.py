@@ -129,6 +129,34 @@ class TicketQueries(QueryBase):
                 added.append(address)
         return added
 
+    async def remove_followers(self, ticket_id: int, addresses: Iterable[str], actor: str, cause: str) -> list[str]:
+        """Remove followers; returns those actually removed (each one in the history)."""
+        removed = []
+        for address in addresses:
+            if await self.run("DELETE FROM followers WHERE ticket_id = ? AND address = ?", (ticket_id, address)):
+                await self.add_history(ticket_id, actor, "followers", address, None, cause)
+                removed.append(address)
+        return removed
+
+    async def change_tags(
+        self, ticket_id: int, add: Iterable[str], remove: Iterable[str], actor: str, cause: str
+    ) -> None:
+        for tag in add:
+            if await self.run("INSERT OR IGNORE INTO ticket_tags (ticket_id, tag) VALUES (?, ?)", (ticket_id, tag)):
+                await self.add_history(ticket_id, actor, "tags", None, tag, cause)
+        for tag in remove:
+            if await self.run("DELETE FROM ticket_tags WHERE ticket_id = ? AND tag = ?", (ticket_id, tag)):
+                await self.add_history(ticket_id, actor, "tags", tag, None, cause)
+
+    async def link_tickets(self, ticket_id: int, other_id: int, actor: str, cause: str) -> bool:
+        """Link two tickets both ways; False when they already were."""
+        added = await self.run("INSERT OR IGNORE INTO links (ticket_id, other_id) VALUES (?, ?)", (ticket_id, other_id))
+        await self.run("INSERT OR IGNORE INTO links (ticket_id, other_id) VALUES (?, ?)", (other_id, ticket_id))
+        if added:
+            await self.add_history(ticket_id, actor, "linked", None, str(other_id), cause)
+            await self.add_history(other_id, actor, "linked", None, str(ticket_id), cause)
+        return bool(added)
+
     async def add_message(
         self,
         *,
