@@ -25,7 +25,7 @@ from html.parser import HTMLParser
 from typing import Final
 
 import html2text
-from mailparser_reply import EmailReplyParser  # type: ignore[import-untyped]
+from mailparser_reply import EmailReplyParser  # type: ignore[import-untyped, unused-ignore]
 
 __all__ = ["html_to_text", "new_text", "strip_html_quotes"]
 
@@ -36,9 +36,11 @@ LANGUAGES: Final = ("en", "es", "de", "fr", "it", "nl", "da", "sv", "pl", "cs", 
 
 # Limits that keep odd input cheap: header lines are short, so regexes only see a truncated copy of each
 # line, and header detection stops after a generous number of lines (the rest is still quote-filtered).
-_VIEW_LINE_CHARS: Final = 400
+_VIEW_LINE_CHARS: Final = 300
 _HEADER_SCAN_LINES: Final = 5000
-_HTML_MAX_CHARS: Final = 2_000_000
+_LIBRARY_VIEW_CHARS: Final = 60_000
+_HTML_MAX_CHARS: Final = 500_000
+_HTML_LOOKAHEAD_TOKENS: Final = 200
 _DEVICE_LINE_MAX_CHARS: Final = 150
 
 _INVISIBLE: Final = "\ufeff\u200b\u200c\u200d\u200e\u200f\u2060"
@@ -58,7 +60,7 @@ _ATTRIBUTION_END: Final = re.compile(
 _ATTRIBUTION_START: Final = re.compile(
     r"^(?:-{2,}\s*)?(?:(?:on|el|le|am|il|op|em|den|dnia|dne|w dniu|la|pada|vào)\s|\d)", re.IGNORECASE
 )
-_EMAIL_ADDRESS: Final = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
+_EMAIL_DOMAIN: Final = re.compile(r"@[\w-]+\.\w")
 _DATE_OR_TIME: Final = re.compile(r"\d{1,2}:\d{2}|\d{1,4}[./-]\d{1,2}[./-]\d{1,4}|\b\d{4}\b")
 #: Separator lines that start quoted history (Outlook, Thunderbird, Zimbra, mailing-list footers).
 _SEPARATOR: Final = re.compile(
@@ -92,6 +94,13 @@ _FIELD_FIRST: Final = re.compile(
     r"|envoy[ée](?: le)?|enviad[oa](?: el)?|gesendet|отправлено)[*\s]*[:：]",
     re.IGNORECASE,
 )
+#: The sender field every Outlook/forward header block has; a block without one ("Date: Monday" /
+#: "To: all staff" in a typed message) is not a header.
+_FROM_FIELD: Final = re.compile(
+    r"^[*\s]*(?:from|de|von|van|fra|fr[åa]n|od|da|от|发件人|差出人|보낸\s?사람)[*\s]*[:：]", re.IGNORECASE
+)
+#: A "Label:" line (no commas or digits in the label, unlike "On Mon, 4 Mar 2024 at 10:15 …").
+_FIELD_LABEL: Final = re.compile(r"^[*\s]*[^\W\d][\w' -]{0,24}[*\s]*[:：]")
 _DEVICE_LINE: Final = re.compile(
     r"^(?:-{1,2}\s*)?(?:sent from my|sent from (?:mail|outlook|yahoo mail|aol|gmail|samsung)|sent via"
     r"|get outlook for|enviado desde (?:mi|el|outlook|yahoo|correo)|obtener outlook para|enviado do meu"
@@ -113,7 +122,7 @@ _QP_ESCAPE: Final = re.compile(r"=(?:[89A-F][0-9A-F]|3D|20|09)")
 
 
 _REPLY: Final = "reply"  # quoted history follows (or, followed by '>' lines, the attribution of a quote)
-_WEAK: Final = "weak"  # "date <address>:" lines: only a header when a quote follows
+_WEAK: Final = "weak"  # "date <address>:" or "Juan wrote:" lines: only a header when a quote follows
 _FORWARD: Final = "forward"  # a forwarded message follows
 
 
@@ -131,11 +140,48 @@ def _view(line: str) -> str:
     return line[: _VIEW_LINE_CHARS * 4].strip().strip(_INVISIBLE).strip()[:_VIEW_LINE_CHARS]
 
 
+#: Lines the library's field-block patterns can start with: a short label and a colon.
+_FIELD_LIKE: Final = re.compile(r"^[*\s]*[^\W\d][^:：]{0,24}[:：]")
+
+
+def _library_view(view: list[str]) -> list[str]:
+    """The lines mail-parser-reply's grammar could use, others blanked.
+
+    Its "On … wrote:" patterns backtrack quadratically on long lines, so it only sees
+    unquoted lines that can belong to a header: lines ending in a colon and the two lines above them
+    (wrapped "On … wrote:"), field lines ("From: …") and the line after them, separator lines, and
+    david's "Original Message processed by david" block. Quoted lines never matter: they are dropped anyway.
+    """
+    keep = [False] * len(view)
+    budget = _LIBRARY_VIEW_CHARS
+    for index, line in enumerate(view):
+        if budget <= 0:
+            break
+        if not line or line.startswith(">"):
+            continue
+        if line.endswith((":", "：")):
+            marked = range(max(index - 2, 0), index + 1)
+        elif line.endswith("-"):
+            marked = range(index, index + 1)
+        elif _FIELD_LIKE.match(line):
+            marked = range(index, index + 2)
+        elif "processed by david" in line.lower():
+            marked = range(index, index + 7)
+        else:
+            continue
+        for position in marked:
+            if position < len(view) and not keep[position] and not view[position].startswith(">"):
+                keep[position] = True
+                budget -= len(view[position]) + 1
+    return [line if flag else "" for line, flag in zip(view, keep, strict=True)]
+
+
 def _library_headers(view: list[str]) -> Iterator[_Header]:
     """Header spans found by mail-parser-reply's header grammar (all its languages)."""
-    text = "\n".join(view)
+    library_view = _library_view(view)
+    text = "\n".join(library_view)
     starts = [0]
-    for line in view:
+    for line in library_view:
         starts.append(starts[-1] + len(line) + 1)
     for match in _LIBRARY_HEADER_RE.finditer(text):
         begin, finish = match.start(), match.end()
@@ -150,12 +196,18 @@ def _library_headers(view: list[str]) -> Iterator[_Header]:
         # The grammar may swallow one extra line after a field block; never let it eat quoted lines.
         while last > first and (not view[last] or view[last].startswith(">")):
             last -= 1
+        span = view[first : last + 1]
+        if _FIELD_LABEL.match(span[0]) and not any(_FROM_FIELD.match(line) for line in span):
+            continue  # a field block without a sender field is typed text, not a header
         yield _Header(first, last)
 
 
 def _own_headers(view: list[str]) -> Iterator[_Header]:
     """Header spans the library misses: separators, localised attributions, Russian/Portuguese blocks."""
-    for index, line in enumerate(view):
+    index = -1
+    while index + 1 < len(view):
+        index += 1
+        line = view[index]
         if not line or line.startswith(">"):
             continue
         if _SEPARATOR.match(line):
@@ -168,8 +220,9 @@ def _own_headers(view: list[str]) -> Iterator[_Header]:
             last = index
             while last + 1 < len(view) and _FIELD_LINE.match(view[last + 1]):
                 last += 1
-            if last > index:
+            if last > index and any(_FROM_FIELD.match(field) for field in view[index : last + 1]):
                 yield _Header(index, last)
+                index = last
                 continue
         if not line.endswith((":", "：")):
             continue
@@ -178,33 +231,42 @@ def _own_headers(view: list[str]) -> Iterator[_Header]:
             continue
         joined = " ".join(view[start : index + 1])
         if _ATTRIBUTION_END.search(joined):
-            if any(ch.isdigit() for ch in joined) or _EMAIL_ADDRESS.search(joined):
-                yield _Header(start, index)
-        elif _EMAIL_ADDRESS.search(joined) and _DATE_OR_TIME.search(joined):
+            dated = any(ch.isdigit() for ch in joined) or _EMAIL_DOMAIN.search(joined)
+            yield _Header(start, index, _REPLY if dated else _WEAK)  # "Juan wrote:" only above a quote
+        elif _EMAIL_DOMAIN.search(joined) and _DATE_OR_TIME.search(joined):
             yield _Header(start, index, _WEAK)
 
 
 def _attribution_start(view: list[str], end: int) -> int | None:
-    """First line of an attribution ending on line ``end`` (wrapped over at most three lines)."""
-    best: int | None = end
+    """First line of an attribution ending on line ``end`` (wrapped over at most three lines).
+
+    The nearest line above that starts like a header wins, a localised "On" before a date, so that
+    "Am heutigen Tage" above "Am So., 1. Jan. 2023 … schrieb …:" stays text.
+    """
+    worded: int | None = None
+    dated: int | None = None
     for back in (1, 2):
         candidate = end - back
         if candidate < 0 or not view[candidate] or view[candidate].startswith(">"):
             break
-        if _ATTRIBUTION_START.match(view[candidate]):
-            best = candidate
-    if best == end and len(view[end]) >= _VIEW_LINE_CHARS:
-        return None
-    return best
+        match = _ATTRIBUTION_START.match(view[candidate])
+        if match is None:
+            continue
+        if match.group(0)[-1].isdigit():
+            dated = candidate if dated is None else dated
+        elif worded is None:
+            worded = candidate
+    start = worded if worded is not None else dated if dated is not None else end
+    if start == end and len(view[end]) >= _VIEW_LINE_CHARS:
+        return None  # a truncated line only looks like it ends with a colon
+    return start
 
 
 def _find_headers(view: list[str]) -> dict[int, _Header]:
     """All header spans by first line. Overlapping spans merge; a forward separator absorbs the field
     block right under it, and a reply header beats a weak one."""
     window = view[:_HEADER_SCAN_LINES]
-    spans = sorted(
-        [*_library_headers(window), *_own_headers(window)], key=lambda header: (header.start, -header.end)
-    )
+    spans = sorted([*_library_headers(window), *_own_headers(window)], key=lambda header: (header.start, -header.end))
     merged: list[_Header] = []
     for span in spans:
         if merged:
@@ -226,9 +288,7 @@ def _find_headers(view: list[str]) -> dict[int, _Header]:
 
 def _is_noise(view_line: str) -> bool:
     """Lines that are not the sender's words: rules, device lines, gateway banners."""
-    return bool(
-        _RULE_LINE.match(view_line) or _is_device_line(view_line) or _EXTERNAL_BANNER.match(view_line)
-    )
+    return bool(_RULE_LINE.match(view_line) or _is_device_line(view_line) or _EXTERNAL_BANNER.match(view_line))
 
 
 def _is_device_line(view_line: str) -> bool:
@@ -349,11 +409,12 @@ def _plain_new_text(text: str) -> str:
 # --- HTML -------------------------------------------------------------------------------------------------
 
 _VOID_TAGS: Final = frozenset(
-    "area base br col embed hr img input link meta param source track wbr".split()  # noqa: SIM905
+    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track", "wbr"}
 )
 _BLOCK_TAGS: Final = frozenset(
-    "address article aside blockquote br dd div dl dt footer form h1 h2 h3 h4 h5 h6 header hr li ol p pre "
-    "section table tbody td tfoot th thead tr ul".split()  # noqa: SIM905
+    {"address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "footer", "form", "h1", "h2"}
+    | {"h3", "h4", "h5", "h6", "header", "hr", "li", "ol", "p", "pre", "section", "table", "tbody", "td"}
+    | {"tfoot", "th", "thead", "tr", "ul"}
 )
 #: Containers of quoted history (besides <blockquote>, which is always a quote in a reply).
 _QUOTE_CLASSES: Final = frozenset({"yahoo_quoted", "protonmail_quote", "zmail_extra"})
@@ -445,7 +506,7 @@ def _text_after(tokens: list[_Token], index: int, limit: int = 300) -> str:
     """Visible text that follows token ``index`` (for deciding whether a rule starts a header block)."""
     parts: list[str] = []
     size = 0
-    for token in tokens[index + 1 :]:
+    for token in tokens[index + 1 : index + 1 + _HTML_LOOKAHEAD_TOKENS]:
         if token.kind == "data":
             text = token.attrs["text"]
             parts.append(text)
@@ -472,6 +533,7 @@ def _starts_history(tokens: list[_Token], index: int) -> bool:
 def _strip_tokens(tokens: list[_Token], placeholder: str) -> str:
     """Serialise ``tokens`` without quote blocks; each removed quote becomes ``placeholder``."""
     out: list[str] = []
+    ends = _element_ends(tokens)
     index = 0
     total = len(tokens)
     while index < total:
@@ -481,11 +543,11 @@ def _strip_tokens(tokens: list[_Token], placeholder: str) -> str:
         if token.kind == "start" and token.tag not in _VOID_TAGS:
             classes = _classes(token)
             if token.tag == "blockquote" or classes & _QUOTE_CLASSES:
-                index = _skip_element(tokens, index)
+                index = ends[index]
                 out.append(placeholder)
                 continue
             if classes & _ATTRIBUTION_CLASSES:
-                after = _skip_element(tokens, index)
+                after = ends[index]
                 if _quote_starts_at(tokens, after):
                     index = after
                     continue
@@ -505,21 +567,16 @@ def _quote_starts_at(tokens: list[_Token], index: int) -> bool:
     return False
 
 
-def _skip_element(tokens: list[_Token], index: int) -> int:
-    """Index just after the element that starts at ``index`` (end of input if it is never closed)."""
-    tag = tokens[index].tag
-    depth = 0
-    for position in range(index, len(tokens)):
-        token = tokens[position]
-        if token.tag != tag:
-            continue
-        if token.kind == "start":
-            depth += 1
-        elif token.kind == "end":
-            depth -= 1
-            if depth == 0:
-                return position + 1
-    return len(tokens)
+def _element_ends(tokens: list[_Token]) -> list[int]:
+    """For each start tag, the index just after its matching end tag (end of input if never closed)."""
+    ends = [len(tokens)] * len(tokens)
+    open_tags: dict[str, list[int]] = {}
+    for position, token in enumerate(tokens):
+        if token.kind == "start" and token.tag not in _VOID_TAGS:
+            open_tags.setdefault(token.tag, []).append(position)
+        elif token.kind == "end" and open_tags.get(token.tag):
+            ends[open_tags[token.tag].pop()] = position + 1
+    return ends
 
 
 def strip_html_quotes(html: str) -> str:
