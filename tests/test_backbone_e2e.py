@@ -317,3 +317,12 @@ def test_each_pipeline_step_logs_one_json_event(daemon: Daemon, smarthost: Smart
     assert all(e["ticket_id"] == ticket_id for e in steps if PIPELINE.index(e["step"]) >= PIPELINE.index("ticket"))
     assert any(e["event"] == "received" for e in daemon.log_events())
     assert any(e["event"] == "delivered" and e["ticket_id"] == ticket_id for e in daemon.log_events())
+
+
+def test_forward_without_typed_text_keeps_the_whole_body(daemon: Daemon, smarthost: Smarthost) -> None:
+    """A new ticket from a mail with nothing typed above the quoted block stores the whole body, not ""."""
+    body = "On Mon, 23 Nov 2026 at 09:00, Boss <boss@example.org> wrote:\n> Please fix the VPN for Carmen.\n"
+    daemon.send(make_mail(subject="Fwd: VPN", body=body))
+    smarthost.wait_for(CUSTOMER)
+    [message] = daemon.ticket(int(daemon.tickets()[0]["id"]))["messages"]
+    assert "Please fix the VPN for Carmen." in message["text"]

@@ -23,7 +23,7 @@ class Acknowledge:
             "customer.ack",
             ticket.language,
             **ticket_vars(ticket, config.ticket_prefix, config.from_name),
-            text=ctx.parsed.text,
+            text=ctx.text,
         )
         draft = Draft(
             kind="customer.ack",

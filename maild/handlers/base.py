@@ -35,6 +35,7 @@ class Context:
 
     inbound: Inbound
     mail: ParsedMail | None = None  # parse
+    text: str = ""  # parse: the new text; ticket: whole body for a new ticket without any; commands: minus commands
     automatic: str | None = None  # loop_guard: why this is machine mail (never answered), else None
     sender: str = ""  # identify: the From address, lower case
     agent: Agent | None = None  # identify: the configured agent who sent it, if any

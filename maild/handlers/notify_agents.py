@@ -31,7 +31,7 @@ class NotifyAgents:
                 agent=agent,
                 sender=ctx.sender,
                 sender_name=ctx.parsed.from_name,
-                text=ctx.parsed.text,
+                text=ctx.text,
                 participant=ctx.participant,
                 attachments=ctx.message.attachments if ctx.message else (),
             )

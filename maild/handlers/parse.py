@@ -23,4 +23,5 @@ class Parse:
             ctx.mail = await asyncio.to_thread(parse_mail, raw, fallback)
         else:
             ctx.mail = parse_mail(raw, fallback)
+        ctx.text = ctx.mail.text
         return CONTINUE

@@ -32,7 +32,7 @@ class Record:
             author=ctx.sender,
             message_id=mail.message_id,
             subject=mail.subject,
-            text=mail.text,
+            text=ctx.text,
             attachments=attachments,
         )
         return CONTINUE

@@ -26,7 +26,7 @@ class Relay:
         if not customers:
             ctx.notes.append("relay: nobody outside to send to")
             return CONTINUE
-        if not mail.text.strip() and not mail.attachments:
+        if not ctx.text.strip() and not mail.attachments:
             ctx.notes.append("relay: empty reply not sent")
             return CONTINUE
         rendered = self.services.renderer.render(
@@ -34,7 +34,7 @@ class Relay:
             ticket.language,
             **ticket_vars(ticket, config.ticket_prefix, config.from_name),
             agent=ctx.agent,
-            text=mail.text,
+            text=ctx.text,
         )
         draft = Draft(
             kind="customer.reply",

@@ -33,6 +33,9 @@ class OpenTicket:
             status=NEW,
         )
         ctx.created = True
+        # A forward or a mail that starts with a quoted block has no "new" text: the whole body is the request.
+        if not ctx.text.strip():
+            ctx.text = mail.full_text.strip()
         await tx.add_history(ctx.ticket.id, ctx.sender, "status", None, NEW, "mail")
         # Everyone the customer wrote to besides us is in the conversation: they follow the public replies.
         ctx.ticket.followers = await tx.add_followers(

@@ -1,0 +1,645 @@
+"""Agents' ``#commands`` (CONTRACT §4): found in a mail's new text and parsed into typed values, without I/O.
+
+`parse_commands(text)` returns every recognised command, every refused one with its reason, and the text with
+all command lines removed, because command lines never reach the customer. Applying the commands (all or
+none, permissions, transitions, dates in the past, conflicting commands) is the caller's business.
+
+Which lines are commands
+    A line whose first non-blank character is ``#`` followed at once by a letter, and whose first word (up to a
+    blank or ``:``, case-insensitive, so ``#Status: open`` works) is a keyword below. Anything else is plain text:
+    ``#1 issue``, ``# heading``, ``#hashtag``, ``#include``, ``see issue #12``. A known keyword with bad arguments
+    is still a command line: it gives a `CommandError` and is removed from the text too.
+    ``#thanks`` / ``#gracias`` (as in debbugs, trailing ``.``, ``,`` or ``!`` allowed) ends the commands: that
+    line is removed and every later line is plain text, even one that starts with ``#``.
+    At most `MAX_COMMANDS` command lines are read; the first one beyond gives one "too many commands" error and
+    the rest are removed unread.
+
+Keywords (canonical English ← aliases)
+    status ← estado · wait ← esperar · time ← tiempo · resolve ← resolver · assign ← asignar ·
+    priority ← prioridad · queue ← cola · category ← categoria, categoría · tag ← tags, etiqueta, etiquetas ·
+    cc · internal ← nota, interna, interno · postpone ← aplazar, posponer · link ← enlazar, vincular ·
+    forward ← reenviar · requester ← solicitante · close ← cerrar.
+
+Arguments → ``Command.args`` (values are case-insensitive, ``-`` and ``_`` interchangeable)
+    ``#status S``        `SetStatus` — S in `STATUSES` or nuevo, abierto, esperando_cliente, esperando_tercero,
+                         resuelto, cerrado; ``waiting_until`` is refused (it needs ``#wait until DATE``).
+    ``#wait K``          `Wait` — customer/cliente, third_party/tercero, or until/hasta DATE with DATE
+                         ``YYYY-MM-DD`` (00:00), ``YYYY-MM-DD HH:MM`` or ``YYYY-MM-DDTHH:MM``: a naive datetime
+                         the caller localises to the configured time zone.
+    ``#time D [F] [N]``  `TimeEntry` — D as `parse_duration` reads it (``45m``, ``1h30m``, ``1h 30m``, ``1.5h``,
+                         ``1:30``), more than 0 and at most 24h, rounded to the nearest minute (at least 1);
+                         F nonbillable/non-billable/nofacturable/no-facturable; N a free note.
+    ``#resolve M [N]``   `Resolve` — M in `RESOLUTION_METHODS` or respondido, sin_respuesta, rechazado; N a note.
+    ``#assign A``        `Assign` — me/yo, none/nadie, an address (lower-cased, ``Name <addr>`` too) or a name.
+    ``#priority P``      `Priority` — P in `PRIORITIES` or baja, alta, urgente.
+    ``#queue Q``         `SetQueue` — one name of letters, digits, ``.``, ``_``, ``-`` (config's rule).
+    ``#category C``      `SetCategory` — a name as for queues, or none/ninguna (``name`` None: clear it).
+    ``#tag +a -b c``     `Tags` — names lower-cased; bare means add; commas allowed between tokens.
+    ``#cc +x@y -z@w``    `Cc` — addresses lower-cased; bare means add; commas allowed between tokens.
+    ``#internal``        `Internal` — no arguments.
+    ``#postpone D``      `Postpone` — D more than 0 and at most 365 days.
+    ``#link ID``         `Link` — ``12``, ``#12``, ``ACME#12`` or ``[ACME#12]`` (any prefix).
+    ``#forward ADDR``    `Forward` — one address (``Name <addr>`` too), lower-cased.
+    ``#requester ADDR``  `Requester` — one address, lower-cased, and the display name if one was given.
+    ``#close``           `Close` — no arguments.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal, TypeAlias
+
+from maild.config import PRIORITIES
+from maild.durations import parse_duration
+from maild.statuses import (
+    RESOLUTION_METHODS,
+    STATUSES,
+    WAITING_CUSTOMER,
+    WAITING_THIRD_PARTY,
+    WAITING_UNTIL,
+)
+
+MAX_COMMANDS = 50
+MAX_TIME_ENTRY = timedelta(hours=24)
+MAX_POSTPONE = timedelta(days=365)
+
+# --- the typed arguments of each command ---------------------------------------------------------------------
+
+WaitKind: TypeAlias = Literal["customer", "third_party", "until"]
+AssignKind: TypeAlias = Literal["me", "none", "address", "name"]
+
+_WAIT_STATUS: dict[str, str] = {
+    "customer": WAITING_CUSTOMER,
+    "third_party": WAITING_THIRD_PARTY,
+    "until": WAITING_UNTIL,
+}
+
+
+@dataclass(frozen=True)
+class SetStatus:
+    status: str
+
+
+@dataclass(frozen=True)
+class Wait:
+    kind: WaitKind
+    until: datetime | None  # naive; set only when kind is "until"
+
+    @property
+    def status(self) -> str:
+        """The waiting status this command sets."""
+        return _WAIT_STATUS[self.kind]
+
+
+@dataclass(frozen=True)
+class TimeEntry:
+    minutes: int
+    billable: bool
+    note: str
+
+
+@dataclass(frozen=True)
+class Resolve:
+    method: str
+    note: str
+
+
+@dataclass(frozen=True)
+class Assign:
+    kind: AssignKind
+    target: str  # "me", "none", a lower-cased address or a name as written (blanks collapsed)
+
+
+@dataclass(frozen=True)
+class Priority:
+    value: str
+
+
+@dataclass(frozen=True)
+class SetQueue:
+    name: str
+
+
+@dataclass(frozen=True)
+class SetCategory:
+    name: str | None  # None clears the category
+
+
+@dataclass(frozen=True)
+class Tags:
+    add: tuple[str, ...]
+    remove: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Cc:
+    add: tuple[str, ...]
+    remove: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Internal:
+    pass
+
+
+@dataclass(frozen=True)
+class Postpone:
+    delta: timedelta
+
+
+@dataclass(frozen=True)
+class Link:
+    ticket_id: int
+
+
+@dataclass(frozen=True)
+class Forward:
+    address: str
+
+
+@dataclass(frozen=True)
+class Requester:
+    address: str
+    name: str  # the display name of "Name <addr>", or ""
+
+
+@dataclass(frozen=True)
+class Close:
+    pass
+
+
+CommandArgs: TypeAlias = (
+    SetStatus
+    | Wait
+    | TimeEntry
+    | Resolve
+    | Assign
+    | Priority
+    | SetQueue
+    | SetCategory
+    | Tags
+    | Cc
+    | Internal
+    | Postpone
+    | Link
+    | Forward
+    | Requester
+    | Close
+)
+
+
+@dataclass(frozen=True)
+class Command:
+    """One recognised, syntactically valid command line."""
+
+    keyword: str  # canonical English keyword
+    line: str  # the original line, stripped
+    lineno: int  # 1-based
+    args: CommandArgs
+
+
+@dataclass(frozen=True)
+class CommandError:
+    """One command line that was refused, with what would have been accepted instead."""
+
+    line: str
+    lineno: int
+    reason: str
+    accepted: str
+    keyword: str = ""  # canonical keyword of the refused line; "" for "too many commands"
+
+
+@dataclass(frozen=True)
+class ParsedCommands:
+    commands: tuple[Command, ...]
+    errors: tuple[CommandError, ...]
+    text: str  # without command lines and the #thanks line; outer blank lines trimmed
+
+    @property
+    def ok(self) -> bool:
+        """True when no command line was refused (the commands may then be applied, all together)."""
+        return not self.errors
+
+
+# --- vocabularies --------------------------------------------------------------------------------------------
+
+KEYWORDS: dict[str, str] = {
+    **{k: k for k in ("status", "wait", "time", "resolve", "assign", "priority", "queue", "category")},
+    **{k: k for k in ("tag", "cc", "internal", "postpone", "link", "forward", "requester", "close")},
+    "tags": "tag",
+    "estado": "status",
+    "esperar": "wait",
+    "tiempo": "time",
+    "resolver": "resolve",
+    "asignar": "assign",
+    "prioridad": "priority",
+    "cola": "queue",
+    "categoria": "category",
+    "categoría": "category",
+    "etiqueta": "tag",
+    "etiquetas": "tag",
+    "nota": "internal",
+    "interna": "internal",
+    "interno": "internal",
+    "aplazar": "postpone",
+    "posponer": "postpone",
+    "enlazar": "link",
+    "vincular": "link",
+    "reenviar": "forward",
+    "solicitante": "requester",
+    "cerrar": "close",
+}
+STOP_WORDS = frozenset({"thanks", "gracias"})
+
+STATUS_VALUES: dict[str, str] = {
+    **{s: s for s in STATUSES},
+    "nuevo": "new",
+    "abierto": "open",
+    "esperando_cliente": "waiting_customer",
+    "esperando_tercero": "waiting_third_party",
+    "resuelto": "resolved",
+    "cerrado": "closed",
+}
+WAIT_VALUES: dict[str, WaitKind] = {
+    "customer": "customer",
+    "cliente": "customer",
+    "third_party": "third_party",
+    "tercero": "third_party",
+    "until": "until",
+    "hasta": "until",
+}
+RESOLUTION_VALUES: dict[str, str] = {
+    **{m: m for m in RESOLUTION_METHODS},
+    "respondido": "responded",
+    "sin_respuesta": "no_response",
+    "rechazado": "rejected",
+}
+PRIORITY_VALUES: dict[str, str] = {
+    **{p: p for p in PRIORITIES},
+    "baja": "low",
+    "alta": "high",
+    "urgente": "urgent",
+}
+ASSIGN_ME = frozenset({"me", "yo"})
+ASSIGN_NONE = frozenset({"none", "nadie"})
+CATEGORY_NONE = frozenset({"none", "ninguna"})
+NONBILLABLE = frozenset({"nonbillable", "non_billable", "nofacturable", "no_facturable"})
+
+_STATUS_ACCEPTED = (
+    "one of " + ", ".join(s for s in STATUSES if s != WAITING_UNTIL) + "; for waiting_until: #wait until DATE"
+)
+_WAIT_ACCEPTED = "customer, third_party or until YYYY-MM-DD [HH:MM]"
+_DATE_ACCEPTED = "YYYY-MM-DD, YYYY-MM-DD HH:MM or YYYY-MM-DDTHH:MM"
+_POSTPONE_ACCEPTED = "a duration, e.g. 4h, 2d, 1w, 1d12h (at most 365d)"
+_TIME_ACCEPTED = "#time DURATION [nonbillable] [note], DURATION e.g. 45m, 1h30m, 1.5h, 1:30 (at most 24h)"
+_RESOLVE_ACCEPTED = "one of " + ", ".join(RESOLUTION_METHODS) + ", then an optional note"
+_ASSIGN_ACCEPTED = "me, none, an address or an agent's name"
+_PRIORITY_ACCEPTED = "one of " + ", ".join(PRIORITIES)
+_NAME_ACCEPTED = "one name of letters, digits, '.', '_' or '-'"
+_CATEGORY_ACCEPTED = _NAME_ACCEPTED + ", or none"
+_TAG_ACCEPTED = "+tag to add, -tag to remove, e.g. #tag +vip -printer"
+_CC_ACCEPTED = "+address to add, -address to remove, e.g. #cc +ana@example.com"
+_ADDRESS_ACCEPTED = "one address, e.g. ana@example.com"
+_LINK_ACCEPTED = "a ticket id: 12, #12 or [ACME#12]"
+_NO_ARGUMENTS = "the keyword alone, nothing after it"
+
+# --- syntax --------------------------------------------------------------------------------------------------
+
+# "#" then a letter; the word runs to a blank or ":" so "#status: open" and "#status:open" both read as status.
+_CANDIDATE = re.compile(r"\s*#([^\W\d_][^\s:]*):?(.*)", re.DOTALL)
+_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})(?:(?:\s+|[Tt])(\d{1,2}):(\d{2}))?")
+_LABEL = r"[^\W_](?:[\w-]*[^\W_])?"
+_ADDRESS = re.compile(r"[^@\s<>(),;:\"\[\]\\]+@" + _LABEL + r"(?:\." + _LABEL + r")*")
+_MAILBOX = re.compile(r"(?:\"?([^\"<>]*?)\"?\s*)?<([^<>]*)>")
+_TAG = re.compile(r"\w[\w.-]*")
+_LINK = re.compile(r"\[\s*[\w-]*\s*#\s*(\d{1,18})\s*\]|(?:[\w-]*#)?(\d{1,18})")
+_SEPARATORS = re.compile(r"[\s,;]+")
+
+
+class _Refused(Exception):
+    """A known command with bad arguments: why, and what would have been accepted."""
+
+    def __init__(self, reason: str, accepted: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.accepted = accepted
+
+
+def _fold(word: str) -> str:
+    """A value as the tables above spell it: NFC, lower case, "-" read as "_"."""
+    return unicodedata.normalize("NFC", word).lower().replace("-", "_")
+
+
+def _choose(rest: str, table: Mapping[str, str], what: str, accepted: str) -> str:
+    words = rest.split()
+    if not words:
+        raise _Refused(f"missing {what}", accepted)
+    if len(words) > 1:
+        raise _Refused(f"expected one {what}, got {rest!r}", accepted)
+    value = table.get(_fold(words[0]))
+    if value is None:
+        raise _Refused(f"unknown {what} {words[0]!r}", accepted)
+    return value
+
+
+def _no_arguments(rest: str) -> None:
+    if rest:
+        raise _Refused(f"takes no arguments, got {rest!r}", _NO_ARGUMENTS)
+
+
+def _address(token: str, accepted: str) -> str:
+    if not _ADDRESS.fullmatch(token):
+        raise _Refused(f"not an address: {token!r}", accepted)
+    return token.lower()
+
+
+def _mailbox(rest: str) -> tuple[str, str]:
+    """(display name, address) from "addr", "<addr>" or "Name <addr>"."""
+    if not rest:
+        raise _Refused("missing address", _ADDRESS_ACCEPTED)
+    bracketed = _MAILBOX.fullmatch(rest)
+    if bracketed:
+        return " ".join((bracketed.group(1) or "").split()), _address(bracketed.group(2), _ADDRESS_ACCEPTED)
+    if len(rest.split()) > 1:
+        raise _Refused(f"expected one address, got {rest!r}", _ADDRESS_ACCEPTED)
+    return "", _address(rest, _ADDRESS_ACCEPTED)
+
+
+def _name(rest: str, what: str, accepted: str) -> str:
+    words = rest.split()
+    if not words:
+        raise _Refused(f"missing {what} name", accepted)
+    if len(words) > 1 or not all(c.isalnum() or c in "._-" for c in words[0]):
+        raise _Refused(f"not a {what} name: {rest!r}", accepted)
+    return words[0]
+
+
+def _bounded(delta: timedelta, limit: timedelta, limit_text: str, accepted: str) -> timedelta:
+    if delta <= timedelta(0):
+        raise _Refused("the duration must be more than zero", accepted)
+    if delta > limit:
+        raise _Refused(f"the duration must be at most {limit_text}", accepted)
+    return delta
+
+
+def _signed(rest: str, what: str, accepted: str) -> tuple[list[str], list[str]]:
+    """Split "+a -b c" into (added, removed) raw names; a bare name is added."""
+    add: list[str] = []
+    remove: list[str] = []
+    for token in _SEPARATORS.split(rest):
+        if not token:
+            continue
+        sign, name = (token[0], token[1:]) if token[0] in "+-" else ("+", token)
+        if not name:
+            raise _Refused(f"{token!r} names no {what}", accepted)
+        (add if sign == "+" else remove).append(name)
+    if not add and not remove:
+        raise _Refused(f"missing {what}", accepted)
+    return add, remove
+
+
+def _add_remove(add: list[str], remove: list[str], what: str, accepted: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    added, removed = tuple(dict.fromkeys(add)), tuple(dict.fromkeys(remove))
+    both = [name for name in added if name in removed]
+    if both:
+        raise _Refused(f"{what} {both[0]} is both added and removed", accepted)
+    return added, removed
+
+
+# --- one parser per keyword: the rest of the line (stripped) → arguments, or _Refused ----------------------
+
+
+def _status(rest: str) -> SetStatus:
+    status = _choose(rest, STATUS_VALUES, "status", _STATUS_ACCEPTED)
+    if status == WAITING_UNTIL:
+        raise _Refused("waiting_until needs a date: use #wait until YYYY-MM-DD [HH:MM]", _STATUS_ACCEPTED)
+    return SetStatus(status)
+
+
+def _wait(rest: str) -> Wait:
+    words = rest.split(maxsplit=1)
+    if not words:
+        raise _Refused("missing what to wait for", _WAIT_ACCEPTED)
+    kind = WAIT_VALUES.get(_fold(words[0]))
+    if kind is None:
+        raise _Refused(f"unknown wait {words[0]!r}", _WAIT_ACCEPTED)
+    if kind != "until":
+        if len(words) > 1:
+            raise _Refused(f"unexpected {words[1]!r} after {words[0]}", _WAIT_ACCEPTED)
+        return Wait(kind, None)
+    if len(words) == 1:
+        raise _Refused(f"missing date after {words[0]}", _DATE_ACCEPTED)
+    return Wait("until", _date(words[1].strip()))
+
+
+def _date(text: str) -> datetime:
+    found = _DATE.fullmatch(text)
+    if not found:
+        raise _Refused(f"not a date: {text!r}", _DATE_ACCEPTED)
+    year, month, day, hour, minute = (int(part) if part else 0 for part in found.groups())
+    try:
+        # Naive on purpose: the caller knows the configured time zone, this module does not.
+        return datetime(year, month, day, hour, minute)
+    except ValueError:
+        raise _Refused(f"no such date: {text!r}", _DATE_ACCEPTED) from None
+
+
+def _time(rest: str) -> TimeEntry:
+    tokens = list(re.finditer(r"\S+", rest))
+    if not tokens:
+        raise _Refused("missing duration", _TIME_ACCEPTED)
+    # "1h 30m" is one duration: take the longest run of the first few words that reads as one.
+    delta, used = None, 0
+    for count in range(min(4, len(tokens)), 0, -1):
+        try:
+            delta = parse_duration(rest[tokens[0].start() : tokens[count - 1].end()])
+        except ValueError:
+            continue
+        used = count
+        break
+    if delta is None:
+        raise _Refused(f"not a duration: {tokens[0].group()!r}", _TIME_ACCEPTED)
+    _bounded(delta, MAX_TIME_ENTRY, "24h", _TIME_ACCEPTED)
+    billable = True
+    if used < len(tokens) and _fold(tokens[used].group()) in NONBILLABLE:
+        billable = False
+        used += 1
+    note = rest[tokens[used].start() :].strip() if used < len(tokens) else ""
+    seconds = int(delta.total_seconds())
+    return TimeEntry(minutes=max(1, (seconds + 30) // 60), billable=billable, note=note)
+
+
+def _resolve(rest: str) -> Resolve:
+    words = rest.split(maxsplit=1)
+    method = _choose(words[0] if words else "", RESOLUTION_VALUES, "resolution method", _RESOLVE_ACCEPTED)
+    return Resolve(method=method, note=words[1].strip() if len(words) > 1 else "")
+
+
+def _assign(rest: str) -> Assign:
+    if not rest:
+        raise _Refused("missing assignee", _ASSIGN_ACCEPTED)
+    folded = _fold(rest)
+    if folded in ASSIGN_ME:
+        return Assign("me", "me")
+    if folded in ASSIGN_NONE:
+        return Assign("none", "none")
+    if "@" in rest:
+        try:
+            return Assign("address", _mailbox(rest)[1])
+        except _Refused as refused:
+            raise _Refused(refused.reason, _ASSIGN_ACCEPTED) from None
+    return Assign("name", " ".join(rest.split()))
+
+
+def _priority(rest: str) -> Priority:
+    return Priority(_choose(rest, PRIORITY_VALUES, "priority", _PRIORITY_ACCEPTED))
+
+
+def _queue(rest: str) -> SetQueue:
+    return SetQueue(_name(rest, "queue", _NAME_ACCEPTED))
+
+
+def _category(rest: str) -> SetCategory:
+    if _fold(rest) in CATEGORY_NONE:
+        return SetCategory(None)
+    return SetCategory(_name(rest, "category", _CATEGORY_ACCEPTED))
+
+
+def _tag(rest: str) -> Tags:
+    add, remove = _signed(rest, "tag", _TAG_ACCEPTED)
+    for name in add + remove:
+        if not _TAG.fullmatch(name):
+            raise _Refused(f"not a tag: {name!r}", _TAG_ACCEPTED)
+    added, removed = _add_remove([n.lower() for n in add], [n.lower() for n in remove], "tag", _TAG_ACCEPTED)
+    return Tags(add=added, remove=removed)
+
+
+def _cc(rest: str) -> Cc:
+    add, remove = _signed(rest, "address", _CC_ACCEPTED)
+    added, removed = _add_remove(
+        [_address(a, _CC_ACCEPTED) for a in add], [_address(a, _CC_ACCEPTED) for a in remove], "address", _CC_ACCEPTED
+    )
+    return Cc(add=added, remove=removed)
+
+
+def _internal(rest: str) -> Internal:
+    _no_arguments(rest)
+    return Internal()
+
+
+def _postpone(rest: str) -> Postpone:
+    if not rest:
+        raise _Refused("missing duration", _POSTPONE_ACCEPTED)
+    try:
+        delta = parse_duration(rest)
+    except ValueError:
+        raise _Refused(f"not a duration: {rest!r}", _POSTPONE_ACCEPTED) from None
+    return Postpone(_bounded(delta, MAX_POSTPONE, "365d", _POSTPONE_ACCEPTED))
+
+
+def _link(rest: str) -> Link:
+    if not rest:
+        raise _Refused("missing ticket id", _LINK_ACCEPTED)
+    found = _LINK.fullmatch(rest)
+    if not found:
+        raise _Refused(f"not a ticket id: {rest!r}", _LINK_ACCEPTED)
+    ticket_id = int(found.group(1) or found.group(2))
+    if ticket_id < 1:
+        raise _Refused("ticket ids start at 1", _LINK_ACCEPTED)
+    return Link(ticket_id)
+
+
+def _forward(rest: str) -> Forward:
+    return Forward(_mailbox(rest)[1])
+
+
+def _requester(rest: str) -> Requester:
+    name, address = _mailbox(rest)
+    return Requester(address=address, name=name)
+
+
+def _close(rest: str) -> Close:
+    _no_arguments(rest)
+    return Close()
+
+
+PARSERS: dict[str, Callable[[str], CommandArgs]] = {
+    "status": _status,
+    "wait": _wait,
+    "time": _time,
+    "resolve": _resolve,
+    "assign": _assign,
+    "priority": _priority,
+    "queue": _queue,
+    "category": _category,
+    "tag": _tag,
+    "cc": _cc,
+    "internal": _internal,
+    "postpone": _postpone,
+    "link": _link,
+    "forward": _forward,
+    "requester": _requester,
+    "close": _close,
+}
+
+# --- the text ------------------------------------------------------------------------------------------------
+
+_STOP = "#thanks"
+
+
+def _classify(line: str) -> tuple[str, str] | None:
+    """(canonical keyword or _STOP, rest of the line) for a command line; None for plain text."""
+    found = _CANDIDATE.match(line)
+    if not found:
+        return None
+    word = unicodedata.normalize("NFC", found.group(1)).lower()
+    keyword = KEYWORDS.get(word)
+    if keyword is not None:
+        return keyword, found.group(2).strip()
+    if word.rstrip(".,!") in STOP_WORDS:
+        return _STOP, ""
+    return None
+
+
+def parse_commands(text: str) -> ParsedCommands:
+    """The commands of an agent's new text, the refused ones, and the text without any command line."""
+    commands: list[Command] = []
+    errors: list[CommandError] = []
+    kept: list[str] = []
+    seen = 0
+    stopped = False
+    # Set when a command line was removed since the last kept non-blank line, so that removing it does not
+    # leave two blank lines where the agent wrote one.
+    removed = False
+    for lineno, line in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), start=1):
+        found = None if stopped else _classify(line)
+        if found is None:
+            if line.strip():
+                removed = False
+            elif removed and kept and not kept[-1].strip():
+                continue
+            kept.append(line)
+            continue
+        removed = True
+        keyword, rest = found
+        if keyword == _STOP:
+            stopped = True
+            continue
+        seen += 1
+        if seen > MAX_COMMANDS:
+            if seen == MAX_COMMANDS + 1:
+                errors.append(
+                    CommandError(line.strip(), lineno, "too many commands", f"at most {MAX_COMMANDS} in one mail")
+                )
+            continue
+        try:
+            commands.append(Command(keyword, line.strip(), lineno, PARSERS[keyword](rest)))
+        except _Refused as refused:
+            errors.append(CommandError(line.strip(), lineno, refused.reason, refused.accepted, keyword))
+    body = [n for n, line in enumerate(kept) if line.strip()]
+    trimmed = kept[body[0] : body[-1] + 1] if body else []
+    return ParsedCommands(commands=tuple(commands), errors=tuple(errors), text="\n".join(trimmed))
