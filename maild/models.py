@@ -65,6 +65,7 @@ class Ticket:
     sla_breached: bool = False
     agent_seconds: int = 0
     customer_seconds: int = 0
+    wait_until: datetime | None = None
     tags: list[str] = field(default_factory=list)
     followers: list[str] = field(default_factory=list)
     linked: list[int] = field(default_factory=list)

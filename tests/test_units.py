@@ -14,11 +14,12 @@ import jinja2
 import pytest
 
 from maild.blobs import BlobStore
+from maild.commands import CommandError
 from maild.compose import LOOP_HEADER, MAX_REFERENCES, TICKET_HEADER, Composed, Composer, Draft
 from maild.config import Agent
 from maild.durations import format_duration, parse_duration
 from maild.mime import Part
-from maild.models import Attachment, Ticket
+from maild.models import Attachment, Message, Ticket
 from maild.render import Renderer, TemplateError, ticket_vars
 from maild.spool import dedupe_key
 from maild.statuses import (
@@ -478,6 +479,22 @@ def render_context(**overrides: Any) -> dict[str, Any]:
         "sender_name": "Carmen Ruiz",
         "participant": True,
         "attachments": [Attachment(filename="foto.jpg", content_type="image/jpeg", size=2048, sha256="a" * 64)],
+        "changes": [("status", "new", "waiting_customer"), ("time", None, "+30m billable")],
+        "errors": [CommandError("#status bogus", 2, "unknown status 'bogus'", "one of new, open")],
+        "messages": [
+            Message(
+                id=1,
+                ticket_id=12,
+                direction="in",
+                visibility="public",
+                author="customer@example.org",
+                message_id="<m@x>",
+                subject="s",
+                text="Hola",
+                created_at=NOW,
+                inbound_id=1,
+            )
+        ],
     }
     context.update(overrides)
     return context

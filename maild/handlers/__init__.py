@@ -6,11 +6,13 @@ from collections.abc import Callable
 
 from maild.handlers.acknowledge import Acknowledge
 from maild.handlers.base import Handler, Services
+from maild.handlers.commands import ApplyCommands
 from maild.handlers.identify import Identify
 from maild.handlers.lifecycle import Lifecycle
 from maild.handlers.loop_guard import LoopGuard
 from maild.handlers.notify_agents import NotifyAgents
 from maild.handlers.parse import Parse
+from maild.handlers.read_commands import ReadCommands
 from maild.handlers.record import Record
 from maild.handlers.relay import Relay
 from maild.handlers.thread import Thread
@@ -20,9 +22,11 @@ PIPELINE: tuple[str, ...] = (
     "parse",  # raw bytes → ParsedMail (headers, new text, attachments)
     "loop_guard",  # our own mail back → stop; machine mail → marked, never answered
     "identify",  # agent or outsider
+    "read_commands",  # an agent's #command lines taken out of the text
     "thread",  # token or References → existing ticket
     "ticket",  # no ticket yet → open one; followers; is the sender a participant
     "record",  # timeline message + attachments
+    "commands",  # all of the agent's commands applied, or none and an error mail
     "lifecycle",  # status moves caused by the mail itself
     "acknowledge",  # new ticket → customer told its token
     "relay",  # agent reply → customer and followers
@@ -33,9 +37,11 @@ _FACTORIES: dict[str, Callable[[Services], Handler]] = {
     "parse": Parse,
     "loop_guard": LoopGuard,
     "identify": Identify,
+    "read_commands": ReadCommands,
     "thread": Thread,
     "ticket": OpenTicket,
     "record": Record,
+    "commands": ApplyCommands,
     "lifecycle": Lifecycle,
     "acknowledge": Acknowledge,
     "relay": Relay,

@@ -15,23 +15,29 @@ class Acknowledge:
         self.services = services
 
     async def process(self, ctx: Context, tx: Tx) -> Outcome:
-        # Never answer machines (RFC 3834) and never acknowledge agents' own mail.
-        if not ctx.created or ctx.automatic or ctx.agent is not None:
+        # Never answer machines (RFC 3834). An agent's own new mail is acknowledged only to the customer it was
+        # opened for ("#requester"), with the agent's words.
+        if not ctx.created or ctx.automatic:
             return CONTINUE
         ticket, config = ctx.current_ticket, self.services.config
+        if ctx.agent is not None and (ticket.requester == ctx.agent.email or ctx.internal):
+            return CONTINUE
+        event = "customer.ack" if ctx.agent is None else "customer.opened_by_agent"
         rendered = self.services.renderer.render(
-            "customer.ack",
+            event,
             ticket.language,
             **ticket_vars(ticket, config.ticket_prefix, config.from_name),
             text=ctx.text,
+            agent=ctx.agent,
         )
         draft = Draft(
-            kind="customer.ack",
+            kind=event,
             to=[ticket.requester],
             subject=rendered.subject,
             body=rendered.body,
             references=[ctx.parsed.message_id],
-            auto_submitted="auto-replied",
+            # An acknowledgement is automatic; an agent's words on the customer's behalf are not.
+            auto_submitted="auto-replied" if ctx.agent is None else None,
         )
         await self.services.outbox.queue(tx, draft, ticket.id)
         return CONTINUE

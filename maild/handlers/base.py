@@ -7,6 +7,7 @@ from typing import Protocol
 
 from maild.blobs import BlobStore
 from maild.clock import Clock
+from maild.commands import Command, CommandError
 from maild.config import Agent, Config
 from maild.mime import ParsedMail
 from maild.models import Inbound, Message, Ticket
@@ -42,6 +43,11 @@ class Context:
     ticket: Ticket | None = None  # thread (existing) or ticket (created)
     created: bool = False  # ticket: this message opened the ticket
     participant: bool = False  # ticket: the sender is the requester, a follower or an agent
+    commands: tuple[Command, ...] = ()  # read_commands: an agent's valid command lines
+    command_errors: list[CommandError] = field(default_factory=list)  # read_commands, commands: refused lines
+    internal: bool = False  # read_commands: #internal, the mail is a note for agents only
+    changes: list[tuple[str, str | None, str | None]] = field(default_factory=list)  # commands: field, old, new
+    resolution: str | None = None  # commands: the method of a #resolve applied by this mail
     message: Message | None = None  # record
     notes: list[str] = field(default_factory=list)  # any step: facts worth a log line
 

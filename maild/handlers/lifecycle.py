@@ -16,12 +16,14 @@ class Lifecycle:
     async def process(self, ctx: Context, tx: Tx) -> Outcome:
         ticket = ctx.current_ticket
         # Machine mail never moves a ticket: an out-of-office is not an answer.
-        if ctx.automatic or ctx.agent is None or ctx.created:
+        if ctx.automatic or ctx.agent is None or ctx.created or ctx.internal:
             return CONTINUE
+        # An agent's public reply takes the ticket, unless their commands already said otherwise.
+        commanded = {field for field, _, _ in ctx.changes}
         changes: dict[str, object] = {}
-        if ticket.assignee is None:
+        if ticket.assignee is None and "assignee" not in commanded:
             changes["assignee"] = ctx.agent.email
-        if ticket.status == NEW:
+        if ticket.status == NEW and "status" not in commanded:
             check_transition(ticket.status, OPEN)
             changes["status"] = OPEN
         if changes:

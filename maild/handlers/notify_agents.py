@@ -1,4 +1,4 @@
-"""notify_agents: tell the assignee (or the queue's agents) about a new ticket or a customer's reply."""
+"""notify_agents: tell the assignee (or the queue's agents) about a new ticket, a customer's reply or a note."""
 
 from __future__ import annotations
 
@@ -17,10 +17,13 @@ class NotifyAgents:
 
     async def process(self, ctx: Context, tx: Tx) -> Outcome:
         # Machine mail is kept on the ticket but mails nobody: a bounce of a notice must not breed notices.
-        if ctx.automatic or (ctx.agent is not None and not ctx.created):
+        if ctx.automatic or (ctx.agent is not None and not ctx.created and not ctx.internal):
             return CONTINUE
         ticket, config = ctx.current_ticket, self.services.config
-        event = "agent.new_ticket" if ctx.created else "agent.customer_reply"
+        if ctx.created:
+            event = "agent.new_ticket"
+        else:
+            event = "agent.internal_note" if ctx.agent is not None else "agent.customer_reply"
         recipients = self.recipients(ctx)
         references = await tx.thread_chain(ticket.id, "agent")
         for agent in recipients:

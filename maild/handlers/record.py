@@ -28,7 +28,7 @@ class Record:
             inbound_id=ctx.inbound.id,
             # Direction says which side speaks: agents' mail goes out to the customer, the rest comes in.
             direction="out" if ctx.agent and not ctx.automatic else "in",
-            visibility="public",
+            visibility="internal" if ctx.internal else "public",
             author=ctx.sender,
             message_id=mail.message_id,
             subject=mail.subject,

@@ -15,7 +15,8 @@ class Relay:
         self.services = services
 
     async def process(self, ctx: Context, tx: Tx) -> Outcome:
-        if ctx.agent is None or ctx.automatic or ctx.created:
+        # Internal notes and command-only mail stay inside; spam is never answered.
+        if ctx.agent is None or ctx.automatic or ctx.created or ctx.internal or ctx.resolution == "spam":
             return CONTINUE
         ticket, config, mail = ctx.current_ticket, self.services.config, ctx.parsed
         customers = [
@@ -29,15 +30,17 @@ class Relay:
         if not ctx.text.strip() and not mail.attachments:
             ctx.notes.append("relay: empty reply not sent")
             return CONTINUE
+        # "#resolve METHOD" is send-and-resolve: the text goes out as the resolution message.
+        event = "customer.resolved" if ctx.resolution else "customer.reply"
         rendered = self.services.renderer.render(
-            "customer.reply",
+            event,
             ticket.language,
             **ticket_vars(ticket, config.ticket_prefix, config.from_name),
             agent=ctx.agent,
             text=ctx.text,
         )
         draft = Draft(
-            kind="customer.reply",
+            kind=event,
             to=customers[:1],
             cc=customers[1:],
             subject=rendered.subject,

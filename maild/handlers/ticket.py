@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from maild.commands import Requester
 from maild.handlers.base import CONTINUE, Context, Outcome, Services
 from maild.statuses import NEW
 from maild.store import Tx
@@ -24,9 +25,11 @@ class OpenTicket:
     async def create(self, ctx: Context, tx: Tx) -> None:
         mail = ctx.parsed
         recipients = [*ctx.inbound.envelope.rcpt_to, *mail.to, *mail.cc]
+        # An agent's "#requester ADDR" opens the ticket on behalf of that customer.
+        on_behalf = [c.args.address for c in ctx.commands if isinstance(c.args, Requester)]
         ctx.ticket = await tx.create_ticket(
             subject=strip_tokens(mail.subject, self.config.ticket_prefix),
-            requester=ctx.sender,
+            requester=on_behalf[-1] if on_behalf else ctx.sender,
             queue=self.config.queue_for([r.lower() for r in recipients]),
             priority="normal",
             language=self.config.language,
@@ -43,5 +46,5 @@ class OpenTicket:
         )
 
     def followers(self, ctx: Context, addresses: list[str]) -> list[str]:
-        excluded = {ctx.sender, *self.config.own_addresses}
+        excluded = {ctx.sender, ctx.current_ticket.requester, *self.config.own_addresses}
         return [a for a in dict.fromkeys(addresses) if a not in excluded and self.config.agent(a) is None]

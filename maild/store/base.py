@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiosqlite
@@ -25,6 +26,18 @@ class QueryBase:
     async def all(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
         async with self.db.execute(sql, tuple(params)) as cursor:
             return list(await cursor.fetchall())
+
+    @asynccontextmanager
+    async def savepoint(self, name: str = "sp") -> AsyncIterator[None]:
+        """A nested unit inside the transaction: released on success, rolled back alone if the block raises."""
+        await self.db.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            await self.db.execute(f"ROLLBACK TO {name}")
+            await self.db.execute(f"RELEASE {name}")
+            raise
+        await self.db.execute(f"RELEASE {name}")
 
     async def insert(self, sql: str, params: Iterable[Any] = ()) -> int:
         async with self.db.execute(sql, tuple(params)) as cursor:

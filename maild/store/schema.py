@@ -130,8 +130,9 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX outbox_due ON outbox (state, next_attempt_at);
     """,
-    # 2: agents' time entries (#time), for invoicing reports.
+    # 2: agents' time entries (#time), for invoicing reports; the date a waiting_until ticket waits for.
     """
+    ALTER TABLE tickets ADD COLUMN wait_until TEXT;
     CREATE TABLE time_entries (
         id INTEGER PRIMARY KEY,
         ticket_id INTEGER NOT NULL REFERENCES tickets (id),

@@ -29,9 +29,10 @@ UPDATABLE = frozenset(
         "sla_breached",
         "agent_seconds",
         "customer_seconds",
+        "wait_until",
     }
 )
-_TIME_COLUMNS = ("created_at", "updated_at", "resolved_at", "due_at", "first_response_due_at")
+_TIME_COLUMNS = ("created_at", "updated_at", "resolved_at", "due_at", "first_response_due_at", "wait_until")
 
 
 class TicketQueries(QueryBase):
@@ -194,6 +195,9 @@ class TicketQueries(QueryBase):
             inbound_id=inbound_id,
             attachments=tuple(attachments),
         )
+
+    async def set_message_visibility(self, message_id: int, visibility: Visibility) -> None:
+        await self.run("UPDATE messages SET visibility = ? WHERE id = ?", (visibility, message_id))
 
     async def messages(self, ticket_id: int) -> list[Message]:
         rows = await self.all("SELECT * FROM messages WHERE ticket_id = ? ORDER BY id", (ticket_id,))

@@ -1,0 +1,266 @@
+"""commands: apply an agent's #commands all together, or none of them, and tell the agent which.
+
+Commands run in order inside a savepoint, each against the state the previous ones left; if any is refused
+the savepoint is rolled back, the mail is kept as an internal note (nothing reaches the customer) and the
+agent gets one error mail naming every bad line. Otherwise the agent gets a transcript of what changed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from maild.commands import (
+    Assign,
+    Cc,
+    Close,
+    Command,
+    CommandError,
+    Forward,
+    Link,
+    Postpone,
+    Priority,
+    Requester,
+    Resolve,
+    SetCategory,
+    SetQueue,
+    SetStatus,
+    Tags,
+    TimeEntry,
+    Wait,
+)
+from maild.compose import Draft
+from maild.config import DEFAULT_QUEUE
+from maild.durations import format_duration
+from maild.handlers.base import CONTINUE, Context, Outcome, Services, Stop
+from maild.render import ticket_vars
+from maild.statuses import CLOSED, RESOLVED, STATUSES, TransitionRefused, check_transition
+from maild.store import Tx
+
+
+class Refused(Exception):
+    def __init__(self, reason: str, accepted: str = "") -> None:
+        super().__init__(reason)
+        self.reason, self.accepted = reason, accepted
+
+
+class _RollBack(Exception):
+    """Leaves the savepoint, undoing every command of the mail."""
+
+
+class ApplyCommands:
+    name = "commands"
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.config = services.config
+
+    async def process(self, ctx: Context, tx: Tx) -> Outcome:
+        if ctx.agent is None or not (ctx.commands or ctx.command_errors):
+            return CONTINUE
+        errors = list(ctx.command_errors)
+        try:
+            async with tx.savepoint("commands"):
+                for command in ctx.commands:
+                    try:
+                        await self.apply(command, ctx, tx)
+                    except Refused as refused:
+                        errors.append(
+                            CommandError(
+                                command.line, command.lineno, refused.reason, refused.accepted, command.keyword
+                            )
+                        )
+                errors += self.check_mail(ctx)
+                if errors:
+                    raise _RollBack
+        except _RollBack:
+            return await self.refuse(ctx, tx, errors)
+        await self.mail_agent(ctx, tx, "agent.transcript", changes=ctx.changes)
+        return CONTINUE
+
+    def check_mail(self, ctx: Context) -> list[CommandError]:
+        """Rules about the mail as a whole: every resolution has a customer message or an internal note."""
+        for command in ctx.commands:
+            if isinstance(command.args, Resolve) and command.args.method != "spam" and not ctx.text.strip():
+                return [
+                    CommandError(
+                        command.line,
+                        command.lineno,
+                        "a resolution needs a message for the customer, or #internal with a note",
+                        "write the resolution message below the commands, or add #internal and a note",
+                        command.keyword,
+                    )
+                ]
+        return []
+
+    async def refuse(self, ctx: Context, tx: Tx, errors: list[CommandError]) -> Outcome:
+        ticket = await tx.get_ticket(ctx.current_ticket.id)
+        assert ticket is not None
+        ctx.ticket, ctx.changes, ctx.resolution = ticket, [], None
+        # The mail stays on the ticket for agents, but a refused mail never reaches the customer.
+        if ctx.message is not None and ctx.message.visibility == "public":
+            await tx.set_message_visibility(ctx.message.id, "internal")
+        await self.mail_agent(ctx, tx, "agent.command_errors", errors=errors)
+        return Stop(f"commands refused: {len(errors)} error(s)")
+
+    async def mail_agent(self, ctx: Context, tx: Tx, event: str, **extra: Any) -> None:
+        assert ctx.agent is not None
+        ticket = ctx.current_ticket
+        rendered = self.services.renderer.render(
+            event,
+            self.config.language,
+            **ticket_vars(ticket, self.config.ticket_prefix, self.config.from_name),
+            agent=ctx.agent,
+            **extra,
+        )
+        draft = Draft(
+            kind=event,
+            to=[ctx.agent.email],
+            subject=rendered.subject,
+            body=rendered.body,
+            references=[ctx.parsed.message_id],
+        )
+        await self.services.outbox.queue(tx, draft, ticket.id)
+
+    async def update(self, ctx: Context, tx: Tx, **changes: Any) -> None:
+        assert ctx.agent is not None
+        ticket = ctx.current_ticket
+        for name, new in changes.items():
+            old = getattr(ticket, name)
+            if old != new:
+                ctx.changes.append((name, _shown(old), _shown(new)))
+        ctx.ticket = await tx.update_ticket(ticket, ctx.agent.email, "command", **changes)
+
+    async def move(self, ctx: Context, tx: Tx, status: str, **changes: Any) -> None:
+        try:
+            check_transition(ctx.current_ticket.status, status)
+        except TransitionRefused as exc:
+            raise Refused(str(exc), f"one of {', '.join(STATUSES)}") from None
+        await self.update(ctx, tx, status=status, **changes)
+
+    async def apply(self, command: Command, ctx: Context, tx: Tx) -> None:
+        args, ticket, agent = command.args, ctx.current_ticket, ctx.agent
+        assert agent is not None
+        match args:
+            case SetStatus(status=status):
+                if status == RESOLVED:
+                    raise Refused("resolving needs a method", "#resolve responded|no_response|rejected|spam")
+                if status == CLOSED and agent.role != "admin":
+                    raise Refused("only admins may close a ticket", "#resolve METHOD")
+                await self.move(ctx, tx, status, wait_until=None)
+            case Wait(until=until):
+                when = until.replace(tzinfo=ZoneInfo(self.config.timezone)) if until else None
+                if when is not None and when <= self.services.clock():
+                    raise Refused(f"{until:%Y-%m-%d %H:%M} is in the past", "a future date: YYYY-MM-DD [HH:MM]")
+                await self.move(ctx, tx, args.status, wait_until=when)
+            case TimeEntry(minutes=minutes, billable=billable, note=note):
+                await tx.add_time_entry(
+                    ticket_id=ticket.id,
+                    message_id=ctx.message.id if ctx.message else None,
+                    agent=agent.email,
+                    minutes=minutes,
+                    billable=billable,
+                    note=note,
+                )
+                kind = "billable" if billable else "nonbillable"
+                ctx.changes.append(("time", None, f"+{format_duration(timedelta(minutes=minutes))} {kind}"))
+            case Resolve(method=method, note=note):
+                first = {} if ticket.resolved_at else {"resolved_at": self.services.clock(), "resolved_by": agent.email}
+                note_text = note or (ctx.text.strip() if ctx.internal else "") or None
+                # Spam closes at once and nothing is sent to the sender.
+                await self.move(
+                    ctx,
+                    tx,
+                    CLOSED if method == "spam" else RESOLVED,
+                    resolution_method=method,
+                    resolution_note=note_text,
+                    wait_until=None,
+                    **first,
+                )
+                ctx.resolution = method
+            case Assign(kind=kind, target=target):
+                await self.update(ctx, tx, assignee=self.assignee(kind, target, agent.email))
+            case Priority(value=value):
+                await self.update(ctx, tx, priority=value)
+            case SetQueue(name=name):
+                known = [DEFAULT_QUEUE, *(q.name for q in self.config.queues)]
+                if name not in known:
+                    raise Refused(f"no queue {name!r}", f"one of {', '.join(known)}")
+                await self.update(ctx, tx, queue=name)
+            case SetCategory(name=name):
+                await self.update(ctx, tx, category=name)
+            case Tags(add=add, remove=remove):
+                await tx.change_tags(ticket.id, add, remove, agent.email, "command")
+                ctx.changes += [("tags", None, t) for t in add] + [("tags", t, None) for t in remove]
+                ticket.tags = sorted({*ticket.tags, *add} - set(remove))
+            case Cc(add=add, remove=remove):
+                for address in add:
+                    self.check_outsider(address)
+                added = await tx.add_followers(ticket.id, add, agent.email, "command")
+                removed = await tx.remove_followers(ticket.id, remove, agent.email, "command")
+                ctx.changes += [("followers", None, a) for a in added] + [("followers", r, None) for r in removed]
+                ticket.followers = sorted({*ticket.followers, *added} - set(removed))
+            case Postpone(delta=delta):
+                await self.update(ctx, tx, due_at=(ticket.due_at or self.services.clock()) + delta)
+            case Link(ticket_id=other):
+                if other == ticket.id or await tx.get_ticket(other) is None:
+                    raise Refused(f"no other ticket {other}", "the number of an existing ticket")
+                if await tx.link_tickets(ticket.id, other, agent.email, "command"):
+                    ctx.changes.append(("linked", None, str(other)))
+                    ticket.linked = sorted({*ticket.linked, other})
+            case Forward(address=address):
+                self.check_outsider(address)
+                await self.forward(ctx, tx, address)
+                ctx.changes.append(("forwarded", None, address))
+            case Requester(address=address):
+                self.check_outsider(address)
+                await self.update(ctx, tx, requester=address)
+            case Close():
+                if agent.role != "admin":
+                    raise Refused("only admins may close a ticket", "#resolve METHOD (agents), #close (admins)")
+                await self.move(ctx, tx, CLOSED, wait_until=None)
+
+    def assignee(self, kind: str, target: str, sender: str) -> str | None:
+        if kind == "me":
+            return sender
+        if kind == "none":
+            return None
+        names = ", ".join(a.name for a in self.config.agents)
+        if kind == "address":
+            if self.config.agent(target) is None:
+                raise Refused(f"{target} is not an agent", f"me, none, or an agent: {names}")
+            return target
+        matches = [a for a in self.config.agents if a.name.casefold() == target.casefold()]
+        if len(matches) != 1:
+            raise Refused(f"no single agent named {target!r}", f"me, none, or an agent: {names}")
+        return matches[0].email
+
+    def check_outsider(self, address: str) -> None:
+        if address in self.config.own_addresses or self.config.agent(address) is not None:
+            raise Refused(f"{address} is maild's own address or an agent's", "a customer's or third party's address")
+
+    async def forward(self, ctx: Context, tx: Tx, address: str) -> None:
+        """Send the ticket's public thread (never internal notes) to a third party."""
+        ticket = ctx.current_ticket
+        messages = [m for m in await tx.messages(ticket.id) if m.visibility == "public"]
+        rendered = self.services.renderer.render(
+            "external.forward",
+            ticket.language,
+            **ticket_vars(ticket, self.config.ticket_prefix, self.config.from_name),
+            agent=ctx.agent,
+            text=ctx.text,
+            messages=messages,
+        )
+        draft = Draft(
+            kind="external.forward", to=[address], subject=rendered.subject, body=rendered.body, auto_submitted=None
+        )
+        await self.services.outbox.queue(tx, draft, ticket.id)
+
+
+def _shown(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="minutes")
+    return str(value)
