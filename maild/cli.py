@@ -250,6 +250,53 @@ def shunt_replay(config_path: str | None, inbound_id: int) -> None:
 
 
 @main.group()
+def report() -> None:
+    """Reports for invoicing and follow-up."""
+
+
+@report.command("time")
+@config_option
+@click.option("--from", "start", required=True, metavar="DATE", help="First day (YYYY-MM-DD), inclusive.")
+@click.option("--to", "end", required=True, metavar="DATE", help="Last day (YYYY-MM-DD), inclusive.")
+@click.option("--by", type=click.Choice(["requester", "agent", "queue", "ticket"]), default="requester")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV (for spreadsheets and invoicing tools).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def report_time(config_path: str | None, start: str, end: str, by: str, as_csv: bool, as_json: bool) -> None:
+    """Billable and non-billable minutes per requester, agent, queue or ticket, days in the config's zone."""
+    import csv
+    from datetime import date, datetime, time, timedelta
+    from zoneinfo import ZoneInfo
+
+    from maild.views import table
+
+    config = read_config(config_path)
+    try:
+        first, last = date.fromisoformat(start), date.fromisoformat(end)
+    except ValueError:
+        fail("--from/--to: expected dates like 2026-11-01")
+    if last < first:
+        fail("--to is before --from")
+    zone = ZoneInfo(config.timezone)
+    since = datetime.combine(first, time(), zone)
+    until = datetime.combine(last + timedelta(days=1), time(), zone)
+
+    async def action(store: Store) -> list[dict[str, Any]]:
+        async with store.snapshot() as tx:
+            return await tx.time_report(since, until, by)
+
+    rows = run(lambda: with_store(config, action))
+    columns = [by, "billable_minutes", "nonbillable_minutes", "entries", "tickets"]
+    if as_json:
+        emit_json(rows)
+    elif as_csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        click.echo(table(rows, columns))
+
+
+@main.group()
 def outbox() -> None:
     """Mail maild sends: queued, sent and failed."""
 

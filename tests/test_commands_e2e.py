@@ -1,0 +1,217 @@
+"""End to end: agents run tickets purely by mail with #commands, over SMTP to a running daemon."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from tests.helpers import ANA, CUSTOMER, LUIS, SUPPORT, Captured, Daemon, Smarthost, make_mail, wait_until
+
+THIRD = "vendor@thirdparty.example"
+
+
+def new_ticket(daemon: Daemon, smarthost: Smarthost, **mail: Any) -> dict[str, Any]:
+    daemon.send(make_mail(**mail))
+    smarthost.wait_for(CUSTOMER)
+    return daemon.tickets()[0]
+
+
+def agent_mail(daemon: Daemon, ticket: dict[str, Any], body: str, sender: str = ANA, **mail: Any) -> None:
+    daemon.send(
+        make_mail(sender=sender, subject=f"Re: {ticket['token']} {ticket['subject']}", body=body, **mail),
+        mail_from=sender,
+    )
+    daemon.wait_processed()
+
+
+def mails_with(smarthost: Smarthost, address: str, words: str) -> list[Captured]:
+    return [m for m in smarthost.to(address) if words in m["Subject"] or words in m.body]
+
+
+def test_commands_apply_relay_the_rest_and_send_a_transcript(daemon: Daemon, smarthost: Smarthost) -> None:
+    """Command lines change the ticket, never reach the customer, and the agent gets a transcript."""
+    ticket = new_ticket(daemon, smarthost)
+    agent_mail(
+        daemon,
+        ticket,
+        "#status waiting_customer\n#time 1h30m\n#priority high\n#tag +printer +fire\n"
+        "Could you send us a photo of the printer?\n",
+    )
+    relayed = wait_until(lambda: mails_with(smarthost, CUSTOMER, "photo of the printer"), 10, "relay")[0]
+    assert "#" not in relayed.body.split("--")[0]
+    [transcript] = wait_until(lambda: mails_with(smarthost, ANA, "Applied"), 10, "transcript")
+    assert "status: new → waiting_customer" in transcript.body
+    assert "priority: normal → high" in transcript.body
+    assert "+1h30m billable" in transcript.body
+    detail = daemon.ticket(ticket["id"])
+    assert detail["status"] == "waiting_customer"
+    assert detail["priority"] == "high"
+    assert detail["tags"] == ["fire", "printer"]
+    assert detail["assignee"] == ANA  # the reply still takes the ticket
+    assert detail["time_entries"][0] | {"at": None} == {
+        "agent": ANA,
+        "minutes": 90,
+        "billable": True,
+        "note": "",
+        "at": None,
+    }
+    assert detail["messages"][-1]["text"] == "Could you send us a photo of the printer?"
+    assert ("status", "new", "waiting_customer") in {(h["field"], h["old"], h["new"]) for h in detail["history"]}
+
+
+def test_one_bad_command_applies_nothing_and_names_the_line(daemon: Daemon, smarthost: Smarthost) -> None:
+    """A mail with one bad command applies none, relays nothing, and the error mail lists the line and why."""
+    ticket = new_ticket(daemon, smarthost)
+    agent_mail(daemon, ticket, "#priority urgent\n#status sleeping\n#time 20m\nDo not send this.\n")
+    [error] = wait_until(lambda: mails_with(smarthost, ANA, "Commands refused"), 10, "error mail")
+    assert "#status sleeping" in error.body
+    assert "waiting_customer" in error.body  # what is accepted
+    assert mails_with(smarthost, CUSTOMER, "Do not send this") == []
+    detail = daemon.ticket(ticket["id"])
+    assert detail["priority"] == "normal" and detail["status"] == "new" and detail["time_entries"] == []
+    assert detail["assignee"] is None
+    assert detail["messages"][-1]["visibility"] == "internal"
+
+
+def test_customer_commands_are_plain_text(daemon: Daemon, smarthost: Smarthost) -> None:
+    """A customer's "#status closed" changes nothing and is stored as what they wrote."""
+    ticket = new_ticket(daemon, smarthost)
+    daemon.send(make_mail(subject=f"Re: {ticket['token']}", body="#status closed\nPlease!"))
+    daemon.wait_processed()
+    detail = daemon.ticket(ticket["id"])
+    assert detail["status"] == "new"
+    assert detail["messages"][-1]["text"] == "#status closed\nPlease!"
+
+
+def test_commands_in_quoted_text_are_ignored(daemon: Daemon, smarthost: Smarthost) -> None:
+    """A command inside the quoted history of an agent's reply is not run."""
+    ticket = new_ticket(daemon, smarthost)
+    agent_mail(
+        daemon,
+        ticket,
+        "Thanks, looking at it.\n\nOn Mon, 23 Nov 2026, Luis <luis@example.com> wrote:\n"
+        "> #priority urgent\n> old text\n",
+    )
+    assert daemon.ticket(ticket["id"])["priority"] == "normal"
+    assert mails_with(smarthost, ANA, "Applied") == []  # a plain reply gets no transcript
+
+
+def test_internal_note_reaches_agents_never_the_customer(daemon: Daemon, smarthost: Smarthost) -> None:
+    """#internal (or #nota) keeps the mail among agents: the other agents hear of it, the customer does not."""
+    ticket = new_ticket(daemon, smarthost)
+    agent_mail(daemon, ticket, "#nota\n#time 10m nonbillable checked the logs\nThe customer seems upset.\n")
+    wait_until(lambda: mails_with(smarthost, LUIS, "seems upset"), 10, "the note to Luis")
+    assert mails_with(smarthost, CUSTOMER, "seems upset") == []
+    detail = daemon.ticket(ticket["id"])
+    note = detail["messages"][-1]
+    assert note["visibility"] == "internal" and note["text"] == "The customer seems upset."
+    assert detail["time_entries"][0]["billable"] is False
+    assert detail["time_entries"][0]["note"] == "checked the logs"
+    assert detail["status"] == "new" and detail["assignee"] is None  # a note is not a reply
+
+
+def test_close_is_for_admins_only(daemon: Daemon, smarthost: Smarthost) -> None:
+    """#close from an agent is refused with an error mail; from an admin it closes the ticket."""
+    ticket = new_ticket(daemon, smarthost)
+    agent_mail(daemon, ticket, "#close\n", sender=LUIS)
+    [error] = wait_until(lambda: mails_with(smarthost, LUIS, "Commands refused"), 10, "refusal")
+    assert "only admins" in error.body
+    assert daemon.ticket(ticket["id"])["status"] == "new"
+    agent_mail(daemon, ticket, "#cerrar\n", sender=ANA)
+    assert daemon.ticket(ticket["id"])["status"] == "closed"
+
+
+def test_resolve_sends_the_text_as_the_resolution(daemon: Daemon, smarthost: Smarthost) -> None:
+    """#resolve METHOD sends the mail's text to the customer as the resolution and records who resolved it."""
+    ticket = new_ticket(daemon, smarthost)
+    agent_mail(daemon, ticket, "#resolve\n")  # no method: refused
+    wait_until(lambda: mails_with(smarthost, ANA, "Commands refused"), 10, "refusal")
+    agent_mail(daemon, ticket, "#resolver respondido\n")  # no text and no note: refused
+    wait_until(lambda: len(mails_with(smarthost, ANA, "Commands refused")) == 2, 10, "second refusal")
+    agent_mail(daemon, ticket, "#resolve responded\nThe printer was replaced.\n")
+    [resolved] = wait_until(lambda: mails_with(smarthost, CUSTOMER, "replaced"), 10, "resolution mail")
+    assert "Resolved" in resolved["Subject"] and "reopened" in resolved.body
+    detail = daemon.ticket(ticket["id"])
+    assert detail["status"] == "resolved"
+    assert detail["resolution"] == {"method": "responded", "note": None}
+    assert detail["resolved_by"] == ANA and detail["resolved_at"]
+
+
+def test_resolve_with_an_internal_note_sends_nothing(daemon: Daemon, smarthost: Smarthost) -> None:
+    """A resolution with #internal keeps its text as the resolution note and mails the customer nothing."""
+    ticket = new_ticket(daemon, smarthost)
+    agent_mail(daemon, ticket, "#internal\n#resolve rejected\nDuplicate of another ticket.\n")
+    detail = daemon.ticket(ticket["id"])
+    assert detail["resolution"] == {"method": "rejected", "note": "Duplicate of another ticket."}
+    assert mails_with(smarthost, CUSTOMER, "Duplicate") == []
+
+
+def test_requester_opens_a_ticket_for_a_customer_who_is_told(daemon: Daemon, smarthost: Smarthost) -> None:
+    """An agent's new mail with #requester opens the ticket on the customer's behalf and mails them."""
+    daemon.send(
+        make_mail(
+            sender=ANA,
+            to=[SUPPORT],
+            subject="Your renewal",
+            body="#requester Carmen <carmen@example.org>\nYour licence expires next week.\n",
+        ),
+        mail_from=ANA,
+    )
+    [told] = smarthost.wait_for("carmen@example.org")
+    assert "Your licence expires next week." in told.body and "#requester" not in told.body
+    [ticket] = daemon.tickets()
+    assert ticket["requester"] == "carmen@example.org"
+    assert ticket["token"] in told["Subject"]
+    assert told["From"] == f"ACME Support <{SUPPORT}>"
+
+
+def test_assign_queue_category_cc_link_postpone_forward(daemon: Daemon, smarthost: Smarthost) -> None:
+    """The remaining commands change what `ticket show --json` reports, each in the history."""
+    other = new_ticket(daemon, smarthost, subject="Older problem")
+    daemon.send(make_mail(subject="Newer problem"))
+    daemon.wait_processed()
+    ticket = next(t for t in daemon.tickets() if t["subject"] == "Newer problem")
+    agent_mail(
+        daemon,
+        ticket,
+        f"#assign Luis\n#queue billing\n#category hardware\n#cc +boss@example.org\n"
+        f"#link {other['id']}\n#postpone 2d\n#forward {THIRD}\n#internal\nFYI vendor.\n",
+    )
+    detail = daemon.ticket(ticket["id"])
+    assert detail["assignee"] == LUIS and detail["queue"] == "billing" and detail["category"] == "hardware"
+    assert detail["followers"] == ["boss@example.org"]
+    assert detail["linked"] == [other["id"]] and daemon.ticket(other["id"])["linked"] == [ticket["id"]]
+    assert detail["due_at"] is not None
+    [forwarded] = smarthost.wait_for(THIRD)
+    assert "Newer problem" in forwarded["Subject"] and "Hello, my printer is on fire." in forwarded.body
+    assert "FYI vendor" in forwarded.body
+    fields = {h["field"] for h in detail["history"] if h["actor"] == ANA}
+    assert {"assignee", "queue", "category", "followers", "linked", "due_at"} <= fields
+    agent_mail(daemon, ticket, "#assign nobody-known\n")
+    wait_until(lambda: mails_with(smarthost, ANA, "Commands refused"), 10, "refusal")
+    agent_mail(daemon, ticket, "#cc -boss@example.org\n#assign none\n#internal\n")
+    detail = daemon.ticket(ticket["id"])
+    assert detail["followers"] == [] and detail["assignee"] is None
+
+
+def test_time_report_sums_billable_and_nonbillable(daemon: Daemon, smarthost: Smarthost) -> None:
+    """`maild report time` adds up the minutes per requester, agent or queue, as table, JSON or CSV."""
+    ticket = new_ticket(daemon, smarthost)
+    agent_mail(daemon, ticket, "#time 45m\n#internal\n")
+    agent_mail(daemon, ticket, "#tiempo 1:30 nofacturable\n#internal\n", sender=LUIS)
+    agent_mail(daemon, ticket, "#time 0.5h\n#internal\n")
+    args = ("report", "time", "--from", "2000-01-01", "--to", "2100-12-31")
+    by_agent = json.loads(daemon.cli(*args, "--by", "agent", "--json").stdout)
+    assert by_agent == [
+        {"agent": ANA, "billable_minutes": 75, "nonbillable_minutes": 0, "entries": 2, "tickets": 1},
+        {"agent": LUIS, "billable_minutes": 0, "nonbillable_minutes": 90, "entries": 1, "tickets": 1},
+    ]
+    rows = list(csv.DictReader(io.StringIO(daemon.cli(*args, "--csv").stdout)))
+    assert rows == [
+        {"requester": CUSTOMER, "billable_minutes": "75", "nonbillable_minutes": "90", "entries": "3", "tickets": "1"}
+    ]
+    assert json.loads(daemon.cli("report", "time", "--from", "2000-01-01", "--to", "2000-01-02", "--json").stdout) == []
+    bad = daemon.cli("report", "time", "--from", "yesterday", "--to", "2100-01-01", check=False)
+    assert bad.returncode == 1 and "expected dates" in bad.stderr
