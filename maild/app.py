@@ -18,10 +18,12 @@ from maild.config import Config
 from maild.handlers import build_handlers
 from maild.handlers.base import Services
 from maild.intake.smtp import IntakeHandler, SmtpListener
+from maild.lifecycle import Lifecycle
 from maild.outbound import OutboundWorker, make_transport
 from maild.outbox import Outbox
 from maild.pipeline import Pipeline, Runner
 from maild.render import Renderer
+from maild.scheduler import Scheduler, TimerActions
 from maild.spool import Spooler
 from maild.store import Store
 
@@ -36,11 +38,16 @@ def build_services(config: Config, clock: Clock) -> Services:
         outbox=Outbox(composer),
         blobs=BlobStore(config.blob_dir),
         clock=clock,
+        lifecycle=Lifecycle(config, clock),
     )
 
 
-def build_pipeline(config: Config, store: Store, clock: Clock) -> Pipeline:
-    return Pipeline(store, build_handlers(build_services(config, clock)))
+def build_timer_actions(services: Services) -> TimerActions:
+    return TimerActions(services.config, services.lifecycle, services.renderer, services.outbox)
+
+
+def build_pipeline(services: Services, store: Store) -> Pipeline:
+    return Pipeline(store, build_handlers(services))
 
 
 @dataclass
@@ -52,20 +59,25 @@ class App:
     spooler: Spooler
     runner: Runner
     outbound: OutboundWorker
+    scheduler: Scheduler
     listener: SmtpListener | None
 
     @classmethod
     async def start(cls, config: Config, clock: Clock = system_clock) -> App:
         store = await Store.open(config.db_path, clock)
-        spooled, queued = asyncio.Event(), asyncio.Event()
+        services = build_services(config, clock)
+        spooled, queued, changed = asyncio.Event(), asyncio.Event(), asyncio.Event()
         spooler = Spooler(store, on_commit=spooled)
-        runner = Runner(store, build_pipeline(config, store, clock), wakeup=spooled, on_processed=queued)
+        # A processed message may queue mail (wake delivery) and schedule timers (wake the scheduler).
+        runner = Runner(store, build_pipeline(services, store), wakeup=spooled, on_processed=(queued, changed))
         outbound = OutboundWorker(store, config.outbound, make_transport(config.outbound), queued, clock)
+        scheduler = Scheduler(store, build_timer_actions(services), wakeup=changed, on_fired=queued)
         listener = SmtpListener(config, IntakeHandler(config, spooler)) if config.smtp.enabled else None
-        app = cls(config, store, spooler, runner, outbound, listener)
+        app = cls(config, store, spooler, runner, outbound, scheduler, listener)
         spooler.start()
         runner.start()
         outbound.start()
+        scheduler.start()
         if listener:
             try:
                 await listener.start()
@@ -94,6 +106,7 @@ class App:
             await self.listener.stop()
         await self.spooler.stop()
         await self.runner.stop()
+        await self.scheduler.stop()
         await self.outbound.stop()
         await self.store.close()
         log.info("stopped")

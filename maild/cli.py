@@ -110,7 +110,7 @@ def check_config(config_path: str | None) -> None:
 @click.option("--to", "rcpt_to", multiple=True, metavar="ADDR", help="Envelope recipient(s) (default: support).")
 def inject(config_path: str | None, mail_from: str, rcpt_to: tuple[str, ...]) -> None:
     """Read one RFC 5322 message on stdin and process it as if received (exit 75 = try again later)."""
-    from maild.app import build_pipeline
+    from maild.app import build_pipeline, build_services
     from maild.models import Envelope
     from maild.spool import Spooler
 
@@ -129,7 +129,7 @@ def inject(config_path: str | None, mail_from: str, rcpt_to: tuple[str, ...]) ->
             spooled = await Spooler(store).put(envelope, raw)
             if spooled.inbound_id is None:
                 return "duplicate: already received"
-            result = await build_pipeline(config, store, store.clock).process(spooled.inbound_id)
+            result = await build_pipeline(build_services(config, store.clock), store).process(spooled.inbound_id)
         finally:
             await store.close()
         if result is None:
@@ -142,6 +142,37 @@ def inject(config_path: str | None, mail_from: str, rcpt_to: tuple[str, ...]) ->
         click.echo(run(action))
     except Exception as exc:  # the store failing: the MTA must keep the mail and retry later
         fail(f"cannot store the message: {exc}", EX_TEMPFAIL)
+
+
+@main.command()
+@config_option
+@click.option("--now", "now_text", default=None, metavar="ISO8601", help="The instant to run for (default: now).")
+def tick(config_path: str | None, now_text: str | None) -> None:
+    """Run the lifecycle timers due at that instant (the daemon does this by itself; for operators and tests)."""
+    from datetime import UTC
+
+    from maild.app import build_services, build_timer_actions
+    from maild.clock import from_iso, system_clock
+    from maild.scheduler import run_due
+
+    config = read_config(config_path)
+    configure_logging(config.log_level, sys.stderr)
+    try:
+        now = from_iso(now_text) if now_text else system_clock()
+    except ValueError:
+        fail(f"--now: not an ISO 8601 instant: {now_text!r} (e.g. 2026-12-01T09:00:00+01:00)")
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+
+    async def action() -> int:
+        store = await Store.open(config.db_path, lambda: now)
+        try:
+            return await run_due(store, build_timer_actions(build_services(config, store.clock)), now)
+        finally:
+            await store.close()
+
+    count = run(action)
+    click.echo(f"{count} timer(s) run at {now.astimezone(UTC).isoformat(timespec='seconds')}")
 
 
 @main.group()
@@ -181,6 +212,7 @@ def ticket_list(config_path: str | None, status: str | None, queue: str | None, 
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def ticket_show(config_path: str | None, ticket_id: int, as_json: bool) -> None:
     """Show one ticket with its timeline and history."""
+    from maild.lifecycle import Lifecycle
     from maild.views import ticket_detail, ticket_text
 
     config = read_config(config_path)
@@ -191,7 +223,8 @@ def ticket_show(config_path: str | None, ticket_id: int, as_json: bool) -> None:
             if found is None:
                 return None
             messages, history = await tx.messages(ticket_id), await tx.history(ticket_id)
-            return ticket_detail(found, config.ticket_prefix, messages, history, await tx.time_entries(ticket_id))
+            entries, clock = await tx.time_entries(ticket_id), Lifecycle(config, store.clock).live_clock(found)
+            return ticket_detail(found, config.ticket_prefix, messages, history, entries, clock)
 
     detail = run(lambda: with_store(config, action))
     if detail is None:
@@ -233,7 +266,7 @@ def shunt_list(config_path: str | None, as_json: bool) -> None:
 @click.argument("inbound_id", type=int)
 def shunt_replay(config_path: str | None, inbound_id: int) -> None:
     """Process a shunted message again (after fixing its cause)."""
-    from maild.app import build_pipeline
+    from maild.app import build_pipeline, build_services
 
     config = read_config(config_path)
 
@@ -241,7 +274,7 @@ def shunt_replay(config_path: str | None, inbound_id: int) -> None:
         async with store.transaction() as tx:
             if not await tx.requeue_inbound(inbound_id):
                 fail(f"no shunted message {inbound_id}")
-        result = await build_pipeline(config, store, store.clock).process(inbound_id)
+        result = await build_pipeline(build_services(config, store.clock), store).process(inbound_id)
         if result is None:
             return f"{inbound_id}: taken by the running daemon"
         return f"{inbound_id}: {result.state}" + (f" ({result.reason})" if result.reason else "")

@@ -66,6 +66,8 @@ class Ticket:
     agent_seconds: int = 0
     customer_seconds: int = 0
     wait_until: datetime | None = None
+    clock_since: datetime | None = None
+    first_responded_at: datetime | None = None
     tags: list[str] = field(default_factory=list)
     followers: list[str] = field(default_factory=list)
     linked: list[int] = field(default_factory=list)
@@ -86,6 +88,16 @@ class Message:
     created_at: datetime
     inbound_id: int | None
     attachments: tuple[Attachment, ...] = ()
+
+
+@dataclass(frozen=True)
+class Timer:
+    """A lifecycle event due at a time; rows in the store so they survive restarts."""
+
+    id: int
+    ticket_id: int
+    kind: str
+    due_at: datetime
 
 
 @dataclass(frozen=True)

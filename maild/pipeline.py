@@ -107,7 +107,7 @@ class Runner(Worker):
         store: Store,
         pipeline: Pipeline,
         wakeup: asyncio.Event,
-        on_processed: asyncio.Event,
+        on_processed: tuple[asyncio.Event, ...],
         poll_seconds: float = 2.0,
     ) -> None:
         super().__init__(wakeup, poll_seconds)
@@ -132,5 +132,6 @@ class Runner(Worker):
                     break
                 if await self.pipeline.process(inbound_id) is not None:
                     count += 1
-                    self.on_processed.set()
+                    for event in self.on_processed:
+                        event.set()
         return count

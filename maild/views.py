@@ -35,6 +35,7 @@ def ticket_detail(
     messages: list[Message],
     history: list[HistoryEntry],
     time_entries: list[TimeEntry],
+    clock: tuple[int, int],
 ) -> dict[str, Any]:
     """The object of `ticket show --json`."""
     resolution = None
@@ -62,7 +63,7 @@ def ticket_detail(
         "due_at": _iso(ticket.due_at),
         "first_response_due_at": _iso(ticket.first_response_due_at),
         "sla_breached": ticket.sla_breached,
-        "clock": {"agent_seconds": ticket.agent_seconds, "customer_seconds": ticket.customer_seconds},
+        "clock": {"agent_seconds": clock[0], "customer_seconds": clock[1]},
         "time_entries": [
             {"agent": e.agent, "minutes": e.minutes, "billable": e.billable, "note": e.note, "at": _iso(e.at)}
             for e in time_entries

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import test.test_email
 
-from maild.app import build_pipeline
+from maild.app import build_pipeline, build_services
 from maild.config import parse_config
 from maild.models import Envelope
 from maild.spool import Spooler
@@ -44,7 +44,11 @@ def run_corpus(tmp_path: Path, files: list[Path]) -> Counter[str]:
     async def scenario() -> Counter[str]:
         store = await Store.open(config.db_path)
         try:
-            pipeline, spooler, states = build_pipeline(config, store, store.clock), Spooler(store), Counter[str]()
+            pipeline, spooler, states = (
+                build_pipeline(build_services(config, store.clock), store),
+                Spooler(store),
+                Counter[str](),
+            )
             for path in files:
                 spooled = await spooler.put(
                     Envelope("test", "sender@example.org", ("support@example.com",)), path.read_bytes()

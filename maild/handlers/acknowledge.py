@@ -6,6 +6,7 @@ from maild.compose import Draft
 from maild.handlers.base import CONTINUE, Context, Outcome, Services
 from maild.render import ticket_vars
 from maild.store import Tx
+from maild.tokens import format_token
 
 
 class Acknowledge:
@@ -23,12 +24,15 @@ class Acknowledge:
         if ctx.agent is not None and (ticket.requester == ctx.agent.email or ctx.internal):
             return CONTINUE
         event = "customer.ack" if ctx.agent is None else "customer.opened_by_agent"
+        if ctx.spawned_from:
+            event = "customer.new_after_closed"
         rendered = self.services.renderer.render(
             event,
             ticket.language,
             **ticket_vars(ticket, config.ticket_prefix, config.from_name),
             text=ctx.text,
             agent=ctx.agent,
+            old_token=format_token(config.ticket_prefix, ctx.spawned_from or 0),
         )
         draft = Draft(
             kind=event,

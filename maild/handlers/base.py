@@ -9,6 +9,7 @@ from maild.blobs import BlobStore
 from maild.clock import Clock
 from maild.commands import Command, CommandError
 from maild.config import Agent, Config
+from maild.lifecycle import Lifecycle
 from maild.mime import ParsedMail
 from maild.models import Inbound, Message, Ticket
 from maild.outbox import Outbox
@@ -23,6 +24,7 @@ class Services:
     config: Config
     renderer: Renderer
     outbox: Outbox
+    lifecycle: Lifecycle
     blobs: BlobStore
     clock: Clock
 
@@ -48,6 +50,8 @@ class Context:
     internal: bool = False  # read_commands: #internal, the mail is a note for agents only
     changes: list[tuple[str, str | None, str | None]] = field(default_factory=list)  # commands: field, old, new
     resolution: str | None = None  # commands: the method of a #resolve applied by this mail
+    spawned_from: int | None = None  # ticket: the closed ticket this mail would have joined
+    reopened: bool = False  # lifecycle: a customer's reply reopened a resolved ticket
     message: Message | None = None  # record
     notes: list[str] = field(default_factory=list)  # any step: facts worth a log line
 

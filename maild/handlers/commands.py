@@ -130,14 +130,19 @@ class ApplyCommands:
             old = getattr(ticket, name)
             if old != new:
                 ctx.changes.append((name, _shown(old), _shown(new)))
-        ctx.ticket = await tx.update_ticket(ticket, ctx.agent.email, "command", **changes)
+        ctx.ticket = await self.services.lifecycle.update(tx, ticket, ctx.agent.email, "command", **changes)
 
     async def move(self, ctx: Context, tx: Tx, status: str, **changes: Any) -> None:
+        assert ctx.agent is not None
+        ticket = ctx.current_ticket
         try:
-            check_transition(ctx.current_ticket.status, status)
+            check_transition(ticket.status, status)
         except TransitionRefused as exc:
             raise Refused(str(exc), f"one of {', '.join(STATUSES)}") from None
-        await self.update(ctx, tx, status=status, **changes)
+        for name, new in {"status": status, **changes}.items():
+            if getattr(ticket, name) != new:
+                ctx.changes.append((name, _shown(getattr(ticket, name)), _shown(new)))
+        ctx.ticket = await self.services.lifecycle.move(tx, ticket, status, ctx.agent.email, "command", **changes)
 
     async def apply(self, command: Command, ctx: Context, tx: Tx) -> None:
         args, ticket, agent = command.args, ctx.current_ticket, ctx.agent

@@ -1,9 +1,9 @@
-"""lifecycle: the status moves a mail causes by itself (an agent's first reply takes the ticket)."""
+"""lifecycle: the status moves a mail causes by itself: agents' replies take tickets, customers' reopen them."""
 
 from __future__ import annotations
 
 from maild.handlers.base import CONTINUE, Context, Outcome, Services
-from maild.statuses import NEW, OPEN, check_transition
+from maild.statuses import NEW, OPEN, RESOLVED, WAITING_CUSTOMER
 from maild.store import Tx
 
 
@@ -11,21 +11,36 @@ class Lifecycle:
     name = "lifecycle"
 
     def __init__(self, services: Services) -> None:
-        self.config = services.config
+        self.lifecycle = services.lifecycle
 
     async def process(self, ctx: Context, tx: Tx) -> Outcome:
-        ticket = ctx.current_ticket
         # Machine mail never moves a ticket: an out-of-office is not an answer.
-        if ctx.automatic or ctx.agent is None or ctx.created or ctx.internal:
+        if ctx.automatic or ctx.created:
             return CONTINUE
-        # An agent's public reply takes the ticket, unless their commands already said otherwise.
-        commanded = {field for field, _, _ in ctx.changes}
-        changes: dict[str, object] = {}
-        if ticket.assignee is None and "assignee" not in commanded:
-            changes["assignee"] = ctx.agent.email
-        if ticket.status == NEW and "status" not in commanded:
-            check_transition(ticket.status, OPEN)
-            changes["status"] = OPEN
-        if changes:
-            ctx.ticket = await tx.update_ticket(ticket, ctx.agent.email, "agent reply", **changes)
+        if ctx.agent is not None:
+            await self.agent_replied(ctx, tx)
+        elif ctx.participant:
+            await self.customer_replied(ctx, tx)
         return CONTINUE
+
+    async def agent_replied(self, ctx: Context, tx: Tx) -> None:
+        # An internal note is not a reply; a public reply takes the ticket unless commands said otherwise.
+        if ctx.internal or ctx.agent is None:
+            return
+        ticket, actor = ctx.current_ticket, ctx.agent.email
+        ticket = await self.lifecycle.responded(tx, ticket, actor)
+        commanded = {field for field, _, _ in ctx.changes}
+        if ticket.assignee is None and "assignee" not in commanded:
+            ticket = await self.lifecycle.update(tx, ticket, actor, "agent reply", assignee=actor)
+        if ticket.status == NEW and "status" not in commanded:
+            ticket = await self.lifecycle.move(tx, ticket, OPEN, actor, "agent reply")
+        ctx.ticket = ticket
+
+    async def customer_replied(self, ctx: Context, tx: Tx) -> None:
+        ticket = ctx.current_ticket
+        if ticket.status == WAITING_CUSTOMER:
+            ctx.ticket = await self.lifecycle.move(tx, ticket, OPEN, ctx.sender, "customer reply")
+        elif ticket.status == RESOLVED:
+            # Inside the feedback window a reply means "not solved": reopen.
+            ctx.ticket = await self.lifecycle.move(tx, ticket, OPEN, ctx.sender, "customer reply: reopened")
+            ctx.reopened = True

@@ -24,6 +24,8 @@ class NotifyAgents:
             event = "agent.new_ticket"
         else:
             event = "agent.internal_note" if ctx.agent is not None else "agent.customer_reply"
+            if ctx.reopened:
+                event = "agent.reopened"
         recipients = self.recipients(ctx)
         references = await tx.thread_chain(ticket.id, "agent")
         for agent in recipients:

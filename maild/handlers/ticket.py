@@ -1,10 +1,10 @@
-"""ticket: open a ticket for a mail that threads nowhere; settle who takes part in it."""
+"""ticket: open a ticket for a mail that threads nowhere (or into a closed one); settle who takes part."""
 
 from __future__ import annotations
 
 from maild.commands import Requester
 from maild.handlers.base import CONTINUE, Context, Outcome, Services
-from maild.statuses import NEW
+from maild.statuses import CLOSED, NEW
 from maild.store import Tx
 from maild.tokens import strip_tokens
 
@@ -14,10 +14,19 @@ class OpenTicket:
 
     def __init__(self, services: Services) -> None:
         self.config = services.config
+        self.lifecycle = services.lifecycle
 
     async def process(self, ctx: Context, tx: Tx) -> Outcome:
+        old = ctx.ticket
+        # Closed is final: a person writing into it starts a new ticket linked to the old one. Agents' mail and
+        # machine mail stay on the closed ticket for the record.
+        if old is not None and old.status == CLOSED and ctx.agent is None and not ctx.automatic:
+            ctx.ticket, ctx.spawned_from = None, old.id
         if ctx.ticket is None:
             await self.create(ctx, tx)
+            if old is not None and ctx.spawned_from:
+                await tx.link_tickets(ctx.current_ticket.id, old.id, ctx.sender, "reply to a closed ticket")
+                ctx.current_ticket.linked = [old.id]
         ticket = ctx.current_ticket
         ctx.participant = ctx.agent is not None or ctx.sender in (ticket.requester, *ticket.followers)
         return CONTINUE
@@ -27,7 +36,7 @@ class OpenTicket:
         recipients = [*ctx.inbound.envelope.rcpt_to, *mail.to, *mail.cc]
         # An agent's "#requester ADDR" opens the ticket on behalf of that customer.
         on_behalf = [c.args.address for c in ctx.commands if isinstance(c.args, Requester)]
-        ctx.ticket = await tx.create_ticket(
+        ticket = await tx.create_ticket(
             subject=strip_tokens(mail.subject, self.config.ticket_prefix),
             requester=on_behalf[-1] if on_behalf else ctx.sender,
             queue=self.config.queue_for([r.lower() for r in recipients]),
@@ -36,13 +45,14 @@ class OpenTicket:
             status=NEW,
         )
         ctx.created = True
+        await tx.add_history(ticket.id, ctx.sender, "status", None, NEW, "mail")
+        ctx.ticket = await self.lifecycle.start(tx, ticket)
         # A forward or a mail that starts with a quoted block has no "new" text: the whole body is the request.
         if not ctx.text.strip():
             ctx.text = mail.full_text.strip()
-        await tx.add_history(ctx.ticket.id, ctx.sender, "status", None, NEW, "mail")
         # Everyone the customer wrote to besides us is in the conversation: they follow the public replies.
         ctx.ticket.followers = await tx.add_followers(
-            ctx.ticket.id, self.followers(ctx, [*mail.to, *mail.cc]), ctx.sender, "in the first mail's To/Cc"
+            ticket.id, self.followers(ctx, [*mail.to, *mail.cc]), ctx.sender, "in the first mail's To/Cc"
         )
 
     def followers(self, ctx: Context, addresses: list[str]) -> list[str]:

@@ -21,13 +21,14 @@ from maild.store.outbox import OutboxQueries
 from maild.store.schema import MIGRATIONS
 from maild.store.tickets import TicketQueries
 from maild.store.time import TimeQueries
+from maild.store.timers import TimerQueries
 
 
 class StoreError(Exception):
     """The database cannot be opened or is newer than this maild."""
 
 
-class Tx(InboundQueries, TicketQueries, OutboxQueries, TimeQueries):
+class Tx(InboundQueries, TicketQueries, OutboxQueries, TimeQueries, TimerQueries):
     """Named queries bound to one open transaction; obtained from `Store.transaction()` only."""
 
 

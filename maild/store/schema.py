@@ -146,4 +146,20 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX time_entries_by_ticket ON time_entries (ticket_id, id);
     CREATE INDEX time_entries_by_time ON time_entries (at);
     """,
+    # 3: lifecycle: when the current side of the clock started, the first agent reply, and timers.
+    """
+    ALTER TABLE tickets ADD COLUMN clock_since TEXT;
+    ALTER TABLE tickets ADD COLUMN first_responded_at TEXT;
+    CREATE TABLE timers (
+        id INTEGER PRIMARY KEY,
+        ticket_id INTEGER NOT NULL REFERENCES tickets (id),
+        kind TEXT NOT NULL,
+        due_at TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending',
+        created_at TEXT NOT NULL,
+        done_at TEXT
+    );
+    CREATE INDEX timers_due ON timers (state, due_at);
+    CREATE INDEX timers_by_ticket ON timers (ticket_id, state);
+    """,
 )

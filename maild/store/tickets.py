@@ -30,9 +30,22 @@ UPDATABLE = frozenset(
         "agent_seconds",
         "customer_seconds",
         "wait_until",
+        "clock_since",
+        "first_responded_at",
     }
 )
-_TIME_COLUMNS = ("created_at", "updated_at", "resolved_at", "due_at", "first_response_due_at", "wait_until")
+# Bookkeeping that changes with every status move; the history shows the moves, not these.
+UNRECORDED = frozenset({"clock_since", "agent_seconds", "customer_seconds"})
+_TIME_COLUMNS = (
+    "created_at",
+    "updated_at",
+    "resolved_at",
+    "due_at",
+    "first_response_due_at",
+    "wait_until",
+    "clock_since",
+    "first_responded_at",
+)
 
 
 class TicketQueries(QueryBase):
@@ -92,6 +105,9 @@ class TicketQueries(QueryBase):
             [*(_column(v) for v in changed.values()), to_iso(now), ticket.id],
         )
         for name, new in changed.items():
+            if name in UNRECORDED:
+                setattr(ticket, name, new)
+                continue
             await self.add_history(ticket.id, actor, name, _text(getattr(ticket, name)), _text(new), cause)
             setattr(ticket, name, new)
         ticket.updated_at = now

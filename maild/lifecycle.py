@@ -1,0 +1,133 @@
+"""The ticket lifecycle (CONTRACT §3): status moves with their side effects, SLA clocks and timers.
+
+Every status change in maild goes through `Lifecycle.move`, which checks the transition table, counts the
+time spent on the agents' or the customer's side, extends SLA due dates by the time spent waiting for the
+customer, and replaces the ticket's timers with those its new status needs. Timers are rows in the store;
+`maild.scheduler` runs them when due.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from maild.clock import Clock
+from maild.config import Config
+from maild.models import Ticket
+from maild.statuses import CLOSED, RESOLVED, WAITING_CUSTOMER, WAITING_UNTIL, check_transition
+from maild.store import Tx
+
+# The timer each waiting or resolved status starts; leaving the status cancels it.
+NO_RESPONSE, WAIT_OVER, FEEDBACK_CLOSE, SLA = "no_response", "wait_over", "feedback_close", "sla"
+STATUS_TIMERS = {WAITING_CUSTOMER: NO_RESPONSE, WAITING_UNTIL: WAIT_OVER, RESOLVED: FEEDBACK_CLOSE}
+# Time in these statuses counts on no side: the work is done.
+CLOCK_STOPPED = frozenset({RESOLVED, CLOSED})
+SYSTEM = "maild"
+
+
+class Lifecycle:
+    def __init__(self, config: Config, clock: Clock) -> None:
+        self.config = config
+        self.clock = clock
+
+    def sla_due(self, ticket: Ticket, priority: str) -> dict[str, datetime | None]:
+        """Due dates for a priority, counted from creation and pushed back by the time spent waiting for the
+        customer (the SLA clock pauses there)."""
+        sla = self.config.sla.get(priority)
+        if sla is None:
+            return {"first_response_due_at": None, "due_at": None}
+        paused = timedelta(seconds=ticket.customer_seconds)
+        if ticket.status == WAITING_CUSTOMER and ticket.clock_since:
+            paused += self.clock() - ticket.clock_since
+        return {
+            "first_response_due_at": ticket.created_at + sla.first_response + paused,
+            "due_at": ticket.created_at + sla.resolution + paused,
+        }
+
+    def live_clock(self, ticket: Ticket) -> tuple[int, int]:
+        """(agent_seconds, customer_seconds) including the side that is running now."""
+        agent, customer = ticket.agent_seconds, ticket.customer_seconds
+        if ticket.clock_since and ticket.status not in CLOCK_STOPPED:
+            running = max(0, int((self.clock() - ticket.clock_since).total_seconds()))
+            if ticket.status == WAITING_CUSTOMER:
+                customer += running
+            else:
+                agent += running
+        return agent, customer
+
+    async def start(self, tx: Tx, ticket: Ticket) -> Ticket:
+        """A new ticket: its SLA due dates, and the agents' clock starts."""
+        ticket = await tx.update_ticket(
+            ticket, SYSTEM, "created", clock_since=self.clock(), **self.sla_due(ticket, ticket.priority)
+        )
+        await self.schedule_sla(tx, ticket)
+        return ticket
+
+    async def move(self, tx: Tx, ticket: Ticket, status: str, actor: str, cause: str, **fields: Any) -> Ticket:
+        """Change the status (raising TransitionRefused if the table forbids it) with all it entails."""
+        check_transition(ticket.status, status)
+        if status == ticket.status:
+            return await self.update(tx, ticket, actor, cause, **fields)
+        now = self.clock()
+        agent_seconds, customer_seconds = self.live_clock(ticket)
+        changes: dict[str, Any] = {
+            "agent_seconds": agent_seconds,
+            "customer_seconds": customer_seconds,
+            "clock_since": now,
+        }
+        if ticket.status == WAITING_CUSTOMER and ticket.clock_since:
+            # The SLA clock paused while we waited for the customer: the due dates move back by that long.
+            paused = now - ticket.clock_since
+            if ticket.due_at and "due_at" not in fields:
+                changes["due_at"] = ticket.due_at + paused
+            if ticket.first_response_due_at and not ticket.first_responded_at:
+                changes["first_response_due_at"] = ticket.first_response_due_at + paused
+        ticket = await tx.update_ticket(ticket, actor, cause, status=status, **changes, **fields)
+        await tx.cancel_timers(ticket.id, STATUS_TIMERS.values())
+        if status == WAITING_CUSTOMER:
+            await tx.set_timer(ticket.id, NO_RESPONSE, now + self.config.lifecycle.close_if_no_response)
+        elif status == WAITING_UNTIL and ticket.wait_until:
+            await tx.set_timer(ticket.id, WAIT_OVER, ticket.wait_until)
+        elif status == RESOLVED:
+            await tx.set_timer(ticket.id, FEEDBACK_CLOSE, now + self.config.lifecycle.feedback_window)
+        await self.schedule_sla(tx, ticket)
+        return ticket
+
+    async def update(self, tx: Tx, ticket: Ticket, actor: str, cause: str, **fields: Any) -> Ticket:
+        """Change fields other than the status; a new priority recomputes the SLA due dates."""
+        if "priority" in fields and fields["priority"] != ticket.priority:
+            fields = {**self.sla_due(ticket, fields["priority"]), **fields}
+        ticket = await tx.update_ticket(ticket, actor, cause, **fields)
+        await self.schedule_sla(tx, ticket)
+        return ticket
+
+    async def responded(self, tx: Tx, ticket: Ticket, actor: str) -> Ticket:
+        """An agent's first public reply meets the first-response SLA."""
+        if ticket.first_responded_at is None:
+            ticket = await self.update(tx, ticket, actor, "first response", first_responded_at=self.clock())
+        return ticket
+
+    async def schedule_sla(self, tx: Tx, ticket: Ticket) -> None:
+        """Keep one SLA timer at the earliest unmet due date; none when met, breached or paused."""
+        if ticket.sla_breached or ticket.status in (*CLOCK_STOPPED, WAITING_CUSTOMER):
+            await tx.cancel_timers(ticket.id, [SLA])
+            return
+        dues = [
+            d
+            for d in (ticket.due_at, None if ticket.first_responded_at else ticket.first_response_due_at)
+            if d is not None
+        ]
+        if dues:
+            await tx.set_timer(ticket.id, SLA, min(dues))
+        else:
+            await tx.cancel_timers(ticket.id, [SLA])
+
+    def breached(self, ticket: Ticket) -> bool:
+        now = self.clock()
+        late_response = (
+            ticket.first_response_due_at is not None
+            and ticket.first_responded_at is None
+            and now >= ticket.first_response_due_at
+        )
+        late_resolution = ticket.due_at is not None and now >= ticket.due_at
+        return ticket.status not in (*CLOCK_STOPPED, WAITING_CUSTOMER) and (late_response or late_resolution)
