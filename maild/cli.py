@@ -161,13 +161,13 @@ def tick(config_path: str | None, now_text: str | None) -> None:
         now = from_iso(now_text) if now_text else system_clock()
     except ValueError:
         fail(f"--now: not an ISO 8601 instant: {now_text!r} (e.g. 2026-12-01T09:00:00+01:00)")
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=UTC)
 
     async def action() -> int:
-        store = await Store.open(config.db_path, lambda: now)
+        # The timers judge the ticket as of --now; what is written (history, outbox) is stamped with the real
+        # time, so the mail the timers queue goes out at once.
+        store = await Store.open(config.db_path)
         try:
-            return await run_due(store, build_timer_actions(build_services(config, store.clock)), now)
+            return await run_due(store, build_timer_actions(build_services(config, lambda: now)), now)
         finally:
             await store.close()
 

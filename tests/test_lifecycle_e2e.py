@@ -1,0 +1,189 @@
+"""End to end: the ticket lifecycle with short durations, timers run by the daemon itself or by `maild tick`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tests.helpers import ANA, CUSTOMER, LUIS, Captured, Daemon, Smarthost, make_mail, wait_until
+
+SHORT = """
+[lifecycle]
+feedback_window = "{window}"
+close_if_no_response = "7d"
+
+[sla.normal]
+first_response = "{first_response}"
+resolution = "30d"
+"""
+
+
+def start(start_daemon: Callable[..., Daemon], window: str = "1h", first_response: str = "4h") -> Daemon:
+    return start_daemon(extra=SHORT.format(window=window, first_response=first_response))
+
+
+def new_ticket(daemon: Daemon, smarthost: Smarthost, subject: str = "Printer on fire") -> dict[str, Any]:
+    daemon.send(make_mail(subject=subject))
+    daemon.wait_processed()
+    return next(t for t in daemon.tickets() if t["subject"] == subject)
+
+
+def agent_mail(daemon: Daemon, ticket: dict[str, Any], body: str, sender: str = ANA) -> None:
+    daemon.send(make_mail(sender=sender, subject=f"Re: {ticket['token']}", body=body), mail_from=sender)
+    daemon.wait_processed()
+
+
+def customer_mail(daemon: Daemon, ticket: dict[str, Any], body: str) -> None:
+    daemon.send(make_mail(subject=f"Re: {ticket['token']} Printer on fire", body=body))
+    daemon.wait_processed()
+
+
+def mails_with(smarthost: Smarthost, address: str, words: str) -> list[Captured]:
+    return [m for m in smarthost.to(address) if words in m["Subject"] or words in m.body]
+
+
+def test_reply_in_feedback_window_reopens_and_first_resolver_is_kept(
+    start_daemon: Callable[..., Daemon], smarthost: Smarthost
+) -> None:
+    """A customer reply after resolution reopens the ticket and tells the assignee; a second resolution by
+    someone else keeps the first resolved_at/resolved_by."""
+    daemon = start(start_daemon)
+    ticket = new_ticket(daemon, smarthost)
+    agent_mail(daemon, ticket, "#resolve responded\nFixed it.")
+    first = daemon.ticket(ticket["id"])
+    assert first["status"] == "resolved" and first["resolved_by"] == ANA
+    customer_mail(daemon, ticket, "It is burning again!")
+    reopened = daemon.ticket(ticket["id"])
+    assert reopened["status"] == "open"
+    wait_until(lambda: mails_with(smarthost, ANA, "Reopened"), 10, "the reopened notice")
+    time.sleep(1.1)  # a later second, so a overwritten resolved_at would show
+    agent_mail(daemon, ticket, "#resolve responded\nReally fixed now.", sender=LUIS)
+    again = daemon.ticket(ticket["id"])
+    assert again["status"] == "resolved"
+    assert again["resolved_by"] == ANA and again["resolved_at"] == first["resolved_at"]
+    causes = [h["cause"] for h in again["history"] if h["field"] == "status"]
+    assert "customer reply: reopened" in causes
+
+
+def test_feedback_window_closes_by_itself_then_a_reply_spawns_a_linked_ticket(
+    start_daemon: Callable[..., Daemon], smarthost: Smarthost
+) -> None:
+    """When the window ends the daemon closes the ticket unprompted; a later customer mail opens a new
+    ticket linked both ways, and the customer is told the new token."""
+    daemon = start(start_daemon, window="2s")
+    ticket = new_ticket(daemon, smarthost)
+    agent_mail(daemon, ticket, "#resolve responded\nDone.")
+    wait_until(lambda: daemon.ticket(ticket["id"])["status"] == "closed", 15, "the automatic close")
+    wait_until(lambda: mails_with(smarthost, CUSTOMER, "Closed"), 10, "the closed notice")
+    history = daemon.ticket(ticket["id"])["history"]
+    assert ("resolved", "closed", "timer: feedback window ended") in {(h["old"], h["new"], h["cause"]) for h in history}
+    customer_mail(daemon, ticket, "One more thing.")
+    newer = [t for t in daemon.tickets() if t["id"] != ticket["id"]]
+    assert len(newer) == 1
+    assert daemon.ticket(newer[0]["id"])["linked"] == [ticket["id"]]
+    assert daemon.ticket(ticket["id"])["linked"] == [newer[0]["id"]]
+    [told] = wait_until(lambda: mails_with(smarthost, CUSTOMER, newer[0]["token"]), 10, "the new token")
+    assert ticket["token"] in told.body
+    assert daemon.ticket(ticket["id"])["status"] == "closed"
+
+
+def test_waiting_customer_reply_reopens_and_counts_customer_time(
+    start_daemon: Callable[..., Daemon], smarthost: Smarthost
+) -> None:
+    """In waiting_customer the customer's clock runs; their reply moves the ticket back to open."""
+    daemon = start(start_daemon)
+    ticket = new_ticket(daemon, smarthost)
+    agent_mail(daemon, ticket, "#wait customer\nWhich model is it?")
+    assert daemon.ticket(ticket["id"])["status"] == "waiting_customer"
+    time.sleep(2.2)
+    customer_mail(daemon, ticket, "An HP LaserJet.")
+    detail = daemon.ticket(ticket["id"])
+    assert detail["status"] == "open"
+    assert detail["clock"]["customer_seconds"] >= 2
+    assert detail["clock"]["agent_seconds"] >= 0
+    wait_until(lambda: mails_with(smarthost, ANA, "HP LaserJet"), 10, "the assignee's notice")
+
+
+def test_third_party_wait_keeps_status_on_customer_reply(daemon: Daemon, smarthost: Smarthost) -> None:
+    """waiting_third_party is not the customer's turn: their reply keeps the status and notifies."""
+    ticket = new_ticket(daemon, smarthost)
+    agent_mail(daemon, ticket, "#wait third_party\nAsked the vendor.")
+    customer_mail(daemon, ticket, "Any news?")
+    assert daemon.ticket(ticket["id"])["status"] == "waiting_third_party"
+    wait_until(lambda: mails_with(smarthost, ANA, "Any news?"), 10, "the notice")
+
+
+def test_tick_runs_waiting_until_and_no_response(daemon: Daemon, smarthost: Smarthost) -> None:
+    """`maild tick --now` runs what is due then: a waiting_until date returns the ticket to new, and a
+    customer who never answers gets a no_response resolution."""
+    waiting = new_ticket(daemon, smarthost, "Renew licence")
+    agent_mail(daemon, waiting, "#wait until 2031-01-15 09:00\n#internal\n")
+    silent = new_ticket(daemon, smarthost, "Need logs")
+    agent_mail(daemon, silent, "#wait customer\nPlease send the logs.")
+    soon, later = (datetime.now(UTC) + timedelta(days=d) for d in (1, 8))
+    assert "0 timer(s)" in daemon.cli("tick", "--now", soon.isoformat()).stdout
+    assert "1 timer(s)" in daemon.cli("tick", "--now", later.isoformat()).stdout  # 7d without an answer
+    resolved = daemon.ticket(silent["id"])
+    assert resolved["status"] == "resolved"
+    assert resolved["resolution"] == {"method": "no_response", "note": None}
+    wait_until(lambda: mails_with(smarthost, CUSTOMER, "lack of response"), 10, "the customer's notice")
+    assert daemon.ticket(waiting["id"])["status"] == "waiting_until"
+    # Catching up: the wait ends, and the silent ticket's feedback window has long ended too.
+    assert "2 timer(s)" in daemon.cli("tick", "--now", "2031-01-16T00:00:00+00:00").stdout
+    assert daemon.ticket(waiting["id"])["status"] == "new"
+    assert daemon.ticket(silent["id"])["status"] == "closed"
+    wait_until(lambda: mails_with(smarthost, ANA, "Waiting date reached"), 10, "the wait-over notice")
+    assert "0 timer(s)" in daemon.cli("tick", "--now", "2031-01-16T00:00:00+00:00").stdout  # each ran once
+
+
+def test_sla_breach_escalates_once(start_daemon: Callable[..., Daemon], smarthost: Smarthost) -> None:
+    """A missed first response marks the ticket breached and mails the admins once, never again."""
+    daemon = start(start_daemon, first_response="2s")
+    ticket = new_ticket(daemon, smarthost)
+    detail = daemon.ticket(ticket["id"])
+    assert detail["first_response_due_at"] is not None and detail["due_at"] is not None
+    wait_until(lambda: daemon.ticket(ticket["id"])["sla_breached"], 15, "the breach")
+    wait_until(lambda: mails_with(smarthost, ANA, "SLA breached"), 10, "the escalation")
+    time.sleep(2)
+    assert len(mails_with(smarthost, ANA, "SLA breached")) == 1
+    assert mails_with(smarthost, LUIS, "SLA breached") == []  # Luis is neither admin nor assignee
+
+
+def test_priority_change_recomputes_due_dates(start_daemon: Callable[..., Daemon], smarthost: Smarthost) -> None:
+    """A new priority takes its own [sla.<priority>] due dates; #postpone moves due_at."""
+    daemon = start_daemon(
+        extra='\n[sla.normal]\nfirst_response = "4h"\nresolution = "2d"\n'
+        '\n[sla.urgent]\nfirst_response = "30m"\nresolution = "4h"\n'
+    )
+    ticket = new_ticket(daemon, smarthost)
+    before = daemon.ticket(ticket["id"])
+    agent_mail(daemon, ticket, "#priority urgent\n#internal\n")
+    after = daemon.ticket(ticket["id"])
+    assert after["due_at"] < before["due_at"]
+    assert after["first_response_due_at"] < before["first_response_due_at"]
+    agent_mail(daemon, ticket, "#postpone 1d\n#internal\n")
+    assert daemon.ticket(ticket["id"])["due_at"] > after["due_at"]
+
+
+def test_timers_survive_a_restart(start_daemon: Callable[..., Daemon], smarthost: Smarthost) -> None:
+    """A timer that fell due while the daemon was down runs when it starts again."""
+    daemon = start(start_daemon, window="2s")
+    ticket = new_ticket(daemon, smarthost)
+    agent_mail(daemon, ticket, "#resolve responded\nDone.")
+    assert daemon.stop() == 0
+    time.sleep(2.5)
+    daemon.start()
+    wait_until(lambda: daemon.ticket(ticket["id"])["status"] == "closed", 15, "the catch-up close")
+
+
+def test_spam_closes_at_once_and_sends_nothing(daemon: Daemon, smarthost: Smarthost) -> None:
+    """#resolve spam closes the ticket immediately and mails nothing to the sender."""
+    ticket = new_ticket(daemon, smarthost)
+    before = len(smarthost.to(CUSTOMER))
+    agent_mail(daemon, ticket, "#resolve spam\n")
+    detail = daemon.ticket(ticket["id"])
+    assert detail["status"] == "closed" and detail["resolution"]["method"] == "spam"
+    time.sleep(0.5)
+    assert len(smarthost.to(CUSTOMER)) == before
