@@ -187,3 +187,11 @@ def test_spam_closes_at_once_and_sends_nothing(daemon: Daemon, smarthost: Smarth
     assert detail["status"] == "closed" and detail["resolution"]["method"] == "spam"
     time.sleep(0.5)
     assert len(smarthost.to(CUSTOMER)) == before
+
+
+def test_taking_a_ticket_opens_it(daemon: Daemon, smarthost: Smarthost) -> None:
+    """ "#assign me" in an internal note takes a new ticket into work (open) without a reply."""
+    ticket = new_ticket(daemon, smarthost)
+    agent_mail(daemon, ticket, "#assign me\n#internal\n", sender=LUIS)
+    detail = daemon.ticket(ticket["id"])
+    assert detail["status"] == "open" and detail["assignee"] == LUIS

@@ -24,12 +24,16 @@ class Lifecycle:
         return CONTINUE
 
     async def agent_replied(self, ctx: Context, tx: Tx) -> None:
-        # An internal note is not a reply; a public reply takes the ticket unless commands said otherwise.
-        if ctx.internal or ctx.agent is None:
-            return
+        # A public reply takes the ticket unless commands said otherwise; an internal note is not a reply,
+        # but "#assign me" in one still takes a new ticket into work.
+        assert ctx.agent is not None
         ticket, actor = ctx.current_ticket, ctx.agent.email
-        ticket = await self.lifecycle.responded(tx, ticket, actor)
         commanded = {field for field, _, _ in ctx.changes}
+        if ctx.internal:
+            if ticket.status == NEW and ticket.assignee == actor and "status" not in commanded:
+                ctx.ticket = await self.lifecycle.move(tx, ticket, OPEN, actor, "agent took it")
+            return
+        ticket = await self.lifecycle.responded(tx, ticket, actor)
         if ticket.assignee is None and "assignee" not in commanded:
             ticket = await self.lifecycle.update(tx, ticket, actor, "agent reply", assignee=actor)
         if ticket.status == NEW and "status" not in commanded:
