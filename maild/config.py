@@ -41,6 +41,9 @@ class SmtpIntake:
     lmtp: bool
     max_message_bytes: int
     max_recipients: int
+    max_connections: int
+    tls_cert: Path | None
+    tls_key: Path | None
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,10 @@ class Sla:
 class Security:
     agent_auth: str
     trusted_authserv_id: str
+    # Acknowledgements per sender and in all within a window: stops ping-pong with broken autoresponders.
+    acks_per_sender: int
+    acks_global: int
+    ack_window: timedelta
 
 
 @dataclass(frozen=True)
@@ -260,7 +267,19 @@ class _Reader:
 
         intake = self.section(raw, "intake", {"smtp", "imap"})
         s = self.section(
-            intake, "intake.smtp", {"enabled", "host", "port", "lmtp", "max_message_bytes", "max_recipients"}
+            intake,
+            "intake.smtp",
+            {
+                "enabled",
+                "host",
+                "port",
+                "lmtp",
+                "max_message_bytes",
+                "max_recipients",
+                "max_connections",
+                "tls_cert",
+                "tls_key",
+            },
         )
         smtp = SmtpIntake(
             enabled=self.get(s, "intake.smtp", "enabled", _bool, True),
@@ -269,7 +288,12 @@ class _Reader:
             lmtp=self.get(s, "intake.smtp", "lmtp", _bool, False),
             max_message_bytes=self.get(s, "intake.smtp", "max_message_bytes", _positive_int, 26214400),
             max_recipients=self.get(s, "intake.smtp", "max_recipients", _positive_int, 100),
+            max_connections=self.get(s, "intake.smtp", "max_connections", _positive_int, 100),
+            tls_cert=self.get(s, "intake.smtp", "tls_cert", self.path, None),
+            tls_key=self.get(s, "intake.smtp", "tls_key", self.path, None),
         )
+        if (smtp.tls_cert is None) != (smtp.tls_key is None):
+            self.problems.append("intake.smtp.tls_key: tls_cert and tls_key go together (STARTTLS needs both)")
         i = self.section(
             intake,
             "intake.imap",
@@ -342,10 +366,15 @@ class _Reader:
                     resolution=self.get(table, f"sla.{priority}", "resolution", _duration, timedelta(days=2)),
                 )
 
-        sec = self.section(raw, "security", {"agent_auth", "trusted_authserv_id"})
+        sec = self.section(
+            raw, "security", {"agent_auth", "trusted_authserv_id", "acks_per_sender", "acks_global", "ack_window"}
+        )
         security = Security(
             agent_auth=self.get(sec, "security", "agent_auth", _choice(("from", "authentication-results")), "from"),
             trusted_authserv_id=self.get(sec, "security", "trusted_authserv_id", _string, ""),
+            acks_per_sender=self.get(sec, "security", "acks_per_sender", _positive_int, 3),
+            acks_global=self.get(sec, "security", "acks_global", _positive_int, 300),
+            ack_window=self.get(sec, "security", "ack_window", _duration, timedelta(hours=1)),
         )
         if security.agent_auth == "authentication-results" and not security.trusted_authserv_id:
             self.problems.append('security.trusted_authserv_id: required when agent_auth = "authentication-results"')

@@ -23,6 +23,9 @@ class Acknowledge:
         ticket, config = ctx.current_ticket, self.services.config
         if ctx.agent is not None and (ticket.requester == ctx.agent.email or ctx.internal):
             return CONTINUE
+        if ctx.agent is None and await self.over_limit(tx, ticket.requester):
+            ctx.notes.append(f"acknowledge: rate limit reached for {ticket.requester}, not sent")
+            return CONTINUE
         event = "customer.ack" if ctx.agent is None else "customer.opened_by_agent"
         if ctx.spawned_from:
             event = "customer.new_after_closed"
@@ -45,3 +48,12 @@ class Acknowledge:
         )
         await self.services.outbox.queue(tx, draft, ticket.id)
         return CONTINUE
+
+    async def over_limit(self, tx: Tx, requester: str) -> bool:
+        """An autoresponder that fools every header check still gets only a few acks, and a flood of new
+        senders cannot make us a spam cannon."""
+        limits = self.services.config.security
+        since = self.services.clock() - limits.ack_window
+        if await tx.count_mail("customer.ack", since, requester) >= limits.acks_per_sender:
+            return True
+        return await tx.count_mail("customer.ack", since) >= limits.acks_global

@@ -54,6 +54,14 @@ class OutboxQueries(QueryBase):
             )
         return [_mail(row, attempts_bump=1, state=SENDING) for row in rows]
 
+    async def count_mail(self, kind: str, since: datetime, rcpt: str | None = None) -> int:
+        """How many mails of ``kind`` were queued since then (to ``rcpt`` alone, when given)."""
+        sql, params = "SELECT count(*) FROM outbox WHERE kind = ? AND created_at >= ?", [kind, to_iso(since)]
+        if rcpt is not None:
+            sql, params = sql + " AND rcpt_to = ?", [*params, json.dumps([rcpt])]
+        row = await self.one(sql, params)
+        return int(row[0]) if row else 0
+
     async def next_mail_due_at(self) -> datetime | None:
         row = await self.one("SELECT min(next_attempt_at) FROM outbox WHERE state = ?", (QUEUED,))
         return from_iso(row[0]) if row and row[0] else None

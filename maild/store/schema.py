@@ -161,5 +161,6 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX timers_due ON timers (state, due_at);
     CREATE INDEX timers_by_ticket ON timers (ticket_id, state);
+    CREATE INDEX outbox_by_kind ON outbox (kind, created_at);
     """,
 )
