@@ -72,7 +72,11 @@ class App:
         runner = Runner(store, build_pipeline(services, store), wakeup=spooled, on_processed=(queued, changed))
         outbound = OutboundWorker(store, config.outbound, make_transport(config.outbound), queued, clock)
         scheduler = Scheduler(store, build_timer_actions(services), wakeup=changed, on_fired=queued)
-        listener = SmtpListener(config, IntakeHandler(config, spooler)) if config.smtp.enabled else None
+        try:
+            listener = SmtpListener(config, IntakeHandler(config, spooler)) if config.smtp.enabled else None
+        except BaseException:
+            await store.close()  # else its thread keeps the process alive after the error
+            raise
         app = cls(config, store, spooler, runner, outbound, scheduler, listener)
         spooler.start()
         runner.start()

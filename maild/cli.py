@@ -80,6 +80,8 @@ def serve(config_path: str | None) -> None:
     configure_logging(config.log_level)
     try:
         run(lambda: serve_app(config))
+    except ConfigError as exc:
+        fail(f"config: {exc.problems[0]}")
     except StoreError as exc:
         fail(str(exc))
     except OSError as exc:

@@ -211,3 +211,89 @@ def test_notifications_use_the_configured_language(
     assert ack_words in ack["Subject"]
     [notice] = smarthost.wait_for(ANA)
     assert ("Nuevo ticket" if language == "es" else "New ticket") in notice["Subject"]
+
+
+def test_starttls_is_offered_and_works(
+    start_daemon: Callable[..., Daemon], smarthost: Smarthost, tmp_path: Path
+) -> None:
+    """With tls_cert/tls_key the listener offers STARTTLS; mail sent over it becomes a ticket."""
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed: needed to make a throwaway certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    daemon = start_daemon(extra="")
+    daemon.stop()
+    text = daemon.config_path.read_text().replace(
+        "[intake.smtp]\n", f'[intake.smtp]\ntls_cert = "{cert}"\ntls_key = "{key}"\n'
+    )
+    daemon.config_path.write_text(text)
+    daemon.start()
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    with smtplib.SMTP("127.0.0.1", daemon.port, timeout=10) as client:
+        client.ehlo()
+        assert client.has_extn("starttls")
+        client.starttls(context=context)
+        client.sendmail(CUSTOMER, [SUPPORT], make_mail(subject="Over TLS"))
+    smarthost.wait_for(CUSTOMER)
+    assert [t["subject"] for t in daemon.tickets()] == ["Over TLS"]
+
+
+def test_connections_over_the_limit_get_421(start_daemon: Callable[..., Daemon]) -> None:
+    """Past max_connections a new session is told 421 (try later) while the open ones keep working."""
+    daemon = start_daemon()
+    daemon.stop()
+    daemon.config_path.write_text(
+        daemon.config_path.read_text().replace("[intake.smtp]\n", "[intake.smtp]\nmax_connections = 2\n")
+    )
+    daemon.start()
+    first, second = (
+        smtplib.SMTP("127.0.0.1", daemon.port, timeout=10),
+        smtplib.SMTP("127.0.0.1", daemon.port, timeout=10),
+    )
+    try:
+        with pytest.raises(smtplib.SMTPConnectError) as refused:
+            smtplib.SMTP("127.0.0.1", daemon.port, timeout=10)
+        assert refused.value.smtp_code == 421
+        assert first.noop()[0] == 250 and second.noop()[0] == 250
+    finally:
+        first.quit()
+        second.quit()
+
+
+def test_unreadable_tls_certificate_is_a_one_line_error(start_daemon: Callable[..., Daemon], tmp_path: Path) -> None:
+    """A missing certificate stops `maild serve` with one line naming the key, not a traceback."""
+    daemon = start_daemon()
+    daemon.stop()
+    daemon.config_path.write_text(
+        daemon.config_path.read_text().replace(
+            "[intake.smtp]\n", f'[intake.smtp]\ntls_cert = "{tmp_path}/nope.pem"\ntls_key = "{tmp_path}/nope.key"\n'
+        )
+    )
+    result = daemon.cli("serve", check=False)
+    assert result.returncode == 1
+    assert "intake.smtp.tls_cert" in result.stderr and "Traceback" not in result.stderr + result.stdout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import weakref
 from typing import Any
 
@@ -12,7 +13,7 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Session
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 
-from maild.config import Config
+from maild.config import Config, ConfigError
 from maild.models import Envelope
 from maild.spool import Spooler
 
@@ -34,6 +35,15 @@ class _Smtp(SMTP):
 
 class _Lmtp(LMTP):
     line_length_limit = LINE_LIMIT
+
+
+class _Busy(asyncio.Protocol):
+    """Answers a connection over `max_connections` with 421 (the client retries later) and hangs up."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.WriteTransport)
+        transport.write(b"421 4.7.0 Too many connections, try again later\r\n")
+        transport.close()
 
 
 class IntakeHandler:
@@ -105,8 +115,13 @@ class SmtpListener:
         self.handler = handler
         self.server: asyncio.Server | None = None
         self.sessions: weakref.WeakSet[SMTP] = weakref.WeakSet()
+        self.tls_context = _tls_context(config)
 
-    def _factory(self) -> SMTP:
+    def _factory(self) -> asyncio.Protocol:
+        open_sessions = sum(1 for s in self.sessions if s.transport is not None and not s.transport.is_closing())
+        if open_sessions >= self.config.smtp.max_connections:
+            log.warning("too_many_connections", limit=self.config.smtp.max_connections)
+            return _Busy()
         cls = _Lmtp if self.config.smtp.lmtp else _Smtp
         session: SMTP = cls(
             self.handler,
@@ -115,6 +130,8 @@ class SmtpListener:
             decode_data=False,
             hostname=socket.gethostname(),
             ident="maild",
+            tls_context=self.tls_context,
+            require_starttls=False,
         )
         self.sessions.add(session)
         return session
@@ -151,3 +168,15 @@ def _peer(session: Session) -> str:
     if isinstance(peer, tuple) and peer:
         return f"{peer[0]}:{peer[1]}" if len(peer) > 1 else str(peer[0])
     return str(peer or "")
+
+
+def _tls_context(config: Config) -> ssl.SSLContext | None:
+    """The STARTTLS context when a certificate is configured (offered, not required: MTAs fall back)."""
+    if config.smtp.tls_cert is None or config.smtp.tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(config.smtp.tls_cert, config.smtp.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError([f"intake.smtp.tls_cert: cannot load the certificate and key: {exc}"]) from None
+    return context
