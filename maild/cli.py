@@ -108,7 +108,13 @@ def check_config(config_path: str | None) -> None:
 
 @main.command()
 @config_option
-@click.option("--from", "mail_from", default="", metavar="ADDR", help="Envelope sender (the MTA's ${sender}).")
+@click.option(
+    "--from",
+    "mail_from",
+    default="",
+    metavar="ADDR",
+    help="Envelope sender (the MTA's ${sender}; default: the From: header).",
+)
 @click.option("--to", "rcpt_to", multiple=True, metavar="ADDR", help="Envelope recipient(s) (default: support).")
 def inject(config_path: str | None, mail_from: str, rcpt_to: tuple[str, ...]) -> None:
     """Read one RFC 5322 message on stdin and process it as if received (exit 75 = try again later)."""
@@ -123,6 +129,13 @@ def inject(config_path: str | None, mail_from: str, rcpt_to: tuple[str, ...]) ->
         fail(f"message larger than intake.smtp.max_message_bytes ({config.smtp.max_message_bytes})")
     if not raw.strip():
         fail("no message on standard input")
+    if not mail_from:
+        # Without --from (a person piping a file) the From: header stands in for the envelope sender; an MTA
+        # pipe passes ${sender}, which is empty exactly for bounces.
+        from email.parser import BytesHeaderParser
+        from email.utils import parseaddr
+
+        mail_from = parseaddr(str(BytesHeaderParser().parsebytes(raw).get("From", "")))[1]
     envelope = Envelope(source="inject", mail_from=mail_from, rcpt_to=rcpt_to or (config.support_address,))
 
     async def action() -> str:
@@ -349,10 +362,15 @@ def outbox_list(config_path: str | None, state: str | None, ticket_id: int | Non
 
     async def action(store: Store) -> list[dict[str, Any]]:
         async with store.snapshot() as tx:
-            return [outbound_json(m) for m in await tx.list_mail(state=state, ticket_id=ticket_id)]
+            return [
+                outbound_json(m, await tx.bounces_of(m.id))
+                for m in await tx.list_mail(state=state, ticket_id=ticket_id)
+            ]
 
     rows = run(lambda: with_store(config, action))
     if as_json:
         emit_json(rows)
     else:
-        click.echo(table(rows, ["id", "ticket_id", "kind", "state", "attempts", "rcpt_to", "last_error"]))
+        for row in rows:
+            row["bounced"] = ", ".join(r for b in row["bounces"] for r in b["recipients"]) or None
+        click.echo(table(rows, ["id", "ticket_id", "kind", "state", "attempts", "rcpt_to", "bounced", "last_error"]))

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import email
+import email.policy
 import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from email.header import decode_header, make_header
 from email.utils import getaddresses
 from typing import Any
 
@@ -52,32 +55,107 @@ class UnparseableMail(ValueError):
     """The message cannot be read as mail at all."""
 
 
+@dataclass(frozen=True)
+class _Decoded:
+    """What either decoder hands to `parse_mail`."""
+
+    headers: dict[str, str]
+    subject: str
+    from_pairs: list[tuple[str, str]]
+    to_pairs: list[tuple[str, str]]
+    cc_pairs: list[tuple[str, str]]
+    date: datetime | None
+    plain: str | None
+    html: str | None
+    attachments: list[Part]
+
+
 def parse_mail(raw: bytes, fallback_message_id: str) -> ParsedMail:
-    """Decode ``raw``; a message without a Message-ID gets ``fallback_message_id`` (derived from content)."""
+    """Decode ``raw``; a message without a Message-ID gets ``fallback_message_id`` (derived from content).
+
+    mail-parser does the work; where it trips over a broken message, the plainer stdlib decoding still gets
+    the headers and the text out, so the mail becomes a ticket instead of a failure.
+    """
     try:
-        parsed = mailparser.parse_from_bytes(raw)
-    except Exception as exc:  # mail-parser wraps nothing uniformly; any failure here is the input's fault.
-        raise UnparseableMail(f"{type(exc).__name__}: {exc}") from exc
-    headers = _headers(parsed.headers)
-    plain = "\n".join(parsed.text_plain) or None
-    html = "\n".join(parsed.text_html) or None
-    from_name, from_address = _first_address(parsed.from_)
+        decoded = _with_mailparser(raw)
+    except Exception as first:  # mail-parser raises many kinds; any failure here is the input's fault.
+        try:
+            decoded = _with_stdlib(raw)
+        except Exception:
+            raise UnparseableMail(f"{type(first).__name__}: {first}") from first
+    headers = decoded.headers
+    from_name, from_address = _first_address(decoded.from_pairs)
     message_ids = _MSGID.findall(headers.get("message-id", ""))
     return ParsedMail(
         message_id=message_ids[0] if message_ids else fallback_message_id,
-        subject=_one_line(parsed.subject or ""),
+        subject=_one_line(decoded.subject),
         from_address=from_address,
         from_name=from_name,
-        to=_addresses(parsed.to),
-        cc=_addresses(parsed.cc),
+        to=_addresses(decoded.to_pairs),
+        cc=_addresses(decoded.cc_pairs),
         in_reply_to=tuple(_MSGID.findall(headers.get("in-reply-to", ""))),
         references=tuple(_MSGID.findall(headers.get("references", ""))),
-        date=parsed.date if isinstance(parsed.date, datetime) else None,
+        date=decoded.date,
         headers=headers,
-        text=new_text(plain, html),
-        full_text=plain if plain is not None else html_to_text(html or ""),
-        attachments=tuple(_parts(parsed.attachments)),
+        text=new_text(decoded.plain, decoded.html),
+        full_text=decoded.plain if decoded.plain is not None else html_to_text(decoded.html or ""),
+        attachments=tuple(decoded.attachments),
     )
+
+
+def _with_mailparser(raw: bytes) -> _Decoded:
+    parsed = mailparser.parse_from_bytes(raw)
+    return _Decoded(
+        headers=_headers(parsed.headers),
+        subject=parsed.subject or "",
+        from_pairs=parsed.from_ or [],
+        to_pairs=parsed.to or [],
+        cc_pairs=parsed.cc or [],
+        date=parsed.date if isinstance(parsed.date, datetime) else None,
+        plain="\n".join(parsed.text_plain) or None,
+        html="\n".join(parsed.text_html) or None,
+        attachments=_parts(parsed.attachments),
+    )
+
+
+def _with_stdlib(raw: bytes) -> _Decoded:
+    message = email.message_from_bytes(raw, policy=email.policy.compat32)
+    headers: dict[str, str] = {}
+    for name, value in message.items():
+        headers.setdefault(name.lower(), _decoded_header(value))
+    plain: list[str] = []
+    html: list[str] = []
+    attachments: list[Part] = []
+    for part in message.walk():
+        if part.is_multipart():
+            continue
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
+        if part.get_filename() or part.get_content_disposition() == "attachment":
+            attachments.append(
+                Part(_decoded_header(part.get_filename() or "attachment"), part.get_content_type(), data)
+            )
+        elif part.get_content_type() in ("text/plain", "text/html"):
+            text = data.decode(part.get_content_charset() or "utf-8", "replace")
+            (plain if part.get_content_subtype() == "plain" else html).append(text)
+    return _Decoded(
+        headers=headers,
+        subject=headers.get("subject", ""),
+        from_pairs=getaddresses([headers.get("from", "")]),
+        to_pairs=getaddresses([headers.get("to", "")]),
+        cc_pairs=getaddresses([headers.get("cc", "")]),
+        date=None,
+        plain="\n".join(plain) or None,
+        html="\n".join(html) or None,
+        attachments=attachments,
+    )
+
+
+def _decoded_header(value: object) -> str:
+    try:
+        return str(make_header(decode_header(str(value))))
+    except (ValueError, LookupError, UnicodeError):
+        return str(value)
 
 
 def content_message_id(raw: bytes, domain: str) -> str:

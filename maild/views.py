@@ -115,7 +115,7 @@ def inbound_json(inbound: Inbound) -> dict[str, Any]:
     }
 
 
-def outbound_json(mail: OutboundMail) -> dict[str, Any]:
+def outbound_json(mail: OutboundMail, bounces: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "id": mail.id,
         "ticket_id": mail.ticket_id,
@@ -128,6 +128,7 @@ def outbound_json(mail: OutboundMail) -> dict[str, Any]:
         "created_at": _iso(mail.created_at),
         "sent_at": _iso(mail.sent_at),
         "last_error": mail.last_error,
+        "bounces": bounces,
     }
 
 

@@ -92,3 +92,14 @@ def test_fuzzer_seeds_go_through(tmp_path: Path) -> None:
     states = run_corpus(tmp_path, files)
     assert sum(states.values()) == len(files)
     assert states[SHUNTED] == 0, states
+
+
+def test_every_shared_corpus_file_goes_through(tmp_path: Path) -> None:
+    """Every file of ../shared/corpora (bounces, replies, fixtures) becomes a ticket, a kept automatic mail or
+    a marked failure; nothing raises."""
+    files = corpus_files(CORPORA)
+    files = [p for p in files if p.suffix not in (".md", ".tsv")]
+    assert len(files) > 1000
+    states = run_corpus(tmp_path, files)
+    assert sum(states.values()) == len(files)
+    assert states[SHUNTED] == 0, states

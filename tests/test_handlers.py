@@ -11,7 +11,7 @@ from maild.app import build_services
 from maild.config import Config, parse_config
 from maild.handlers.base import Context, Stop
 from maild.handlers.identify import Identify
-from maild.handlers.loop_guard import LoopGuard, automatic_reason
+from maild.handlers.loop_guard import LoopGuard
 from maild.handlers.parse import Parse
 from maild.handlers.thread import Thread
 from maild.models import Envelope, Inbound
@@ -57,20 +57,27 @@ def context(raw: bytes, mail_from: str = CUSTOMER) -> Context:
     )
 
 
-def test_automatic_reason_follows_rfc_3834_and_common_practice() -> None:
-    """Auto-Submitted other than "no", bulk precedence, list mail and daemons are machine mail."""
+def test_loop_guard_marks_machine_mail_and_passes_people(tmp_path: Path) -> None:
+    """Auto-replies and bounces are marked automatic with a reason; a person's mail is not."""
 
-    def headers(**values: str) -> Callable[[str], str]:
-        return lambda name: values.get(name.replace("-", "_"), "")
+    async def body(tx: Tx, config: Config) -> list[str | None]:
+        services = build_services(config, tx.clock)
+        found = []
+        for raw, envelope_from in (
+            (make_mail(headers={"Auto-Submitted": "auto-replied"}), CUSTOMER),
+            (make_mail(sender="MAILER-DAEMON@mx.example.org"), ""),
+            (make_mail(), CUSTOMER),
+        ):
+            ctx = context(raw, envelope_from)
+            await Parse(services).process(ctx, tx)
+            await LoopGuard(services).process(ctx, tx)
+            found.append(ctx.automatic)
+        return found
 
-    assert automatic_reason("a@x", "a@x", headers(auto_submitted="auto-replied")) is not None
-    assert automatic_reason("a@x", "a@x", headers(auto_submitted="  Auto-Generated ; x=y")) is not None
-    assert automatic_reason("a@x", "a@x", headers(auto_submitted="no")) is None
-    assert automatic_reason("a@x", "a@x", headers(precedence="Bulk")) is not None
-    assert automatic_reason("a@x", "a@x", headers(list_id="<l.example.org>")) is not None
-    assert automatic_reason("", "a@x", headers()) == "null envelope sender"
-    assert automatic_reason("MAILER-DAEMON@mx.example.org", "x@y", headers()) is not None
-    assert automatic_reason("customer@example.org", "customer@example.org", headers()) is None
+    auto_reply, bounce, person = with_tx(tmp_path, body)
+    assert auto_reply is not None and auto_reply.startswith("auto_reply")
+    assert bounce is not None and bounce.startswith("bounce")
+    assert person is None
 
 
 def test_loop_guard_stops_our_own_mail(tmp_path: Path) -> None:

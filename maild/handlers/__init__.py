@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from maild.handlers.acknowledge import Acknowledge
 from maild.handlers.base import Handler, Services
+from maild.handlers.bounces import Bounces
 from maild.handlers.commands import ApplyCommands
 from maild.handlers.identify import Identify
 from maild.handlers.lifecycle import Lifecycle
@@ -26,6 +27,7 @@ PIPELINE: tuple[str, ...] = (
     "thread",  # token or References → existing ticket
     "ticket",  # no ticket yet → open one; followers; is the sender a participant
     "record",  # timeline message + attachments
+    "bounces",  # a bounce of our own mail → recorded on that outbound mail
     "commands",  # all of the agent's commands applied, or none and an error mail
     "lifecycle",  # status moves caused by the mail itself
     "acknowledge",  # new ticket → customer told its token
@@ -41,6 +43,7 @@ _FACTORIES: dict[str, Callable[[Services], Handler]] = {
     "thread": Thread,
     "ticket": OpenTicket,
     "record": Record,
+    "bounces": Bounces,
     "commands": ApplyCommands,
     "lifecycle": Lifecycle,
     "acknowledge": Acknowledge,

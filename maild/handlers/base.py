@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from maild.automail import Bounce
 from maild.blobs import BlobStore
 from maild.clock import Clock
 from maild.commands import Command, CommandError
@@ -40,6 +41,7 @@ class Context:
     mail: ParsedMail | None = None  # parse
     text: str = ""  # parse: the new text; ticket: whole body for a new ticket without any; commands: minus commands
     automatic: str | None = None  # loop_guard: why this is machine mail (never answered), else None
+    bounce: Bounce | None = None  # loop_guard: the delivery report, when the mail is a bounce
     sender: str = ""  # identify: the From address, lower case
     agent: Agent | None = None  # identify: the configured agent who sent it, if any
     ticket: Ticket | None = None  # thread (existing) or ticket (created)

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from maild.compose import LOOP_HEADER
+from maild.automail import classify, read_bounce
 from maild.handlers.base import CONTINUE, Context, Outcome, Services, Stop
 from maild.store import Tx
-
-_BULK_PRECEDENCE = frozenset({"bulk", "junk", "list"})
-_DAEMON_LOCALPARTS = frozenset({"mailer-daemon", "postmaster"})
 
 
 class LoopGuard:
@@ -21,37 +16,16 @@ class LoopGuard:
 
     async def process(self, ctx: Context, tx: Tx) -> Outcome:
         mail = ctx.parsed
-        if mail.header(LOOP_HEADER).strip().lower() == self.support_address:
-            return Stop("loop: our own mail came back")
         if await tx.thread_id_direction(mail.message_id) == "out":
             return Stop("loop: this Message-ID is one we sent")
         if mail.from_address in self.own_addresses:
             return Stop("loop: sent in the name of our own address")
-        ctx.automatic = automatic_reason(ctx.inbound.envelope.mail_from, mail.from_address, mail.header)
-        if ctx.automatic:
+        verdict = classify(ctx.inbound.raw, mail, ctx.inbound.envelope.mail_from, self.support_address)
+        if verdict.kind == "loop":
+            return Stop(f"loop: {verdict.reason}")
+        if verdict.automatic:
+            ctx.automatic = f"{verdict.kind}: {verdict.reason}"
             ctx.notes.append(f"automatic: {ctx.automatic}")
+            if verdict.kind == "bounce":
+                ctx.bounce = read_bounce(ctx.inbound.raw)
         return CONTINUE
-
-
-def automatic_reason(envelope_from: str, from_address: str, get: Callable[[str], str]) -> str | None:
-    """Why this mail was sent by a machine (RFC 3834 and common practice), or None for a person.
-
-    ``get`` returns a header's value, or "" when the header is absent.
-    """
-    auto_submitted = get("auto-submitted").strip().lower()
-    if auto_submitted and auto_submitted.split(";")[0].strip() != "no":
-        return f"Auto-Submitted: {auto_submitted}"
-    if get("precedence").strip().lower() in _BULK_PRECEDENCE:
-        return f"Precedence: {get('precedence').strip()}"
-    if get("list-id"):
-        return "List-Id"
-    if get("x-autoreply") or get("x-autorespond"):
-        return "X-Autoreply"
-    if get("x-auto-response-suppress").strip().lower() in ("all", "oof", "autoreply"):
-        return "X-Auto-Response-Suppress"
-    if not envelope_from or envelope_from == "<>":
-        return "null envelope sender"
-    for address in (envelope_from, from_address):
-        if address.partition("@")[0].lower() in _DAEMON_LOCALPARTS:
-            return f"sent by {address}"
-    return None

@@ -23,6 +23,9 @@ class Thread:
                 return CONTINUE
         # References lists the thread oldest first, In-Reply-To names the parent: parent first.
         candidates = [*mail.references, *mail.in_reply_to]
+        # A bounce names the mail it returns; that mail's ticket is where agents will look for it.
+        if ctx.bounce and ctx.bounce.original_message_id:
+            candidates.append(ctx.bounce.original_message_id)
         referenced = await tx.ticket_for_thread_ids(candidates) if candidates else None
         if referenced is not None:
             ctx.ticket = await tx.get_ticket(referenced)

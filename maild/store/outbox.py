@@ -62,6 +62,31 @@ class OutboxQueries(QueryBase):
         row = await self.one(sql, params)
         return int(row[0]) if row else 0
 
+    async def outbox_id_for(self, message_id: str) -> int | None:
+        row = await self.one("SELECT id FROM outbox WHERE message_id = ?", (message_id,))
+        return int(row[0]) if row else None
+
+    async def record_bounce(
+        self, outbox_id: int, inbound_id: int, recipients: list[str], status: str, permanent: bool
+    ) -> None:
+        await self.run(
+            "INSERT INTO bounces (outbox_id, inbound_id, recipients, status, permanent, at) VALUES (?, ?, ?, ?, ?, ?)",
+            (outbox_id, inbound_id, json.dumps(recipients), status, int(permanent), self.now_iso()),
+        )
+
+    async def bounces_of(self, outbox_id: int) -> list[dict[str, Any]]:
+        rows = await self.all("SELECT * FROM bounces WHERE outbox_id = ? ORDER BY id", (outbox_id,))
+        return [
+            {
+                "recipients": json.loads(r["recipients"]),
+                "status": r["status"],
+                "permanent": bool(r["permanent"]),
+                "inbound_id": r["inbound_id"],
+                "at": r["at"],
+            }
+            for r in rows
+        ]
+
     async def next_mail_due_at(self) -> datetime | None:
         row = await self.one("SELECT min(next_attempt_at) FROM outbox WHERE state = ?", (QUEUED,))
         return from_iso(row[0]) if row and row[0] else None

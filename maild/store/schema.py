@@ -162,5 +162,16 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX timers_due ON timers (state, due_at);
     CREATE INDEX timers_by_ticket ON timers (ticket_id, state);
     CREATE INDEX outbox_by_kind ON outbox (kind, created_at);
+    CREATE INDEX outbox_by_message_id ON outbox (message_id);
+    CREATE TABLE bounces (
+        id INTEGER PRIMARY KEY,
+        outbox_id INTEGER NOT NULL REFERENCES outbox (id),
+        inbound_id INTEGER NOT NULL REFERENCES inbound (id),
+        recipients TEXT NOT NULL,
+        status TEXT NOT NULL,
+        permanent INTEGER NOT NULL,
+        at TEXT NOT NULL
+    );
+    CREATE INDEX bounces_by_outbox ON bounces (outbox_id);
     """,
 )

@@ -1,0 +1,25 @@
+"""bounces: a delivery report about one of our own mails is recorded on that mail, for agents and operators."""
+
+from __future__ import annotations
+
+from maild.handlers.base import CONTINUE, Context, Outcome, Services
+from maild.store import Tx
+
+
+class Bounces:
+    name = "bounces"
+
+    def __init__(self, services: Services) -> None:
+        pass
+
+    async def process(self, ctx: Context, tx: Tx) -> Outcome:
+        bounce = ctx.bounce
+        if bounce is None or not bounce.original_message_id:
+            return CONTINUE
+        outbox_id = await tx.outbox_id_for(bounce.original_message_id)
+        if outbox_id is None:
+            ctx.notes.append("bounce of a mail that is not ours")
+            return CONTINUE
+        await tx.record_bounce(outbox_id, ctx.inbound.id, list(bounce.recipients), bounce.status, bounce.permanent)
+        ctx.notes.append(f"bounce recorded on outbox {outbox_id}: {', '.join(bounce.recipients) or '?'}")
+        return CONTINUE
