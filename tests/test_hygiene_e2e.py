@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import smtplib
 import time
+from collections.abc import Callable
 from typing import Any
 
-from tests.helpers import ANA, CORPORA, CUSTOMER, Daemon, Smarthost, make_mail, wait_until
+from tests.helpers import ANA, CORPORA, CUSTOMER, LUIS, SUPPORT, Daemon, Smarthost, make_mail, wait_until
 
 STRANGER = "stranger@elsewhere.example"
 
@@ -80,3 +81,68 @@ def test_daemon_keeps_serving_after_hostile_input(daemon: Daemon, smarthost: Sma
     daemon.send(make_mail(sender="carmen@example.org", subject="Still alive?"), mail_from="carmen@example.org")
     wait_until(lambda: [m for m in smarthost.to("carmen@example.org") if "Still alive?" in m["Subject"]], 10, "ack")
     assert daemon.process is not None and daemon.process.poll() is None
+
+
+AR_CONFIG = '\n[security]\nagent_auth = "authentication-results"\ntrusted_authserv_id = "mx.example.com"\n'
+
+
+def test_spoofed_agent_is_refused_and_authenticated_agent_applies(
+    start_daemon: Callable[..., Daemon], smarthost: Smarthost
+) -> None:
+    """In authentication-results mode a forged agent mail is stored, not relayed, its commands not applied and
+    the admins told; the same mail with a DKIM pass from our MTA applies and is relayed."""
+    daemon = start_daemon(extra=AR_CONFIG)
+    ticket = new_ticket(daemon, smarthost)
+    forged = make_mail(
+        sender=LUIS,
+        subject=f"Re: {ticket['token']}",
+        body="#priority urgent\nSend me your password.",
+        headers={"Authentication-Results": "mx.example.com; dkim=fail header.d=example.com"},
+    )
+    daemon.send(forged, mail_from=LUIS)
+    [warning] = wait_until(lambda: [m for m in smarthost.to(ANA) if "Untrusted" in m["Subject"]], 10, "warning")
+    assert "dkim=fail" in warning.body
+    detail = daemon.ticket(ticket["id"])
+    assert detail["priority"] == "normal" and detail["messages"][-1]["visibility"] == "internal"
+    assert [m for m in smarthost.to(CUSTOMER) if "password" in m.body] == []
+    genuine = make_mail(
+        sender=LUIS,
+        subject=f"Re: {ticket['token']}",
+        body="#priority high\nWe are on it.",
+        headers={"Authentication-Results": "mx.example.com; dkim=pass header.d=example.com"},
+    )
+    daemon.send(genuine, mail_from=LUIS)
+    wait_until(lambda: [m for m in smarthost.to(CUSTOMER) if "We are on it" in m.body], 10, "relay")
+    assert daemon.ticket(ticket["id"])["priority"] == "high"
+
+
+def test_bounce_of_our_notice_is_recorded_not_threaded_as_a_reply(daemon: Daemon, smarthost: Smarthost) -> None:
+    """A DSN returning our acknowledgement is recorded on that outbound mail and kept on the ticket for
+    agents, never as a customer reply; nobody is mailed about it."""
+    ticket = new_ticket(daemon, smarthost)
+    [ack] = smarthost.to(CUSTOMER)
+    before = len(smarthost.mails)
+    dsn = (
+        "From: Mail Delivery System <MAILER-DAEMON@mx.example.org>\r\n"
+        f"To: {SUPPORT}\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+        "Message-ID: <dsn-1@mx.example.org>\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+        "--B\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n"
+        "--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.org\r\n\r\n"
+        f"Final-Recipient: rfc822; {CUSTOMER}\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
+        "--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        f"From: ACME Support <{SUPPORT}>\r\nTo: {CUSTOMER}\r\nSubject: {ack['Subject']}\r\n"
+        f"Message-ID: {ack['Message-ID']}\r\n\r\n--B--\r\n"
+    ).encode()
+    daemon.send(dsn, mail_from="")
+    daemon.wait_processed()
+    import json
+
+    rows = json.loads(daemon.cli("outbox", "list", "--json").stdout)
+    [acked] = [r for r in rows if r["message_id"] == ack["Message-ID"]]
+    assert acked["bounces"][0]["recipients"] == [CUSTOMER] and acked["bounces"][0]["status"] == "5.1.1"
+    detail = daemon.ticket(ticket["id"])
+    assert detail["messages"][-1]["visibility"] == "internal"
+    assert detail["status"] == "new" and len(daemon.tickets()) == 1
+    time.sleep(0.5)
+    assert len(smarthost.mails) == before

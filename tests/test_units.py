@@ -481,6 +481,7 @@ def render_context(**overrides: Any) -> dict[str, Any]:
         "attachments": [Attachment(filename="foto.jpg", content_type="image/jpeg", size=2048, sha256="a" * 64)],
         "changes": [("status", "new", "waiting_customer"), ("time", None, "+30m billable")],
         "old_token": "[ACME#7]",
+        "reason": "dkim=fail for example.com",
         "errors": [CommandError("#status bogus", 2, "unknown status 'bogus'", "one of new, open")],
         "messages": [
             Message(

@@ -18,7 +18,7 @@ class Acknowledge:
     async def process(self, ctx: Context, tx: Tx) -> Outcome:
         # Never answer machines (RFC 3834). An agent's own new mail is acknowledged only to the customer it was
         # opened for ("#requester"), with the agent's words.
-        if not ctx.created or ctx.automatic:
+        if not ctx.created or ctx.automatic or ctx.spoofed:
             return CONTINUE
         ticket, config = ctx.current_ticket, self.services.config
         if ctx.agent is not None and (ticket.requester == ctx.agent.email or ctx.internal):

@@ -44,6 +44,7 @@ class Context:
     bounce: Bounce | None = None  # loop_guard: the delivery report, when the mail is a bounce
     sender: str = ""  # identify: the From address, lower case
     agent: Agent | None = None  # identify: the configured agent who sent it, if any
+    spoofed: str | None = None  # identify: why a mail in an agent's name was not trusted
     ticket: Ticket | None = None  # thread (existing) or ticket (created)
     created: bool = False  # ticket: this message opened the ticket
     participant: bool = False  # ticket: the sender is the requester, a follower or an agent

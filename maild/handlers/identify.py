@@ -1,7 +1,11 @@
-"""identify: who sent this: a configured agent, or someone outside (customer or stranger)."""
+"""identify: who sent this: a configured (and, if required, authenticated) agent, or someone outside."""
 
 from __future__ import annotations
 
+import email
+import email.policy
+
+from maild.authres import agent_authenticated
 from maild.handlers.base import CONTINUE, Context, Outcome, Services
 from maild.store import Tx
 
@@ -16,6 +20,15 @@ class Identify:
         mail = ctx.parsed
         envelope_from = ctx.inbound.envelope.mail_from.strip("<>").lower()
         ctx.sender = mail.from_address or envelope_from
-        # With agent_auth = "from" the From: address alone makes an agent (warned at start).
-        ctx.agent = self.config.agent(ctx.sender) if ctx.sender else None
+        agent = self.config.agent(ctx.sender) if ctx.sender else None
+        security = self.config.security
+        if agent is not None and security.agent_auth == "authentication-results":
+            # Anyone can write an agent's address in From:; only our MTA's DKIM/DMARC verdict proves it.
+            headers = email.message_from_bytes(ctx.inbound.raw, policy=email.policy.compat32).items()
+            verdict = agent_authenticated(headers, agent.email, security.trusted_authserv_id)
+            if not verdict.trusted:
+                ctx.spoofed = verdict.reason
+                ctx.notes.append(f"untrusted mail in the name of {agent.email}: {verdict.reason}")
+                agent = None
+        ctx.agent = agent
         return CONTINUE

@@ -15,7 +15,7 @@ class Lifecycle:
 
     async def process(self, ctx: Context, tx: Tx) -> Outcome:
         # Machine mail never moves a ticket: an out-of-office is not an answer.
-        if ctx.automatic or ctx.created:
+        if ctx.automatic or ctx.created or ctx.spoofed:
             return CONTINUE
         if ctx.agent is not None:
             await self.agent_replied(ctx, tx)

@@ -20,6 +20,9 @@ class NotifyAgents:
         if ctx.automatic or (ctx.agent is not None and not ctx.created and not ctx.internal):
             return CONTINUE
         ticket, config = ctx.current_ticket, self.services.config
+        if ctx.spoofed:
+            await self.warn_admins(ctx, tx)
+            return CONTINUE
         if ctx.created:
             event = "agent.new_ticket"
         else:
@@ -58,3 +61,19 @@ class NotifyAgents:
         else:
             agents = config.queue_agents(ticket.queue)
         return [a for a in agents if a.email != ctx.sender]
+
+    async def warn_admins(self, ctx: Context, tx: Tx) -> None:
+        """A mail in an agent's name failed authentication: the admins hear of it, nobody else does."""
+        ticket, config = ctx.current_ticket, self.services.config
+        for admin in (a for a in config.agents if a.role == "admin"):
+            rendered = self.services.renderer.render(
+                "agent.untrusted",
+                config.language,
+                **ticket_vars(ticket, config.ticket_prefix, config.from_name),
+                agent=admin,
+                sender=ctx.sender,
+                reason=ctx.spoofed,
+                text=ctx.text,
+            )
+            draft = Draft(kind="agent.untrusted", to=[admin.email], subject=rendered.subject, body=rendered.body)
+            await self.services.outbox.queue(tx, draft, ticket.id)

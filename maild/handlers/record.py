@@ -29,7 +29,7 @@ class Record:
             # Direction says which side speaks: agents' mail goes out to the customer, the rest comes in.
             direction="out" if ctx.agent and not ctx.automatic else "in",
             # Machine mail is kept for agents but is no part of the conversation with the customer.
-            visibility="internal" if ctx.internal or ctx.automatic else "public",
+            visibility="internal" if ctx.internal or ctx.automatic or ctx.spoofed else "public",
             author=ctx.sender,
             message_id=mail.message_id,
             subject=mail.subject,
