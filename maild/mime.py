@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from email.header import decode_header, make_header
+from email.message import Message
 from email.utils import getaddresses
 from typing import Any
 
@@ -19,6 +20,11 @@ import mailparser
 from maild.mailtext import html_to_text, new_text
 
 _MSGID = re.compile(r"<[^<>\s]+>")
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+# Limits on hostile structure: real mail stays far below them; beyond them the mail is kept but shunted.
+MAX_HEADER_BYTES = 256 * 1024
+MAX_MIME_PARTS = 500
+MAX_MIME_DEPTH = 20
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,7 @@ def parse_mail(raw: bytes, fallback_message_id: str) -> ParsedMail:
     mail-parser does the work; where it trips over a broken message, the plainer stdlib decoding still gets
     the headers and the text out, so the mail becomes a ticket instead of a failure.
     """
+    _check_limits(raw)
     try:
         decoded = _with_mailparser(raw)
     except Exception as first:  # mail-parser raises many kinds; any failure here is the input's fault.
@@ -103,8 +110,31 @@ def parse_mail(raw: bytes, fallback_message_id: str) -> ParsedMail:
     )
 
 
+def _check_limits(raw: bytes) -> None:
+    """Refuse (as UnparseableMail, so the message is kept and shunted) a header block only an attacker builds."""
+    end = _HEADER_END.search(raw, 0, MAX_HEADER_BYTES + 4)
+    if (end is None and len(raw) > MAX_HEADER_BYTES) or (end is not None and end.start() > MAX_HEADER_BYTES):
+        raise UnparseableMail(f"header block larger than {MAX_HEADER_BYTES} bytes")
+
+
+def _check_shape(message: Message) -> None:
+    """Refuse MIME trees wider or deeper than real mail ever is (decompression-bomb style input)."""
+    parts, stack = 0, [(message, 1)]
+    while stack:
+        part, depth = stack.pop()
+        parts += 1
+        if parts > MAX_MIME_PARTS:
+            raise UnparseableMail(f"more than {MAX_MIME_PARTS} MIME parts")
+        if depth > MAX_MIME_DEPTH:
+            raise UnparseableMail(f"MIME nesting deeper than {MAX_MIME_DEPTH}")
+        payload = part.get_payload()
+        if part.is_multipart() and isinstance(payload, list):
+            stack.extend((child, depth + 1) for child in payload if isinstance(child, Message))
+
+
 def _with_mailparser(raw: bytes) -> _Decoded:
     parsed = mailparser.parse_from_bytes(raw)
+    _check_shape(parsed.message)
     return _Decoded(
         headers=_headers(parsed.headers),
         subject=parsed.subject or "",
@@ -112,14 +142,15 @@ def _with_mailparser(raw: bytes) -> _Decoded:
         to_pairs=parsed.to or [],
         cc_pairs=parsed.cc or [],
         date=parsed.date if isinstance(parsed.date, datetime) else None,
-        plain="\n".join(parsed.text_plain) or None,
-        html="\n".join(parsed.text_html) or None,
+        plain=_seven_bit_charset("\n".join(parsed.text_plain)) or None,
+        html=_seven_bit_charset("\n".join(parsed.text_html)) or None,
         attachments=_parts(parsed.attachments),
     )
 
 
 def _with_stdlib(raw: bytes) -> _Decoded:
     message = email.message_from_bytes(raw, policy=email.policy.compat32)
+    _check_shape(message)
     headers: dict[str, str] = {}
     for name, value in message.items():
         headers.setdefault(name.lower(), _decoded_header(value))
@@ -149,6 +180,22 @@ def _with_stdlib(raw: bytes) -> _Decoded:
         html="\n".join(html) or None,
         attachments=attachments,
     )
+
+
+def _seven_bit_charset(text: str) -> str:
+    """Decode ISO-2022 text that mail-parser 4.8 hands back undecoded.
+
+    It returns a 7bit part's payload as is when it is valid UTF-8, which ISO-2022-JP/KR (7-bit, escape
+    sequences) always is, so Japanese and Korean mail arrived as escape codes.
+    """
+    if "\x1b" not in text or not text.isascii():
+        return text
+    for codec in ("iso2022_jp_2", "iso2022_kr"):
+        try:
+            return text.encode("ascii").decode(codec)
+        except UnicodeError:
+            continue
+    return text
 
 
 def _decoded_header(value: object) -> str:

@@ -131,3 +131,37 @@ def test_thread_prefers_the_token_and_ignores_unknown_ones(tmp_path: Path) -> No
     by_token, by_reference = with_tx(tmp_path, body)
     assert by_token == 2
     assert by_reference == 1
+
+
+def test_parse_mail_refuses_hostile_shapes_and_reads_odd_encodings() -> None:
+    """Huge header blocks, too many or too deeply nested parts are refused with a reason; RFC 2047/2231
+    names, Latin-1 and ISO-2022-JP bodies, bare CR line ends and a missing Message-ID all decode."""
+    import pytest
+
+    from maild.mime import MAX_MIME_DEPTH, MAX_MIME_PARTS, UnparseableMail, parse_mail
+
+    with pytest.raises(UnparseableMail, match="header block"):
+        parse_mail(b"X-Junk: " + b"a" * 300_000 + b"\r\n\r\nbody", "<f@x>")
+    many = b"".join(b"--B\r\nContent-Type: text/plain\r\n\r\nx\r\n" for _ in range(MAX_MIME_PARTS + 5))
+    with pytest.raises(UnparseableMail, match="MIME parts"):
+        parse_mail(b'Content-Type: multipart/mixed; boundary="B"\r\n\r\n' + many + b"--B--\r\n", "<f@x>")
+    deep = b"".join(
+        f'Content-Type: multipart/mixed; boundary="b{n}"\r\n\r\n--b{n}\r\n'.encode() for n in range(MAX_MIME_DEPTH + 5)
+    )
+    with pytest.raises(UnparseableMail, match=r"nesting|MIME|Recursion"):
+        parse_mail(deep + b"Content-Type: text/plain\r\n\r\nx\r\n", "<f@x>")
+    latin1 = (
+        b"From: =?iso-8859-1?q?Jos=E9?= <jose@example.org>\r\nSubject: =?iso-8859-1?q?Se=F1al?=\r\n"
+        b'Content-Type: multipart/mixed; boundary="B"\r\n\r\n--B\r\n'
+        b"Content-Type: text/plain; charset=windows-1252\r\n\r\nCaf\xe9 \x80 5\r\n--B\r\n"
+        b"Content-Type: application/pdf\r\nContent-Disposition: attachment; filename*=utf-8''na%C3%AFve.pdf\r\n"
+        b"\r\n%PDF\r\n--B--\r\n"
+    )
+    mail = parse_mail(latin1, "<fallback@x>")
+    assert (mail.from_name, mail.subject, mail.message_id) == ("José", "Señal", "<fallback@x>")
+    assert "Café €" in mail.text and mail.attachments[0].filename == "naïve.pdf"
+    jis = "こんにちは".encode("iso-2022-jp")
+    mail = parse_mail(
+        b"From: a@example.org\rSubject: x\rContent-Type: text/plain; charset=iso-2022-jp\r\r" + jis, "<f@x>"
+    )
+    assert mail.text == "こんにちは" and mail.from_address == "a@example.org"
