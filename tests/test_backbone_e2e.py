@@ -234,13 +234,15 @@ def test_oversized_message_gets_552(start_daemon: Callable[..., Daemon]) -> None
 
 
 def test_own_loop_and_machine_mail_get_no_reply(daemon: Daemon, smarthost: Smarthost) -> None:
-    """Our own mail coming back is dropped; an auto-reply is stored but never answered."""
+    """Our own mail coming back is dropped; auto-replies, bounces and bulk mail are stored, never answered."""
     daemon.send(make_mail(headers={"X-Maild-Loop": SUPPORT}, subject="looped"))
     daemon.send(make_mail(headers={"Auto-Submitted": "auto-replied"}, subject="Out of office"))
     daemon.send(make_mail(sender="MAILER-DAEMON@mx.example.org", subject="Undelivered"), mail_from="")
+    daemon.send(make_mail(sender="news@shop.example", subject="Newsletter", headers={"Precedence": "bulk"}),
+                mail_from="news@shop.example")
     daemon.wait_processed()
     subjects = sorted(t["subject"] for t in daemon.tickets())
-    assert subjects == ["Out of office", "Undelivered"]
+    assert subjects == ["Newsletter", "Out of office", "Undelivered"]
     assert smarthost.mails == []
 
 
