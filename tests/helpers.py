@@ -156,6 +156,10 @@ class Smarthost:
         with self._lock:
             return [m for m in self.mails if address in m.rcpt_to]
 
+    def matching(self, address: str, words: str) -> list[Captured]:
+        """Mails to ``address`` whose subject or body contains ``words``."""
+        return [m for m in self.to(address) if words in m["Subject"] or words in m.body]
+
     def wait_for(self, address: str, count: int = 1, timeout: float = 10.0) -> list[Captured]:
         """Wait until ``address`` has received ``count`` mails; return them all."""
         return list(

@@ -238,8 +238,10 @@ def test_own_loop_and_machine_mail_get_no_reply(daemon: Daemon, smarthost: Smart
     daemon.send(make_mail(headers={"X-Maild-Loop": SUPPORT}, subject="looped"))
     daemon.send(make_mail(headers={"Auto-Submitted": "auto-replied"}, subject="Out of office"))
     daemon.send(make_mail(sender="MAILER-DAEMON@mx.example.org", subject="Undelivered"), mail_from="")
-    daemon.send(make_mail(sender="news@shop.example", subject="Newsletter", headers={"Precedence": "bulk"}),
-                mail_from="news@shop.example")
+    daemon.send(
+        make_mail(sender="news@shop.example", subject="Newsletter", headers={"Precedence": "bulk"}),
+        mail_from="news@shop.example",
+    )
     daemon.wait_processed()
     subjects = sorted(t["subject"] for t in daemon.tickets())
     assert subjects == ["Newsletter", "Out of office", "Undelivered"]

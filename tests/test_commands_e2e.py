@@ -7,7 +7,7 @@ import io
 import json
 from typing import Any
 
-from tests.helpers import ANA, CUSTOMER, LUIS, SUPPORT, Captured, Daemon, Smarthost, make_mail, wait_until
+from tests.helpers import ANA, CUSTOMER, LUIS, SUPPORT, Daemon, Smarthost, make_mail, wait_until
 
 THIRD = "vendor@thirdparty.example"
 
@@ -26,10 +26,6 @@ def agent_mail(daemon: Daemon, ticket: dict[str, Any], body: str, sender: str = 
     daemon.wait_processed()
 
 
-def mails_with(smarthost: Smarthost, address: str, words: str) -> list[Captured]:
-    return [m for m in smarthost.to(address) if words in m["Subject"] or words in m.body]
-
-
 def test_commands_apply_relay_the_rest_and_send_a_transcript(daemon: Daemon, smarthost: Smarthost) -> None:
     """Command lines change the ticket, never reach the customer, and the agent gets a transcript."""
     ticket = new_ticket(daemon, smarthost)
@@ -39,9 +35,9 @@ def test_commands_apply_relay_the_rest_and_send_a_transcript(daemon: Daemon, sma
         "#status waiting_customer\n#time 1h30m\n#priority high\n#tag +printer +fire\n"
         "Could you send us a photo of the printer?\n",
     )
-    relayed = wait_until(lambda: mails_with(smarthost, CUSTOMER, "photo of the printer"), 10, "relay")[0]
+    relayed = wait_until(lambda: smarthost.matching(CUSTOMER, "photo of the printer"), 10, "relay")[0]
     assert "#" not in relayed.body.split("--")[0]
-    [transcript] = wait_until(lambda: mails_with(smarthost, ANA, "Applied"), 10, "transcript")
+    [transcript] = wait_until(lambda: smarthost.matching(ANA, "Applied"), 10, "transcript")
     assert "status: new → waiting_customer" in transcript.body
     assert "priority: normal → high" in transcript.body
     assert "+1h30m billable" in transcript.body
@@ -65,10 +61,10 @@ def test_one_bad_command_applies_nothing_and_names_the_line(daemon: Daemon, smar
     """A mail with one bad command applies none, relays nothing, and the error mail lists the line and why."""
     ticket = new_ticket(daemon, smarthost)
     agent_mail(daemon, ticket, "#priority urgent\n#status sleeping\n#time 20m\nDo not send this.\n")
-    [error] = wait_until(lambda: mails_with(smarthost, ANA, "Commands refused"), 10, "error mail")
+    [error] = wait_until(lambda: smarthost.matching(ANA, "Commands refused"), 10, "error mail")
     assert "#status sleeping" in error.body
     assert "waiting_customer" in error.body  # what is accepted
-    assert mails_with(smarthost, CUSTOMER, "Do not send this") == []
+    assert smarthost.matching(CUSTOMER, "Do not send this") == []
     detail = daemon.ticket(ticket["id"])
     assert detail["priority"] == "normal" and detail["status"] == "new" and detail["time_entries"] == []
     assert detail["assignee"] is None
@@ -95,15 +91,15 @@ def test_commands_in_quoted_text_are_ignored(daemon: Daemon, smarthost: Smarthos
         "> #priority urgent\n> old text\n",
     )
     assert daemon.ticket(ticket["id"])["priority"] == "normal"
-    assert mails_with(smarthost, ANA, "Applied") == []  # a plain reply gets no transcript
+    assert smarthost.matching(ANA, "Applied") == []  # a plain reply gets no transcript
 
 
 def test_internal_note_reaches_agents_never_the_customer(daemon: Daemon, smarthost: Smarthost) -> None:
     """#internal (or #nota) keeps the mail among agents: the other agents hear of it, the customer does not."""
     ticket = new_ticket(daemon, smarthost)
     agent_mail(daemon, ticket, "#nota\n#time 10m nonbillable checked the logs\nThe customer seems upset.\n")
-    wait_until(lambda: mails_with(smarthost, LUIS, "seems upset"), 10, "the note to Luis")
-    assert mails_with(smarthost, CUSTOMER, "seems upset") == []
+    wait_until(lambda: smarthost.matching(LUIS, "seems upset"), 10, "the note to Luis")
+    assert smarthost.matching(CUSTOMER, "seems upset") == []
     detail = daemon.ticket(ticket["id"])
     note = detail["messages"][-1]
     assert note["visibility"] == "internal" and note["text"] == "The customer seems upset."
@@ -116,7 +112,7 @@ def test_close_is_for_admins_only(daemon: Daemon, smarthost: Smarthost) -> None:
     """#close from an agent is refused with an error mail; from an admin it closes the ticket."""
     ticket = new_ticket(daemon, smarthost)
     agent_mail(daemon, ticket, "#close\n", sender=LUIS)
-    [error] = wait_until(lambda: mails_with(smarthost, LUIS, "Commands refused"), 10, "refusal")
+    [error] = wait_until(lambda: smarthost.matching(LUIS, "Commands refused"), 10, "refusal")
     assert "only admins" in error.body
     assert daemon.ticket(ticket["id"])["status"] == "new"
     agent_mail(daemon, ticket, "#cerrar\n", sender=ANA)
@@ -127,11 +123,11 @@ def test_resolve_sends_the_text_as_the_resolution(daemon: Daemon, smarthost: Sma
     """#resolve METHOD sends the mail's text to the customer as the resolution and records who resolved it."""
     ticket = new_ticket(daemon, smarthost)
     agent_mail(daemon, ticket, "#resolve\n")  # no method: refused
-    wait_until(lambda: mails_with(smarthost, ANA, "Commands refused"), 10, "refusal")
+    wait_until(lambda: smarthost.matching(ANA, "Commands refused"), 10, "refusal")
     agent_mail(daemon, ticket, "#resolver respondido\n")  # no text and no note: refused
-    wait_until(lambda: len(mails_with(smarthost, ANA, "Commands refused")) == 2, 10, "second refusal")
+    wait_until(lambda: len(smarthost.matching(ANA, "Commands refused")) == 2, 10, "second refusal")
     agent_mail(daemon, ticket, "#resolve responded\nThe printer was replaced.\n")
-    [resolved] = wait_until(lambda: mails_with(smarthost, CUSTOMER, "replaced"), 10, "resolution mail")
+    [resolved] = wait_until(lambda: smarthost.matching(CUSTOMER, "replaced"), 10, "resolution mail")
     assert "Resolved" in resolved["Subject"] and "reopened" in resolved.body
     detail = daemon.ticket(ticket["id"])
     assert detail["status"] == "resolved"
@@ -145,7 +141,7 @@ def test_resolve_with_an_internal_note_sends_nothing(daemon: Daemon, smarthost: 
     agent_mail(daemon, ticket, "#internal\n#resolve rejected\nDuplicate of another ticket.\n")
     detail = daemon.ticket(ticket["id"])
     assert detail["resolution"] == {"method": "rejected", "note": "Duplicate of another ticket."}
-    assert mails_with(smarthost, CUSTOMER, "Duplicate") == []
+    assert smarthost.matching(CUSTOMER, "Duplicate") == []
 
 
 def test_requester_opens_a_ticket_for_a_customer_who_is_told(daemon: Daemon, smarthost: Smarthost) -> None:
@@ -190,7 +186,7 @@ def test_assign_queue_category_cc_link_postpone_forward(daemon: Daemon, smarthos
     fields = {h["field"] for h in detail["history"] if h["actor"] == ANA}
     assert {"assignee", "queue", "category", "followers", "linked", "due_at"} <= fields
     agent_mail(daemon, ticket, "#assign nobody-known\n")
-    wait_until(lambda: mails_with(smarthost, ANA, "Commands refused"), 10, "refusal")
+    wait_until(lambda: smarthost.matching(ANA, "Commands refused"), 10, "refusal")
     agent_mail(daemon, ticket, "#cc -boss@example.org\n#assign none\n#internal\n")
     detail = daemon.ticket(ticket["id"])
     assert detail["followers"] == [] and detail["assignee"] is None

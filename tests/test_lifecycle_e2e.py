@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.helpers import ANA, CUSTOMER, LUIS, Captured, Daemon, Smarthost, make_mail, wait_until
+from tests.helpers import ANA, CUSTOMER, LUIS, Daemon, Smarthost, make_mail, wait_until
 
 SHORT = """
 [lifecycle]
@@ -40,10 +40,6 @@ def customer_mail(daemon: Daemon, ticket: dict[str, Any], body: str) -> None:
     daemon.wait_processed()
 
 
-def mails_with(smarthost: Smarthost, address: str, words: str) -> list[Captured]:
-    return [m for m in smarthost.to(address) if words in m["Subject"] or words in m.body]
-
-
 def test_reply_in_feedback_window_reopens_and_first_resolver_is_kept(
     start_daemon: Callable[..., Daemon], smarthost: Smarthost
 ) -> None:
@@ -57,7 +53,7 @@ def test_reply_in_feedback_window_reopens_and_first_resolver_is_kept(
     customer_mail(daemon, ticket, "It is burning again!")
     reopened = daemon.ticket(ticket["id"])
     assert reopened["status"] == "open"
-    wait_until(lambda: mails_with(smarthost, ANA, "Reopened"), 10, "the reopened notice")
+    wait_until(lambda: smarthost.matching(ANA, "Reopened"), 10, "the reopened notice")
     time.sleep(1.1)  # a later second, so a overwritten resolved_at would show
     agent_mail(daemon, ticket, "#resolve responded\nReally fixed now.", sender=LUIS)
     again = daemon.ticket(ticket["id"])
@@ -76,7 +72,7 @@ def test_feedback_window_closes_by_itself_then_a_reply_spawns_a_linked_ticket(
     ticket = new_ticket(daemon, smarthost)
     agent_mail(daemon, ticket, "#resolve responded\nDone.")
     wait_until(lambda: daemon.ticket(ticket["id"])["status"] == "closed", 15, "the automatic close")
-    wait_until(lambda: mails_with(smarthost, CUSTOMER, "Closed"), 10, "the closed notice")
+    wait_until(lambda: smarthost.matching(CUSTOMER, "Closed"), 10, "the closed notice")
     history = daemon.ticket(ticket["id"])["history"]
     assert ("resolved", "closed", "timer: feedback window ended") in {(h["old"], h["new"], h["cause"]) for h in history}
     customer_mail(daemon, ticket, "One more thing.")
@@ -84,7 +80,7 @@ def test_feedback_window_closes_by_itself_then_a_reply_spawns_a_linked_ticket(
     assert len(newer) == 1
     assert daemon.ticket(newer[0]["id"])["linked"] == [ticket["id"]]
     assert daemon.ticket(ticket["id"])["linked"] == [newer[0]["id"]]
-    [told] = wait_until(lambda: mails_with(smarthost, CUSTOMER, newer[0]["token"]), 10, "the new token")
+    [told] = wait_until(lambda: smarthost.matching(CUSTOMER, newer[0]["token"]), 10, "the new token")
     assert ticket["token"] in told.body
     assert daemon.ticket(ticket["id"])["status"] == "closed"
 
@@ -103,7 +99,7 @@ def test_waiting_customer_reply_reopens_and_counts_customer_time(
     assert detail["status"] == "open"
     assert detail["clock"]["customer_seconds"] >= 2
     assert detail["clock"]["agent_seconds"] >= 0
-    wait_until(lambda: mails_with(smarthost, ANA, "HP LaserJet"), 10, "the assignee's notice")
+    wait_until(lambda: smarthost.matching(ANA, "HP LaserJet"), 10, "the assignee's notice")
 
 
 def test_third_party_wait_keeps_status_on_customer_reply(daemon: Daemon, smarthost: Smarthost) -> None:
@@ -112,7 +108,7 @@ def test_third_party_wait_keeps_status_on_customer_reply(daemon: Daemon, smartho
     agent_mail(daemon, ticket, "#wait third_party\nAsked the vendor.")
     customer_mail(daemon, ticket, "Any news?")
     assert daemon.ticket(ticket["id"])["status"] == "waiting_third_party"
-    wait_until(lambda: mails_with(smarthost, ANA, "Any news?"), 10, "the notice")
+    wait_until(lambda: smarthost.matching(ANA, "Any news?"), 10, "the notice")
 
 
 def test_tick_runs_waiting_until_and_no_response(daemon: Daemon, smarthost: Smarthost) -> None:
@@ -128,13 +124,13 @@ def test_tick_runs_waiting_until_and_no_response(daemon: Daemon, smarthost: Smar
     resolved = daemon.ticket(silent["id"])
     assert resolved["status"] == "resolved"
     assert resolved["resolution"] == {"method": "no_response", "note": None}
-    wait_until(lambda: mails_with(smarthost, CUSTOMER, "lack of response"), 10, "the customer's notice")
+    wait_until(lambda: smarthost.matching(CUSTOMER, "lack of response"), 10, "the customer's notice")
     assert daemon.ticket(waiting["id"])["status"] == "waiting_until"
     # Catching up: the wait ends, and the silent ticket's feedback window has long ended too.
     assert "2 timer(s)" in daemon.cli("tick", "--now", "2031-01-16T00:00:00+00:00").stdout
     assert daemon.ticket(waiting["id"])["status"] == "new"
     assert daemon.ticket(silent["id"])["status"] == "closed"
-    wait_until(lambda: mails_with(smarthost, ANA, "Waiting date reached"), 10, "the wait-over notice")
+    wait_until(lambda: smarthost.matching(ANA, "Waiting date reached"), 10, "the wait-over notice")
     assert "0 timer(s)" in daemon.cli("tick", "--now", "2031-01-16T00:00:00+00:00").stdout  # each ran once
 
 
@@ -145,10 +141,10 @@ def test_sla_breach_escalates_once(start_daemon: Callable[..., Daemon], smarthos
     detail = daemon.ticket(ticket["id"])
     assert detail["first_response_due_at"] is not None and detail["due_at"] is not None
     wait_until(lambda: daemon.ticket(ticket["id"])["sla_breached"], 15, "the breach")
-    wait_until(lambda: mails_with(smarthost, ANA, "SLA breached"), 10, "the escalation")
+    wait_until(lambda: smarthost.matching(ANA, "SLA breached"), 10, "the escalation")
     time.sleep(2)
-    assert len(mails_with(smarthost, ANA, "SLA breached")) == 1
-    assert mails_with(smarthost, LUIS, "SLA breached") == []  # Luis is neither admin nor assignee
+    assert len(smarthost.matching(ANA, "SLA breached")) == 1
+    assert smarthost.matching(LUIS, "SLA breached") == []  # Luis is neither admin nor assignee
 
 
 def test_priority_change_recomputes_due_dates(start_daemon: Callable[..., Daemon], smarthost: Smarthost) -> None:
