@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= config/maild.toml
 
-.PHONY: run test lint typecheck pytest bench clean install install-test
+.PHONY: run test lint typecheck pytest bench clean install install-test system-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,20 @@ lint: install-test
 typecheck: install-test
 	$(BIN)/mypy
 
-pytest: install-test
+# Debian packages the tests drive: dovecot-imapd (the IMAP intake tests run their own throwaway instance,
+# with their own config and ports; its imap binary tells it is there, as dovecot-core alone has no IMAP).
+# Installed only as root; otherwise those tests are skipped. The system Dovecot service the package may
+# start is stopped and disabled again right away.
+system-deps:
+	@if [ -x /usr/lib/dovecot/imap ] || { ! command -v apt-get && command -v dovecot; } >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" -eq 0 ]; then \
+		echo "installing dovecot-imapd (for the IMAP tests)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd >/dev/null || exit 1; \
+		if [ -d /run/systemd/system ]; then for unit in dovecot.socket dovecot.service; do systemctl disable --now -q $$unit || true; done; \
+		else service dovecot stop >/dev/null 2>&1 || true; update-rc.d dovecot disable >/dev/null 2>&1 || true; fi; \
+	else echo "dovecot-imapd is not installed and you are not root: the IMAP tests will be skipped"; fi
+
+pytest: install-test system-deps
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest

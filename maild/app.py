@@ -17,6 +17,7 @@ from maild.compose import Composer
 from maild.config import Config
 from maild.handlers import build_handlers
 from maild.handlers.base import Services
+from maild.intake.imap import ImapPoller
 from maild.intake.smtp import IntakeHandler, SmtpListener
 from maild.lifecycle import Lifecycle
 from maild.outbound import OutboundWorker, make_transport
@@ -61,6 +62,7 @@ class App:
     outbound: OutboundWorker
     scheduler: Scheduler
     listener: SmtpListener | None
+    imap: ImapPoller | None
 
     @classmethod
     async def start(cls, config: Config, clock: Clock = system_clock) -> App:
@@ -77,11 +79,14 @@ class App:
         except BaseException:
             await store.close()  # else its thread keeps the process alive after the error
             raise
-        app = cls(config, store, spooler, runner, outbound, scheduler, listener)
+        imap = ImapPoller(config, store, spooler) if config.imap.enabled else None
+        app = cls(config, store, spooler, runner, outbound, scheduler, listener, imap)
         spooler.start()
         runner.start()
         outbound.start()
         scheduler.start()
+        if imap:
+            imap.start()
         if listener:
             try:
                 await listener.start()
@@ -108,6 +113,8 @@ class App:
         deliveries in hand, close the store."""
         if self.listener:
             await self.listener.stop()
+        if self.imap:
+            await self.imap.stop()
         await self.spooler.stop()
         await self.runner.stop()
         await self.scheduler.stop()

@@ -65,6 +65,19 @@ class InboundQueries(QueryBase):
         rows = await self.all("SELECT * FROM inbound WHERE state = ? ORDER BY id LIMIT ?", (state, limit))
         return [_inbound(row) for row in rows]
 
+    async def imap_position(self, mailbox: str) -> tuple[int, int] | None:
+        """(uidvalidity, last UID handled) of an IMAP mailbox, or None before its first poll."""
+        row = await self.one("SELECT uidvalidity, last_uid FROM imap_state WHERE mailbox = ?", (mailbox,))
+        return (int(row[0]), int(row[1])) if row else None
+
+    async def set_imap_position(self, mailbox: str, uidvalidity: int, last_uid: int) -> None:
+        await self.run(
+            "INSERT INTO imap_state (mailbox, uidvalidity, last_uid) VALUES (?, ?, ?)"
+            " ON CONFLICT (mailbox) DO UPDATE SET uidvalidity = excluded.uidvalidity,"
+            " last_uid = excluded.last_uid",
+            (mailbox, uidvalidity, last_uid),
+        )
+
     async def count_inbound(self) -> dict[str, int]:
         rows = await self.all("SELECT state, count(*) FROM inbound GROUP BY state")
         return {str(row[0]): int(row[1]) for row in rows}

@@ -174,4 +174,12 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX bounces_by_outbox ON bounces (outbox_id);
     """,
+    # 4: IMAP intake: per mailbox, the UIDVALIDITY seen and the highest UID handled.
+    """
+    CREATE TABLE imap_state (
+        mailbox TEXT PRIMARY KEY,
+        uidvalidity INTEGER NOT NULL,
+        last_uid INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )

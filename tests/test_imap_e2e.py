@@ -1,0 +1,146 @@
+"""End to end: maild polling a real Dovecot over IMAP (started by the tests on a free loopback port)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from maild.config import load_config
+from maild.models import Envelope
+from maild.spool import Spooler
+from maild.store import Store
+from tests.dovecot import Dovecot, dovecot, start_dovecot  # noqa: F401  (fixtures)
+from tests.helpers import CUSTOMER, SUPPORT, Daemon, Smarthost, make_mail, message_id_of, wait_until
+
+PROCESSED = "maild/processed"
+
+
+def imap_config(server: Dovecot, idle: bool = True, poll: str = "60s", smtp: bool = True) -> str:
+    return f"""
+[intake.imap]
+enabled = true
+host = "127.0.0.1"
+port = {server.port}
+tls = "none"
+username = "{server.user}"
+password_file = "{server.password_file()}"
+mailbox = "INBOX"
+processed_mailbox = "{PROCESSED}"
+idle = {str(idle).lower()}
+poll_interval = "{poll}"
+"""
+
+
+def test_new_mail_becomes_a_ticket_and_is_moved(
+    start_daemon: Callable[..., Daemon],
+    smarthost: Smarthost,
+    dovecot: Dovecot,  # noqa: F811
+) -> None:
+    """A message in the mailbox becomes a ticket (acknowledged) and moves to the processed folder; one that
+    a person already read (\\Seen) is taken all the same."""
+    dovecot.append(make_mail(subject="Via IMAP"))
+    dovecot.append(make_mail(subject="Already read"), seen=True)
+    daemon = start_daemon(extra=imap_config(dovecot))
+    wait_until(lambda: len(daemon.tickets()) == 2, 15, "two tickets")
+    assert sorted(t["subject"] for t in daemon.tickets()) == ["Already read", "Via IMAP"]
+    wait_until(lambda: dovecot.count(PROCESSED) == 2 and dovecot.count("INBOX") == 0, 10, "the move")
+    smarthost.wait_for(CUSTOMER, 2)
+    events = [e for e in daemon.log_events() if e["event"] == "imap_cycle"]
+    assert events and events[0]["seen"] == 2 and events[0]["stored"] == 2 and events[0]["moved"] == 2
+
+
+def test_idle_wakes_promptly(start_daemon: Callable[..., Daemon], smarthost: Smarthost, dovecot: Dovecot) -> None:  # noqa: F811
+    """With IDLE, a message appended while maild waits is taken at once, not at the next poll (60 s away)."""
+    daemon = start_daemon(extra=imap_config(dovecot, poll="60s"))
+    wait_until(lambda: any(e["event"] == "imap_connected" for e in daemon.log_events()), 10, "the connection")
+    time.sleep(0.5)  # let it enter IDLE
+    dovecot.append(make_mail(subject="Wake up"))
+    wait_until(lambda: len(daemon.tickets()) == 1, 5, "the ticket within seconds")
+
+
+def test_polling_without_idle(start_daemon: Callable[..., Daemon], smarthost: Smarthost, dovecot: Dovecot) -> None:  # noqa: F811
+    """With idle = false maild polls every poll_interval."""
+    daemon = start_daemon(extra=imap_config(dovecot, idle=False, poll="1s"))
+    wait_until(lambda: any(e["event"] == "imap_connected" for e in daemon.log_events()), 10, "the connection")
+    dovecot.append(make_mail(subject="Polled"))
+    wait_until(lambda: len(daemon.tickets()) == 1, 10, "the polled ticket")
+
+
+def test_dovecot_restart_mid_run_loses_nothing(
+    start_daemon: Callable[..., Daemon],
+    smarthost: Smarthost,
+    dovecot: Dovecot,  # noqa: F811
+) -> None:
+    """Dovecot going away is logged once and retried; mail that arrived meanwhile is taken after it returns,
+    and SMTP intake kept working throughout."""
+    daemon = start_daemon(extra=imap_config(dovecot, poll="1s"))
+    dovecot.append(make_mail(subject="Before"))
+    wait_until(lambda: len(daemon.tickets()) == 1, 15, "the first ticket")
+    dovecot.stop()
+    daemon.send(make_mail(subject="Over SMTP meanwhile"))
+    wait_until(lambda: len(daemon.tickets()) == 2, 10, "the SMTP ticket")
+    wait_until(lambda: any(e["event"] == "imap_unavailable" for e in daemon.log_events()), 15, "the outage")
+    dovecot.start()
+    dovecot.append(make_mail(subject="After"))
+    wait_until(lambda: len(daemon.tickets()) == 3, 40, "the ticket after the restart")
+    outages = [e for e in daemon.log_events() if e["event"] == "imap_unavailable"]
+    assert len(outages) == 1  # logged once per outage, not per retry
+    assert dovecot.count("INBOX") == 0
+
+
+def test_crash_between_spool_and_move_gives_no_duplicate(
+    start_daemon: Callable[..., Daemon],
+    smarthost: Smarthost,
+    dovecot: Dovecot,  # noqa: F811
+) -> None:
+    """A message already spooled but still in the mailbox (a crash before the move) is stored once and moved."""
+    raw = make_mail(subject="Spooled before the crash")
+    dovecot.append(raw)
+    daemon = start_daemon(extra=imap_config(dovecot))
+    daemon.stop()
+    config = load_config(daemon.config_path)
+
+    async def spool_first() -> None:
+        store = await Store.open(config.db_path)
+        try:
+            await Spooler(store).put(Envelope("imap", CUSTOMER, (SUPPORT,)), raw)
+        finally:
+            await store.close()
+
+    asyncio.run(spool_first())
+    daemon.start()
+    wait_until(lambda: dovecot.count(PROCESSED) == 1, 15, "the move")
+    daemon.wait_processed()
+    [ticket] = daemon.tickets()
+    assert len(daemon.ticket(ticket["id"])["messages"]) == 1
+    assert dovecot.message_ids(PROCESSED) == [message_id_of(raw)]
+
+
+def test_a_backlog_of_2000_drains_in_batches(
+    start_daemon: Callable[..., Daemon],
+    smarthost: Smarthost,
+    dovecot: Dovecot,  # noqa: F811
+) -> None:
+    """2,000 queued messages are all taken, in batches, none twice."""
+    dovecot.append_many(make_mail(subject=f"Backlog {n}", body=f"Message {n}.") for n in range(2000))
+    daemon = start_daemon(extra=imap_config(dovecot))
+    wait_until(lambda: dovecot.count(PROCESSED) == 2000, 120, "the whole backlog moved")
+    daemon.wait_processed()
+    assert daemon.spool_states() == {"done": 2000}
+    cycles = [e for e in daemon.log_events() if e["event"] == "imap_cycle"]
+    assert sum(e["stored"] for e in cycles) == 2000
+
+
+def test_starttls_missing_is_refused_not_downgraded(
+    start_daemon: Callable[..., Daemon],
+    smarthost: Smarthost,
+    dovecot: Dovecot,  # noqa: F811
+) -> None:
+    """With tls = "starttls" and a server that offers none, maild never logs in in clear."""
+    dovecot.append(make_mail(subject="Must stay"))
+    daemon = start_daemon(extra=imap_config(dovecot).replace('tls = "none"', 'tls = "starttls"'))
+    outage = wait_until(lambda: [e for e in daemon.log_events() if e["event"] == "imap_unavailable"], 10, "refusal")
+    assert "STARTTLS" in outage[0]["error"]
+    assert daemon.tickets() == [] and dovecot.count("INBOX") == 1
+    assert "secret" not in daemon.log_path.read_text()
