@@ -144,3 +144,35 @@ def test_starttls_missing_is_refused_not_downgraded(
     assert "STARTTLS" in outage[0]["error"]
     assert daemon.tickets() == [] and dovecot.count("INBOX") == 1
     assert "secret" not in daemon.log_path.read_text()
+
+
+def test_uidvalidity_change_resyncs_from_the_start(
+    start_daemon: Callable[..., Daemon],
+    smarthost: Smarthost,
+    dovecot: Dovecot,  # noqa: F811
+) -> None:
+    """When the mailbox's UIDVALIDITY is not the one recorded, UIDs start over: nothing is skipped because
+    of a stale high-water mark, and what was already spooled is not stored twice."""
+    daemon = start_daemon(extra=imap_config(dovecot))
+    first = make_mail(subject="Taken before")
+    dovecot.append(first)
+    wait_until(lambda: dovecot.count(PROCESSED) == 1, 15, "the first move")
+    daemon.stop()
+    config = load_config(daemon.config_path)
+
+    async def stale_state() -> None:
+        store = await Store.open(config.db_path)
+        try:
+            async with store.transaction() as tx:
+                await tx.set_imap_position("INBOX", 1, 999)  # another UIDVALIDITY, and a UID far ahead
+        finally:
+            await store.close()
+
+    asyncio.run(stale_state())
+    dovecot.append(make_mail(subject="After the change"))
+    dovecot.append(first)  # the same message again, as a resynced server might present it
+    daemon.start()
+    wait_until(lambda: dovecot.count("INBOX") == 0, 15, "the resync")
+    daemon.wait_processed()
+    assert sorted(t["subject"] for t in daemon.tickets()) == ["After the change", "Taken before"]
+    assert any(e["event"] == "imap_uidvalidity_changed" for e in daemon.log_events())
