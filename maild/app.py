@@ -6,15 +6,18 @@ This is the only place that knows how the parts fit; each part gets what it need
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+import socket
 from dataclasses import dataclass
 
 import structlog
 
+from maild import systemd
 from maild.blobs import BlobStore
 from maild.clock import Clock, system_clock
 from maild.compose import Composer
-from maild.config import Config
+from maild.config import Config, ConfigError, load_config
 from maild.handlers import build_handlers
 from maild.handlers.base import Services
 from maild.intake.imap import ImapPoller
@@ -35,7 +38,7 @@ def build_services(config: Config, clock: Clock) -> Services:
     composer = Composer(config.support_address, config.from_name, clock)
     return Services(
         config=config,
-        renderer=Renderer(config.language),
+        renderer=Renderer(config.language, config.templates_dir),
         outbox=Outbox(composer),
         blobs=BlobStore(config.blob_dir),
         clock=clock,
@@ -65,7 +68,9 @@ class App:
     imap: ImapPoller | None
 
     @classmethod
-    async def start(cls, config: Config, clock: Clock = system_clock) -> App:
+    async def start(
+        cls, config: Config, clock: Clock = system_clock, sockets: list[socket.socket] | None = None
+    ) -> App:
         store = await Store.open(config.db_path, clock)
         services = build_services(config, clock)
         spooled, queued, changed = asyncio.Event(), asyncio.Event(), asyncio.Event()
@@ -89,7 +94,8 @@ class App:
             imap.start()
         if listener:
             try:
-                await listener.start()
+                # Socket activation: systemd bound the port (25 without privileges); else bind it ourselves.
+                await listener.start(sock=sockets[0] if sockets else None)
             except OSError:
                 await app.stop()
                 raise
@@ -122,18 +128,65 @@ class App:
         await self.store.close()
         log.info("stopped")
 
+    async def reload(self) -> None:
+        """SIGHUP: re-read the config; templates, agents, queues and lifecycle settings apply to the next
+        message. Listeners and the store stay as they are (changing those needs a restart)."""
+        if self.config.path is None:
+            return
+        systemd.notify("RELOADING=1")
+        try:
+            config = load_config(self.config.path)
+        except ConfigError as exc:
+            log.error("reload_refused", problems=exc.problems)
+            systemd.notify("READY=1", "STATUS=reload refused: the config has errors (see the log)")
+            return
+        services = build_services(config, self.store.clock)
+        self.runner.pipeline = build_pipeline(services, self.store)
+        self.scheduler.actions = build_timer_actions(services)
+        if self.listener:
+            self.listener.handler.addresses = config.own_addresses
+        self.config = config
+        log.info("reloaded", agents=len(config.agents), queues=len(config.queues))
+        systemd.notify("READY=1", f"STATUS={await self.summary()}")
+
+    async def summary(self) -> str:
+        """One line for systemctl status."""
+        async with self.store.snapshot() as tx:
+            spool = await tx.count_inbound()
+            queued = len(await tx.list_mail(state="queued"))
+        return f"spool {spool.get('pending', 0)} pending, {spool.get('shunted', 0)} shunted; outbox {queued} queued"
+
+    async def heartbeat(self, stop: asyncio.Event) -> None:
+        """READY once, then STATUS (and WATCHDOG=1 when systemd watches) until stopped."""
+        systemd.notify("READY=1", f"STATUS={await self.summary()}")
+        interval = systemd.watchdog_seconds()
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval or 30.0)
+            if stop.is_set():
+                break
+            try:
+                status = await self.summary()
+            except Exception as exc:  # the store failing must not stop the pings: systemd would kill us
+                status = f"store error: {exc}"
+            systemd.notify(*(["WATCHDOG=1"] if interval else []), f"STATUS={status}")
+
 
 async def serve(config: Config) -> None:
-    """Run until SIGTERM or SIGINT, then drain and return."""
-    app = await App.start(config)
+    """Run until SIGTERM or SIGINT, then drain and return; SIGHUP reloads the config."""
+    app = await App.start(config, sockets=systemd.listen_sockets())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(app.reload()))
+    heartbeat = asyncio.create_task(app.heartbeat(stop), name="heartbeat")
     try:
         await stop.wait()
         log.info("stopping")
+        systemd.notify("STOPPING=1", "STATUS=draining")
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
+        heartbeat.cancel()
         await app.stop()

@@ -116,6 +116,7 @@ class Config:
     language: str
     timezone: str
     log_level: str
+    templates_dir: Path | None
     support_address: str
     from_name: str
     ticket_prefix: str
@@ -252,7 +253,7 @@ class _Reader:
         for unknown in sorted(set(raw) - top_known):
             self.problems.append(f"{unknown}: unknown key")
 
-        m = self.section(raw, "maild", {"data_dir", "language", "timezone", "log_level"})
+        m = self.section(raw, "maild", {"data_dir", "language", "timezone", "log_level", "templates_dir"})
         data_dir = self.get(m, "maild", "data_dir", self.path, Path("/var/lib/maild"))
         language = self.get(m, "maild", "language", _choice(LANGUAGES), "en")
         timezone = self.get(m, "maild", "timezone", _timezone, "UTC")
@@ -388,6 +389,7 @@ class _Reader:
             language=language,
             timezone=timezone,
             log_level=log_level,
+            templates_dir=self.get(m, "maild", "templates_dir", self.path, None),
             support_address=support,
             from_name=from_name,
             ticket_prefix=prefix,

@@ -34,10 +34,12 @@ class TemplateError(Exception):
 
 
 class Renderer:
-    def __init__(self, default_language: str, directory: Path = TEMPLATE_DIR) -> None:
+    def __init__(self, default_language: str, overrides: Path | None = None) -> None:
+        """``overrides``: a folder laid out like maild/templates whose files replace the shipped ones."""
         self.default_language = default_language
+        folders = [str(overrides)] if overrides else []
         self._env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(str(directory)),
+            loader=jinja2.FileSystemLoader([*folders, str(TEMPLATE_DIR)]),
             undefined=jinja2.StrictUndefined,
             autoescape=False,  # plain-text mail, never HTML
             keep_trailing_newline=True,

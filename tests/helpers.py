@@ -246,6 +246,7 @@ class Daemon:
         )
         self.log_path = workdir / "maild.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.env: dict[str, str] = {}  # extra environment for `serve` (NOTIFY_SOCKET, WATCHDOG_USEC...)
 
     def start(self) -> None:
         log = self.log_path.open("ab")
@@ -254,6 +255,7 @@ class Daemon:
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=self.workdir,
+            env={**os.environ, **self.env},
         )
         log.close()
         wait_until(lambda: self._listening() or self._died(), 15, "maild to listen")
