@@ -6,6 +6,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -374,3 +375,126 @@ def outbox_list(config_path: str | None, state: str | None, ticket_id: int | Non
         for row in rows:
             row["bounced"] = ", ".join(r for b in row["bounces"] for r in b["recipients"]) or None
         click.echo(table(rows, ["id", "ticket_id", "kind", "state", "attempts", "rcpt_to", "bounced", "last_error"]))
+
+
+@outbox.command("retry")
+@config_option
+@click.argument("outbox_id", type=int)
+def outbox_retry(config_path: str | None, outbox_id: int) -> None:
+    """Send a failed (or waiting) mail again now; the running daemon picks it up."""
+
+    async def action(store: Store) -> bool:
+        async with store.transaction() as tx:
+            return await tx.retry_mail(outbox_id)
+
+    if not run(lambda: with_store(read_config(config_path), action)):
+        fail(f"no queued or failed mail {outbox_id}")
+    click.echo(f"{outbox_id}: queued for delivery")
+
+
+@outbox.command("drop")
+@config_option
+@click.argument("outbox_id", type=int)
+def outbox_drop(config_path: str | None, outbox_id: int) -> None:
+    """Give up on a queued or failed mail (it is kept, marked dropped)."""
+
+    async def action(store: Store) -> bool:
+        async with store.transaction() as tx:
+            return await tx.drop_mail(outbox_id)
+
+    if not run(lambda: with_store(read_config(config_path), action)):
+        fail(f"no queued or failed mail {outbox_id}")
+    click.echo(f"{outbox_id}: dropped")
+
+
+@main.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status(config_path: str | None, as_json: bool) -> None:
+    """Backlogs at a glance: spool, shunted, outbox (and its oldest), last intake, timers due, tickets."""
+    from maild.clock import from_iso, system_clock
+
+    config = read_config(config_path)
+
+    async def action(store: Store) -> dict[str, Any]:
+        async with store.snapshot() as tx:
+            intake, outbound = await tx.intake_summary(), await tx.outbox_summary()
+            next_timer = await tx.next_timer_at()
+            return {
+                "spool_pending": intake["counts"].get("pending", 0),
+                "shunted": intake["counts"].get("shunted", 0),
+                "last_received_at": intake["last_received_at"],
+                "outbox_queued": outbound["counts"].get("queued", 0) + outbound["counts"].get("sending", 0),
+                "outbox_failed": outbound["counts"].get("failed", 0),
+                "outbox_oldest_queued_at": outbound["oldest_queued_at"],
+                "timers_due": await tx.count_due_timers(system_clock()),
+                "next_timer_at": next_timer.isoformat() if next_timer else None,
+                "tickets": await tx.count_tickets(),
+                "sla_breached": await tx.count_breached(),
+            }
+
+    report = run(lambda: with_store(config, action))
+    if as_json:
+        emit_json(report)
+        return
+    oldest = report["outbox_oldest_queued_at"]
+    age = f" (oldest {int((system_clock() - from_iso(oldest)).total_seconds())}s)" if oldest else ""
+    lines = [
+        f"spool        {report['spool_pending']} pending, {report['shunted']} shunted",
+        f"last intake  {report['last_received_at'] or 'never'}",
+        f"outbox       {report['outbox_queued']} queued{age}, {report['outbox_failed']} failed",
+        f"timers       {report['timers_due']} due now, next at {report['next_timer_at'] or '-'}",
+        "tickets      "
+        + (", ".join(f"{n} {s}" for s, n in sorted(report["tickets"].items())) or "none")
+        + f"; {report['sla_breached']} SLA breached",
+    ]
+    click.echo("\n".join(lines))
+
+
+@main.command()
+@config_option
+@click.argument("target", type=click.Path(dir_okay=False, writable=True))
+def backup(config_path: str | None, target: str) -> None:
+    """Write a consistent copy of the database to TARGET while the daemon runs (attachments are files under
+    data_dir/blobs, content-addressed: copy them with any tool, before or after)."""
+    path = Path(target)
+    if path.exists():
+        fail(f"{path} exists; choose a new file")
+    config = read_config(config_path)
+
+    async def action(store: Store) -> None:
+        await store.backup(path)
+
+    run(lambda: with_store(config, action))
+    click.echo(f"backed up {config.db_path} to {path}")
+
+
+@main.command()
+@click.option(
+    "--config",
+    "config_path",
+    metavar="PATH",
+    default="/etc/maild/maild.toml",
+    show_default=True,
+    help="Where to write the new config.",
+)
+@click.option("--data-dir", default="/var/lib/maild", show_default=True, help="The data folder to create.")
+@click.option("--support-address", default="support@example.com", show_default=True)
+@click.option("--force", is_flag=True, help="Overwrite an existing config.")
+def init(config_path: str, data_dir: str, support_address: str, force: bool) -> None:
+    """Write a commented config and create the data folder for a new install."""
+    from importlib.resources import files
+
+    path, data = Path(config_path), Path(data_dir).resolve()
+    if path.exists() and not force:
+        fail(f"{path} exists (use --force to overwrite)")
+    text = files("maild").joinpath("data/maild.example.toml").read_text(encoding="utf-8")
+    text = text.replace('data_dir = "/var/lib/maild"', f'data_dir = "{data}"', 1)
+    text = text.replace('support_address = "support@example.com"', f'support_address = "{support_address}"', 1)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        data.mkdir(parents=True, exist_ok=True, mode=0o750)
+    except OSError as exc:
+        fail(f"cannot write {exc.filename}: {exc.strerror}")
+    click.echo(f"wrote {path} and created {data}; edit the config, then: maild check-config --config {path}")

@@ -75,6 +75,11 @@ class Store:
                 raise
             await self._db.execute("COMMIT")
 
+    async def backup(self, target: Path) -> None:
+        """A consistent copy of the live database (SQLite's online backup API), safe while the daemon runs."""
+        async with self._lock, aiosqlite.connect(target) as copy:
+            await self._db.backup(copy)
+
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[Tx]:
         """A read transaction: a consistent view for reports; writing in it is a bug."""

@@ -78,6 +78,16 @@ class InboundQueries(QueryBase):
             (mailbox, uidvalidity, last_uid),
         )
 
+    async def intake_summary(self) -> dict[str, Any]:
+        row = await self.one(
+            "SELECT max(received_at), (SELECT min(received_at) FROM inbound WHERE state = ?) FROM inbound", (PENDING,)
+        )
+        return {
+            "counts": await self.count_inbound(),
+            "last_received_at": row[0] if row else None,
+            "oldest_pending_at": row[1] if row else None,
+        }
+
     async def count_inbound(self) -> dict[str, int]:
         rows = await self.all("SELECT state, count(*) FROM inbound GROUP BY state")
         return {str(row[0]): int(row[1]) for row in rows}

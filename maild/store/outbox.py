@@ -10,7 +10,7 @@ from maild.clock import from_iso, to_iso
 from maild.models import OutboundMail
 from maild.store.base import QueryBase
 
-QUEUED, SENDING, SENT, FAILED = "queued", "sending", "sent", "failed"
+QUEUED, SENDING, SENT, FAILED, DROPPED = "queued", "sending", "sent", "failed", "dropped"
 
 
 class OutboxQueries(QueryBase):
@@ -61,6 +61,30 @@ class OutboxQueries(QueryBase):
             sql, params = sql + " AND rcpt_to = ?", [*params, json.dumps([rcpt])]
         row = await self.one(sql, params)
         return int(row[0]) if row else 0
+
+    async def retry_mail(self, outbox_id: int) -> bool:
+        """Queue a failed (or waiting) mail for delivery now; False if there is no such mail to retry."""
+        return bool(
+            await self.run(
+                "UPDATE outbox SET state = ?, next_attempt_at = ?, lease_until = NULL WHERE id = ? AND state IN (?, ?)",
+                (QUEUED, self.now_iso(), outbox_id, QUEUED, FAILED),
+            )
+        )
+
+    async def drop_mail(self, outbox_id: int) -> bool:
+        """Give up on a queued or failed mail (kept, marked dropped); False if there is no such mail."""
+        return bool(
+            await self.run(
+                "UPDATE outbox SET state = ?, lease_until = NULL WHERE id = ? AND state IN (?, ?)",
+                (DROPPED, outbox_id, QUEUED, FAILED),
+            )
+        )
+
+    async def outbox_summary(self) -> dict[str, Any]:
+        rows = await self.all("SELECT state, count(*), min(created_at) FROM outbox GROUP BY state")
+        counts = {str(r[0]): int(r[1]) for r in rows}
+        oldest = next((r[2] for r in rows if r[0] == QUEUED), None)
+        return {"counts": counts, "oldest_queued_at": oldest}
 
     async def outbox_id_for(self, message_id: str) -> int | None:
         row = await self.one("SELECT id FROM outbox WHERE message_id = ?", (message_id,))

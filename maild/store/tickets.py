@@ -80,6 +80,14 @@ class TicketQueries(QueryBase):
         ]
         return ticket
 
+    async def count_tickets(self) -> dict[str, int]:
+        rows = await self.all("SELECT status, count(*) FROM tickets GROUP BY status")
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    async def count_breached(self) -> int:
+        row = await self.one("SELECT count(*) FROM tickets WHERE sla_breached = 1")
+        return int(row[0]) if row else 0
+
     async def list_tickets(
         self, status: str | None = None, queue: str | None = None, limit: int = 1000
     ) -> list[Ticket]:

@@ -1,0 +1,89 @@
+"""End to end: the operations commands against a running daemon."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.helpers import ANA, CUSTOMER, Daemon, Smarthost, make_mail, wait_until
+
+
+def test_status_reports_backlogs(daemon: Daemon, smarthost: Smarthost) -> None:
+    """`maild status` shows the spool, outbox, shunted, last intake, timers and tickets."""
+    smarthost.refuse[CUSTOMER] = "450 4.2.0 try later"
+    daemon.send(make_mail())
+    smarthost.wait_for(ANA)
+    report = json.loads(daemon.cli("status", "--json").stdout)
+    assert report["spool_pending"] == 0 and report["shunted"] == 0
+    assert report["last_received_at"] is not None
+    assert report["tickets"] == {"new": 1}
+    wait_until(lambda: json.loads(daemon.cli("status", "--json").stdout)["outbox_queued"] == 1, 10, "a queued ack")
+    human = daemon.cli("status").stdout
+    assert "1 queued (oldest" in human and "1 new" in human
+
+
+def test_outbox_retry_and_drop(start_daemon: Callable[..., Daemon], smarthost: Smarthost) -> None:
+    """A mail failed for good can be retried after the cause is fixed, or dropped."""
+    smarthost.refuse[CUSTOMER] = "550 5.1.1 no such user"
+    daemon = start_daemon()
+    daemon.send(make_mail())
+    daemon.send(make_mail(subject="Second"))
+    failed = wait_until(
+        lambda: (
+            [m for m in _outbox(daemon) if m["state"] == "failed"]
+            if len([m for m in _outbox(daemon) if m["state"] == "failed"]) == 2
+            else None
+        ),
+        10,
+        "two failures",
+    )
+    del smarthost.refuse[CUSTOMER]
+    assert "queued" in daemon.cli("outbox", "retry", str(failed[0]["id"])).stdout
+    smarthost.wait_for(CUSTOMER)
+    assert "dropped" in daemon.cli("outbox", "drop", str(failed[1]["id"])).stdout
+    states = {m["id"]: m["state"] for m in _outbox(daemon)}
+    wait_until(lambda: {m["id"]: m["state"] for m in _outbox(daemon)}[failed[0]["id"]] == "sent", 10, "sent")
+    assert states[failed[1]["id"]] == "dropped"
+    missing = daemon.cli("outbox", "retry", "999", check=False)
+    assert missing.returncode == 1 and "no queued or failed mail 999" in missing.stderr
+
+
+def _outbox(daemon: Daemon) -> list[dict[str, object]]:
+    return list(json.loads(daemon.cli("outbox", "list", "--json").stdout))
+
+
+def test_backup_while_running_is_consistent(daemon: Daemon, smarthost: Smarthost, tmp_path: Path) -> None:
+    """`maild backup` copies the live database; the copy opens and holds the tickets."""
+    for n in range(5):
+        daemon.send(make_mail(subject=f"Ticket {n}"))
+    daemon.wait_processed()
+    target = tmp_path / "backup.sqlite3"
+    assert "backed up" in daemon.cli("backup", str(target)).stdout
+    copy = sqlite3.connect(target)
+    try:
+        assert copy.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert copy.execute("SELECT count(*) FROM tickets").fetchone() == (5,)
+    finally:
+        copy.close()
+    again = daemon.cli("backup", str(target), check=False)
+    assert again.returncode == 1 and "exists" in again.stderr
+
+
+def test_init_writes_a_valid_config_and_data_folder(tmp_path: Path) -> None:
+    """`maild init` writes a commented config that check-config accepts, and the data folder."""
+    config, data = tmp_path / "etc" / "maild.toml", tmp_path / "lib" / "maild"
+
+    def maild(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "maild", *args], capture_output=True, text=True, timeout=60)
+
+    created = maild("init", "--config", str(config), "--data-dir", str(data), "--support-address", "help@acme.test")
+    assert created.returncode == 0, created.stderr
+    assert data.is_dir() and 'support_address = "help@acme.test"' in config.read_text()
+    checked = maild("check-config", "--config", str(config))
+    assert checked.returncode == 0 and ": ok (" in checked.stdout
+    again = maild("init", "--config", str(config), "--data-dir", str(data))
+    assert again.returncode == 1 and "exists" in again.stderr
