@@ -32,15 +32,11 @@ def test_outbox_retry_and_drop(start_daemon: Callable[..., Daemon], smarthost: S
     daemon = start_daemon()
     daemon.send(make_mail())
     daemon.send(make_mail(subject="Second"))
-    failed = wait_until(
-        lambda: (
-            [m for m in _outbox(daemon) if m["state"] == "failed"]
-            if len([m for m in _outbox(daemon) if m["state"] == "failed"]) == 2
-            else None
-        ),
-        10,
-        "two failures",
-    )
+
+    def failures() -> list[dict[str, object]]:
+        return [m for m in _outbox(daemon) if m["state"] == "failed"]
+
+    failed = wait_until(lambda: len(failures()) == 2 and failures(), 10, "two failures")
     del smarthost.refuse[CUSTOMER]
     assert "queued" in daemon.cli("outbox", "retry", str(failed[0]["id"])).stdout
     smarthost.wait_for(CUSTOMER)
