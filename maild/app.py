@@ -23,6 +23,7 @@ from maild.handlers.base import Services
 from maild.intake.imap import ImapPoller
 from maild.intake.smtp import IntakeHandler, SmtpListener
 from maild.lifecycle import Lifecycle
+from maild.metrics import Metrics, MetricsServer
 from maild.outbound import OutboundWorker, make_transport
 from maild.outbox import Outbox
 from maild.pipeline import Pipeline, Runner
@@ -50,8 +51,8 @@ def build_timer_actions(services: Services) -> TimerActions:
     return TimerActions(services.config, services.lifecycle, services.renderer, services.outbox)
 
 
-def build_pipeline(services: Services, store: Store) -> Pipeline:
-    return Pipeline(store, build_handlers(services))
+def build_pipeline(services: Services, store: Store, metrics: Metrics | None = None) -> Pipeline:
+    return Pipeline(store, build_handlers(services), metrics)
 
 
 @dataclass
@@ -66,6 +67,8 @@ class App:
     scheduler: Scheduler
     listener: SmtpListener | None
     imap: ImapPoller | None
+    metrics: Metrics
+    metrics_server: MetricsServer | None
 
     @classmethod
     async def start(
@@ -74,10 +77,13 @@ class App:
         store = await Store.open(config.db_path, clock)
         services = build_services(config, clock)
         spooled, queued, changed = asyncio.Event(), asyncio.Event(), asyncio.Event()
-        spooler = Spooler(store, on_commit=spooled)
+        metrics = Metrics()
+        spooler = Spooler(store, on_commit=spooled, metrics=metrics)
         # A processed message may queue mail (wake delivery) and schedule timers (wake the scheduler).
-        runner = Runner(store, build_pipeline(services, store), wakeup=spooled, on_processed=(queued, changed))
-        outbound = OutboundWorker(store, config.outbound, make_transport(config.outbound), queued, clock)
+        pipeline = build_pipeline(services, store, metrics)
+        runner = Runner(store, pipeline, wakeup=spooled, on_processed=(queued, changed))
+        transport = make_transport(config.outbound)
+        outbound = OutboundWorker(store, config.outbound, transport, queued, clock, metrics=metrics)
         scheduler = Scheduler(store, build_timer_actions(services), wakeup=changed, on_fired=queued)
         try:
             listener = SmtpListener(config, IntakeHandler(config, spooler)) if config.smtp.enabled else None
@@ -85,11 +91,18 @@ class App:
             await store.close()  # else its thread keeps the process alive after the error
             raise
         imap = ImapPoller(config, store, spooler) if config.imap.enabled else None
-        app = cls(config, store, spooler, runner, outbound, scheduler, listener, imap)
+        metrics_server = MetricsServer(config.metrics_listen, metrics, store, clock) if config.metrics_listen else None
+        app = cls(config, store, spooler, runner, outbound, scheduler, listener, imap, metrics, metrics_server)
         spooler.start()
         runner.start()
         outbound.start()
         scheduler.start()
+        if metrics_server:
+            try:
+                await metrics_server.start()
+            except OSError:
+                await app.stop()
+                raise
         if imap:
             imap.start()
         if listener:
@@ -121,6 +134,8 @@ class App:
             await self.listener.stop()
         if self.imap:
             await self.imap.stop()
+        if self.metrics_server:
+            await self.metrics_server.stop()
         await self.spooler.stop()
         await self.runner.stop()
         await self.scheduler.stop()
@@ -141,7 +156,7 @@ class App:
             systemd.notify("READY=1", "STATUS=reload refused: the config has errors (see the log)")
             return
         services = build_services(config, self.store.clock)
-        self.runner.pipeline = build_pipeline(services, self.store)
+        self.runner.pipeline = build_pipeline(services, self.store, self.metrics)
         self.scheduler.actions = build_timer_actions(services)
         if self.listener:
             self.listener.handler.addresses = config.own_addresses

@@ -128,6 +128,7 @@ class Config:
     security: Security
     agents: tuple[Agent, ...]
     queues: tuple[Queue, ...]
+    metrics_listen: str | None
     _agents_by_email: dict[str, Agent] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -240,6 +241,7 @@ class _Reader:
 
     def build(self, raw: dict[str, Any], path: Path | None) -> Config | None:
         top_known = {
+            "metrics",
             "maild",
             "mail",
             "intake",
@@ -380,6 +382,8 @@ class _Reader:
         if security.agent_auth == "authentication-results" and not security.trusted_authserv_id:
             self.problems.append('security.trusted_authserv_id: required when agent_auth = "authentication-results"')
 
+        met = self.section(raw, "metrics", {"listen"})
+        metrics_listen = self.get(met, "metrics", "listen", _host_port, None)
         agents = tuple(self.agents(raw))
         queues = tuple(self.queues(raw, {a.email for a in agents}))
         self.cross_check(support, agents, queues)
@@ -401,6 +405,7 @@ class _Reader:
             security=security,
             agents=agents,
             queues=queues,
+            metrics_listen=metrics_listen,
         )
 
     def array(self, raw: Mapping[str, Any], key: str) -> list[tuple[str, Mapping[str, Any]]]:
@@ -493,6 +498,13 @@ def _port(value: Any) -> int:
     if port > 65535:
         raise ValueError(f"expected a port number 1-65535, got {port}")
     return port
+
+
+def _host_port(value: Any) -> str:
+    host, sep, port = _string(value).rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected host:port like 127.0.0.1:9181, got {value!r}")
+    return f"{host}:{port}"
 
 
 def _duration(value: Any) -> timedelta:

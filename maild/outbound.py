@@ -20,6 +20,7 @@ import structlog
 
 from maild.clock import Clock
 from maild.config import Outbound
+from maild.metrics import Metrics
 from maild.models import OutboundMail
 from maild.store import Store
 from maild.worker import Worker
@@ -124,12 +125,14 @@ class OutboundWorker(Worker):
         wakeup: asyncio.Event,
         clock: Clock,
         poll_seconds: float = 5.0,
+        metrics: Metrics | None = None,
     ) -> None:
         super().__init__(wakeup, poll_seconds)
         self.store = store
         self.settings = settings
         self.transport = transport
         self.clock = clock
+        self.metrics = metrics
 
     async def work(self) -> float | None:
         while not self.stopping and await self.send_due():
@@ -170,6 +173,8 @@ class OutboundWorker(Worker):
             failures += [{"rcpt": r, "error": e, "permanent": False} for r, e in delivery.temporary.items()]
             if delivery.accepted:
                 await tx.mark_sent(mail.id, failures)
+                if self.metrics is not None:
+                    self.metrics.mails_out += 1
                 log.info(
                     "delivered",
                     outbox_id=mail.id,

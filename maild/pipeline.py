@@ -8,12 +8,14 @@ the error, kept intact, and `maild shunt replay` puts it back in line. Nothing i
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import structlog
 
 from maild.handlers.base import Context, Handler, Stop
+from maild.metrics import Metrics
 from maild.store import Store, Tx
 from maild.store.inbound import DONE, DROPPED, PENDING, SHUNTED
 from maild.worker import Worker
@@ -39,12 +41,20 @@ class _StepFailed(Exception):
 
 
 class Pipeline:
-    def __init__(self, store: Store, handlers: Sequence[Handler]) -> None:
+    def __init__(self, store: Store, handlers: Sequence[Handler], metrics: Metrics | None = None) -> None:
         self.store = store
         self.handlers = handlers
+        self.metrics = metrics
 
     async def process(self, inbound_id: int) -> Result | None:
         """Process one spooled message; None when it was not pending (someone else took it)."""
+        started = time.perf_counter()
+        result = await self._process(inbound_id)
+        if result is not None and self.metrics is not None:
+            self.metrics.observe_processing(time.perf_counter() - started)
+        return result
+
+    async def _process(self, inbound_id: int) -> Result | None:
         try:
             async with self.store.transaction() as tx:
                 inbound = await tx.get_inbound(inbound_id)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from maild.metrics import Metrics
 from maild.models import Envelope
 from maild.store import Store
 
@@ -45,11 +46,12 @@ def dedupe_key(raw: bytes) -> str:
 class Spooler:
     """Group-committing writer of inbound messages."""
 
-    def __init__(self, store: Store, on_commit: asyncio.Event | None = None) -> None:
+    def __init__(self, store: Store, on_commit: asyncio.Event | None = None, metrics: Metrics | None = None) -> None:
         self._store = store
         self._waiting: list[tuple[Envelope, bytes, asyncio.Future[Spooled]]] = []
         self._wakeup = asyncio.Event()
         self._on_commit = on_commit
+        self._metrics = metrics
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -97,6 +99,8 @@ class Spooler:
                     if not future.done():
                         future.set_exception(exc)
                 continue
+            if self._metrics is not None:
+                self._metrics.mails_in += sum(1 for r in results if not r.duplicate)
             for (_, _, future), result in zip(batch, results, strict=True):
                 if not future.done():
                     future.set_result(result)

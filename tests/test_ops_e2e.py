@@ -83,3 +83,27 @@ def test_init_writes_a_valid_config_and_data_folder(tmp_path: Path) -> None:
     assert checked.returncode == 0 and ": ok (" in checked.stdout
     again = maild("init", "--config", str(config), "--data-dir", str(data))
     assert again.returncode == 1 and "exists" in again.stderr
+
+
+def test_metrics_endpoint_serves_prometheus_text(start_daemon: Callable[..., Daemon], smarthost: Smarthost) -> None:
+    """With [metrics] listen, GET /metrics returns counters, backlogs and the processing-time histogram."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    daemon = start_daemon(extra=f'\n[metrics]\nlisten = "127.0.0.1:{port}"\n')
+    daemon.send(make_mail())
+    smarthost.wait_for(CUSTOMER)
+    smarthost.wait_for(ANA)
+
+    def scrape() -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            return str(response.read().decode())
+
+    text = wait_until(lambda: "maild_mails_sent_total 3" in scrape() and scrape(), 10, "three mails counted")
+    assert "maild_mails_received_total 1" in text
+    assert "maild_processing_seconds_count 1" in text
+    assert 'maild_processing_seconds_bucket{le="+Inf"} 1' in text
+    assert "maild_outbox_backlog 0" in text and "maild_shunted 0" in text
