@@ -34,9 +34,11 @@ typecheck: install-test
 	$(BIN)/mypy
 
 # Debian packages the tests drive: dovecot-imapd (the IMAP intake tests run their own throwaway instance,
-# with their own config and ports; its imap binary tells it is there, as dovecot-core alone has no IMAP).
-# Installed only as root; otherwise those tests are skipped. The system Dovecot service the package may
-# start is stopped and disabled again right away.
+# with their own config and ports; its imap binary tells it is there, as dovecot-core alone has no IMAP),
+# and postfix (tests/test_postfix_e2e.py runs its own instances with `postfix -c DIR`; the package is
+# preseeded to "No configuration", so it writes no /etc/postfix/main.cf and relays nothing).
+# Installed only as root; otherwise those tests are skipped. The system services the packages may
+# start are stopped and disabled again right away.
 system-deps:
 	@if [ -x /usr/lib/dovecot/imap ] || { ! command -v apt-get && command -v dovecot; } >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" -eq 0 ]; then \
@@ -45,6 +47,15 @@ system-deps:
 		if [ -d /run/systemd/system ]; then for unit in dovecot.socket dovecot.service; do systemctl disable --now -q $$unit || true; done; \
 		else service dovecot stop >/dev/null 2>&1 || true; update-rc.d dovecot disable >/dev/null 2>&1 || true; fi; \
 	else echo "dovecot-imapd is not installed and you are not root: the IMAP tests will be skipped"; fi
+	@if [ -x /usr/sbin/postfix ] || { ! command -v apt-get && command -v postfix; } >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" -eq 0 ]; then \
+		echo "installing postfix (for the Postfix tests)"; \
+		echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections || exit 1; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-remove postfix >/dev/null \
+			|| { echo "installing postfix failed (--no-remove: it never replaces another installed MTA)"; exit 1; }; \
+		if [ -d /run/systemd/system ]; then systemctl disable --now -q postfix.service || true; \
+		else service postfix stop >/dev/null 2>&1 || true; update-rc.d postfix disable >/dev/null 2>&1 || true; fi; \
+	else echo "postfix is not installed and you are not root: the Postfix tests will be skipped"; fi
 
 pytest: install-test system-deps
 	$(BIN)/pytest -q

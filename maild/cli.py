@@ -123,7 +123,11 @@ def inject(config_path: str | None, mail_from: str, rcpt_to: tuple[str, ...]) ->
     from maild.models import Envelope
     from maild.spool import Spooler
 
-    config = read_config(config_path)
+    try:
+        config = load_config(find_config_path(config_path))
+    except ConfigError as exc:
+        # An MTA pipe must keep the mail while the operator fixes the config: tempfail, never bounce.
+        fail(f"config: {exc.problems[0]}", EX_TEMPFAIL)
     configure_logging(config.log_level, sys.stderr)
     raw = sys.stdin.buffer.read(config.smtp.max_message_bytes + 1)
     if len(raw) > config.smtp.max_message_bytes:

@@ -124,7 +124,7 @@ class OutboundWorker(Worker):
         transport: Transport,
         wakeup: asyncio.Event,
         clock: Clock,
-        poll_seconds: float = 5.0,
+        poll_seconds: float = 1.0,
         metrics: Metrics | None = None,
     ) -> None:
         super().__init__(wakeup, poll_seconds)

@@ -118,7 +118,7 @@ class Runner(Worker):
         pipeline: Pipeline,
         wakeup: asyncio.Event,
         on_processed: tuple[asyncio.Event, ...],
-        poll_seconds: float = 2.0,
+        poll_seconds: float = 1.0,
     ) -> None:
         super().__init__(wakeup, poll_seconds)
         self.store = store

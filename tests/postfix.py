@@ -300,9 +300,11 @@ class Postfix:
         if self.running:
             return
         self._write_config()
-        self.postfix("start")  # `master -w`: returns once the master has initialised (or failed)
-        self.running = True
-        self._master_pid = self._read_master_pid()
+        try:
+            self.postfix("start")  # `master -w`: returns once the master has initialised (or failed)
+        finally:
+            self.running = True  # so that stop() cleans up after a half-started instance too
+            self._master_pid = self._read_master_pid()
         deadline = time.monotonic() + 10
         while not self._greets():
             if time.monotonic() > deadline:

@@ -297,3 +297,12 @@ def test_unreadable_tls_certificate_is_a_one_line_error(start_daemon: Callable[.
     result = daemon.cli("serve", check=False)
     assert result.returncode == 1
     assert "intake.smtp.tls_cert" in result.stderr and "Traceback" not in result.stderr + result.stdout
+
+
+def test_inject_tempfails_on_a_broken_config(tmp_path: Path, smarthost: Smarthost) -> None:
+    """A config error makes `maild inject` exit 75, so an MTA pipe defers the mail instead of bouncing it."""
+    daemon = Daemon(tmp_path, smarthost.port)
+    daemon.config_path.write_text(daemon.config_path.read_text() + "\n[bogus]\n")
+    result = daemon.cli("inject", stdin=make_mail(), check=False)
+    assert result.returncode == 75
+    assert result.stderr.strip() == "maild: config: bogus: unknown key"

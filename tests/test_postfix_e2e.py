@@ -161,9 +161,11 @@ def test_pipe_store_failure_is_deferred_then_flushed(postfix: Postfix, piped: Pi
     data.write_text("not a folder")  # data_dir is unusable
     postfix.start()
     postfix.submit(make_mail(subject="Keep me"), [SUPPORT], CUSTOMER)
-    postfix.wait_log(rf"to=<{SUPPORT}>, relay=maild,.* status=deferred \(temporary failure\.")
-    [queued] = postfix.queue()
-    assert queued["queue_name"] == "deferred"
+    # "temporary failure" (4.3.0) is how pipe(8) reports exit 75, EX_TEMPFAIL; maild's exit 1 would bounce.
+    postfix.wait_log(rf"to=<{SUPPORT}>, relay=maild,.* dsn=4\.3\.0, status=deferred \(temporary failure\.")
+    [queued] = wait_until(
+        lambda: [m for m in postfix.queue() if m["queue_name"] == "deferred"], 10, "the mail in the deferred queue"
+    )
     [recipient] = queued["recipients"]
     assert recipient["address"] == SUPPORT
     assert "cannot store the message" in recipient["delay_reason"]
@@ -175,3 +177,24 @@ def test_pipe_store_failure_is_deferred_then_flushed(postfix: Postfix, piped: Pi
     wait_until(lambda: postfix.queue() == [], 10, "the Postfix queue to empty")
     [ticket] = piped.tickets()
     assert ticket["subject"] == "Keep me"
+
+
+def test_two_postfix_instances_at_once(postfix: Postfix, smarthost: Smarthost, tmp_path: Path) -> None:
+    """Two throwaway Postfix instances run side by side, each with its own port, queue and log."""
+    other = Postfix(tmp_path / "other", smarthost.port)
+    try:
+        postfix.start()
+        other.start()
+        assert other.port != postfix.port and other.root != postfix.root
+        for server, name in ((postfix, "first"), (other, "second")):
+            server.submit(
+                make_mail(subject=f"Via the {name}", to=["someone@example.net"]), ["someone@example.net"], CUSTOMER
+            )
+        mails = smarthost.wait_for("someone@example.net", count=2, timeout=30)
+        assert sorted(m["Subject"] for m in mails) == ["Via the first", "Via the second"]
+        for server in (postfix, other):
+            server.wait_log(r"to=<someone@example\.net>, relay=127\.0\.0\.1.* status=sent")
+            assert server.log().count("status=sent") == 1
+    finally:
+        other.close()
+    assert not other.root.exists()
