@@ -182,4 +182,11 @@ MIGRATIONS: tuple[str, ...] = (
         last_uid INTEGER NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 5: indexes the ingest benchmark showed missing on a large store: a ticket's outgoing thread (for the
+    # References of every reply), the per-sender acknowledgement limit, and expired delivery leases.
+    """
+    CREATE INDEX outbox_by_ticket ON outbox (ticket_id, kind);
+    CREATE INDEX outbox_by_rcpt ON outbox (kind, rcpt_to, created_at);
+    CREATE INDEX outbox_leases ON outbox (state, lease_until);
+    """,
 )
