@@ -161,7 +161,7 @@ def classify(raw: bytes, mail: ParsedMail, envelope_from: str, loop_marker: str)
     own outbound mail carries in its ``X-Maild-Loop`` header.
     """
     try:
-        message = email.message_from_bytes(raw, policy=email.policy.compat32)
+        message = mail.message or email.message_from_bytes(raw, policy=email.policy.compat32)
         return _verdict(_Mail(message, mail, envelope_from.strip(), loop_marker.strip().lower()))
     except Exception as exc:  # A classifier crash must not stop the mail; a person is the safe assumption.
         return Verdict("human", f"unclassified ({type(exc).__name__}); treated as a person")

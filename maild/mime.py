@@ -8,7 +8,7 @@ import email
 import email.policy
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from email.header import decode_header, make_header
 from email.message import Message
@@ -51,6 +51,9 @@ class ParsedMail:
     text: str
     full_text: str
     attachments: tuple[Part, ...]
+    # The decoded MIME tree (compat32), for the steps that read raw headers or parts: parsing once
+    # costs as much as the rest of the pipeline's Python work together.
+    message: Message | None = field(default=None, repr=False, compare=False)
 
     def header(self, name: str) -> str:
         """A header's (first) value, decoded, or "" when absent."""
@@ -74,6 +77,7 @@ class _Decoded:
     plain: str | None
     html: str | None
     attachments: list[Part]
+    message: Message
 
 
 def parse_mail(raw: bytes, fallback_message_id: str) -> ParsedMail:
@@ -107,6 +111,7 @@ def parse_mail(raw: bytes, fallback_message_id: str) -> ParsedMail:
         text=new_text(decoded.plain, decoded.html),
         full_text=decoded.plain if decoded.plain is not None else html_to_text(decoded.html or ""),
         attachments=tuple(decoded.attachments),
+        message=decoded.message,
     )
 
 
@@ -145,6 +150,7 @@ def _with_mailparser(raw: bytes) -> _Decoded:
         plain=_seven_bit_charset("\n".join(parsed.text_plain)) or None,
         html=_seven_bit_charset("\n".join(parsed.text_html)) or None,
         attachments=_parts(parsed.attachments),
+        message=parsed.message,
     )
 
 
@@ -179,6 +185,7 @@ def _with_stdlib(raw: bytes) -> _Decoded:
         plain="\n".join(plain) or None,
         html="\n".join(html) or None,
         attachments=attachments,
+        message=message,
     )
 
 

@@ -24,7 +24,8 @@ class Identify:
         security = self.config.security
         if agent is not None and security.agent_auth == "authentication-results":
             # Anyone can write an agent's address in From:; only our MTA's DKIM/DMARC verdict proves it.
-            headers = email.message_from_bytes(ctx.inbound.raw, policy=email.policy.compat32).items()
+            message = mail.message or email.message_from_bytes(ctx.inbound.raw, policy=email.policy.compat32)
+            headers = message.items()
             verdict = agent_authenticated(headers, agent.email, security.trusted_authserv_id)
             if not verdict.trusted:
                 ctx.spoofed = verdict.reason
