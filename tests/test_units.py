@@ -446,6 +446,24 @@ def test_compose_text_attachment_keeps_its_type() -> None:
     assert part.get_content_type() == "text/plain"
 
 
+def test_compose_text_from_a_mail_cannot_inject_headers() -> None:
+    """CR/LF in a subject, an attachment's name or its content type (all from a stranger's mail) never
+    start a header of ours."""
+    composed, message = compose(
+        subject="Hello\r\nBcc: victim@example.org",
+        attachments=[
+            Part("report\r\nX-Evil: 1.pdf", "application/pdf", b"%PDF"),
+            Part("a.txt", "text/plain\r\nBcc: victim@example.org", b"a"),
+        ],
+    )
+    lines = composed.raw.split(b"\r\n")
+    assert not any(line.startswith((b"Bcc", b"X-Evil")) for line in lines)
+    assert message["Subject"] == "Hello  Bcc: victim@example.org"
+    attachments = list(message.iter_attachments())
+    assert [a.get_filename() for a in attachments] == ["report  X-Evil: 1.pdf", "a.txt"]
+    assert attachments[1].get_content_type() == "application/octet-stream"
+
+
 # --- render ---------------------------------------------------------------------------------------------
 
 
