@@ -150,13 +150,13 @@ class Settings:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="CI size: 2,000 mails, 20,000 pre-filled tickets")
-    parser.add_argument("--mails", type=int, help="mails per saturation run (default 20,000; --quick 2,000)")
+    parser.add_argument("--mails", type=int, help="mails per saturation run (default 10,000; --quick 2,000)")
     parser.add_argument("--clients", type=int, default=8, help="concurrent SMTP connections (default 8)")
     parser.add_argument("--prefill", type=int, help="tickets in the large store (default 1,000,000; --quick 20,000)")
     parser.add_argument("--long", action="store_true", help="also 100,000 mails on one daemon: RSS over time")
     parser.add_argument("--long-mails", type=int, default=100_000, help=argparse.SUPPRESS)
     parser.add_argument("--latency-seconds", type=float, help="length of the open-loop runs (default 20; quick 6)")
-    parser.add_argument("--drain-timeout", type=float, help="max seconds to wait for processing (default 240)")
+    parser.add_argument("--drain-timeout", type=float, help="max seconds to wait for processing (default 600; --quick 90)")
     parser.add_argument(
         "--outbound",
         choices=("refused", "file"),
@@ -174,13 +174,13 @@ def settings_from(args: argparse.Namespace) -> Settings:
     quick = bool(args.quick)
     return Settings(
         quick=quick,
-        mails=args.mails or (2_000 if quick else 20_000),
+        mails=args.mails or (2_000 if quick else 10_000),
         clients=args.clients,
         prefill=args.prefill if args.prefill is not None else (20_000 if quick else 1_000_000),
         long=bool(args.long),
         long_mails=args.long_mails,
         latency_seconds=args.latency_seconds or (6.0 if quick else 20.0),
-        drain_timeout=args.drain_timeout or (90.0 if quick else 240.0),
+        drain_timeout=args.drain_timeout or (90.0 if quick else 600.0),
         outbound=args.outbound,
         log_level=args.log_level,
         profile=bool(args.profile),
@@ -1046,7 +1046,8 @@ PLANS: tuple[tuple[str, str, tuple[Any, ...]], ...] = (
     ),
     (
         "outbound: claim due mail",
-        "SELECT * FROM outbox WHERE (state = ? AND next_attempt_at <= ?) OR (state = ? AND lease_until <= ?)"
+        "SELECT * FROM outbox WHERE state = ? AND next_attempt_at <= ?"
+        " UNION ALL SELECT * FROM outbox WHERE state = ? AND lease_until <= ?"
         " ORDER BY next_attempt_at, id LIMIT ?",
         ("queued", "x", "sending", "x", 20),
     ),
