@@ -156,7 +156,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--long", action="store_true", help="also 100,000 mails on one daemon: RSS over time")
     parser.add_argument("--long-mails", type=int, default=100_000, help=argparse.SUPPRESS)
     parser.add_argument("--latency-seconds", type=float, help="length of the open-loop runs (default 20; quick 6)")
-    parser.add_argument("--drain-timeout", type=float, help="max seconds to wait for processing (default 600; --quick 90)")
+    parser.add_argument(
+        "--drain-timeout", type=float, help="max seconds to wait for processing (default 600; --quick 90)"
+    )
     parser.add_argument(
         "--outbound",
         choices=("refused", "file"),
