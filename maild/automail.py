@@ -28,7 +28,7 @@ from typing import Literal
 from flufl.bounce import all_failures
 
 from maild.compose import LOOP_HEADER
-from maild.mime import ParsedMail
+from maild.mime import ParsedMail, mime_tree
 
 Kind = Literal["human", "auto_reply", "bulk", "bounce", "feedback_report", "loop"]
 
@@ -161,8 +161,7 @@ def classify(raw: bytes, mail: ParsedMail, envelope_from: str, loop_marker: str)
     own outbound mail carries in its ``X-Maild-Loop`` header.
     """
     try:
-        message = mail.message or email.message_from_bytes(raw, policy=email.policy.compat32)
-        return _verdict(_Mail(message, mail, envelope_from.strip(), loop_marker.strip().lower()))
+        return _verdict(_Mail(mime_tree(mail, raw), mail, envelope_from.strip(), loop_marker.strip().lower()))
     except Exception as exc:  # A classifier crash must not stop the mail; a person is the safe assumption.
         return Verdict("human", f"unclassified ({type(exc).__name__}); treated as a person")
 

@@ -60,6 +60,12 @@ class ParsedMail:
         return self.headers.get(name.lower(), "")
 
 
+def mime_tree(mail: ParsedMail, raw: bytes) -> Message:
+    """The mail's MIME tree (compat32): the one parsing kept, or parsed from ``raw`` for a ParsedMail built
+    without it."""
+    return mail.message or email.message_from_bytes(raw, policy=email.policy.compat32)
+
+
 class UnparseableMail(ValueError):
     """The message cannot be read as mail at all."""
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
-
 from maild.authres import agent_authenticated
 from maild.handlers.base import CONTINUE, Context, Outcome, Services
+from maild.mime import mime_tree
 from maild.store import Tx
 
 
@@ -24,8 +22,7 @@ class Identify:
         security = self.config.security
         if agent is not None and security.agent_auth == "authentication-results":
             # Anyone can write an agent's address in From:; only our MTA's DKIM/DMARC verdict proves it.
-            message = mail.message or email.message_from_bytes(ctx.inbound.raw, policy=email.policy.compat32)
-            headers = message.items()
+            headers = mime_tree(mail, ctx.inbound.raw).items()
             verdict = agent_authenticated(headers, agent.email, security.trusted_authserv_id)
             if not verdict.trusted:
                 ctx.spoofed = verdict.reason
