@@ -464,6 +464,39 @@ def test_compose_text_from_a_mail_cannot_inject_headers() -> None:
     assert attachments[1].get_content_type() == "application/octet-stream"
 
 
+def test_compose_wire_policy_folds_exactly_like_compat32() -> None:
+    """The composer's shortcut for short ASCII header values gives the bytes compat32 gives, for every kind
+    of value: short and long, spaces and tabs, encoded-word look-alikes, non-ASCII and Header objects."""
+    import random
+    from email.header import Header
+
+    from maild.compose import _WIRE
+
+    reference = email.policy.compat32.clone(linesep="\r\n", max_line_length=78)
+    rng = random.Random(8)
+    alphabet = "abcXYZ019  ,;:<>@.()[]\"'=?_-!/\\\t\r\nñ€"
+    names = ["Subject", "To", "From", "References", "Message-ID", "Content-Disposition", "X-Maild-Ticket"]
+    values: list[Any] = ["", " ", "=?utf-8?q?x?=", "a  b", " lead", "trail ", Header("Impresora ¡ayuda!", "utf-8")]
+    values += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 120))) for _ in range(5_000)]
+
+    def outcome(fold: Any, name: str, value: Any) -> object:
+        try:
+            return fold(name, value)
+        except Exception as exc:  # compat32 refuses a value whose line break would start a header
+            return type(exc)
+
+    shortcut = 0
+    for value in values:
+        name = rng.choice(names)
+        pairs = [(_WIRE.fold_binary, reference.fold_binary)]
+        if isinstance(value, str):
+            pairs.append((_WIRE.fold, reference.fold))
+        for ours, theirs in pairs:
+            assert outcome(ours, name, value) == outcome(theirs, name, value), (name, value)
+        shortcut += _WIRE._as_is(name, value)
+    assert shortcut > 300  # the shortcut was taken, so the equality is not vacuous
+
+
 # --- render ---------------------------------------------------------------------------------------------
 
 
