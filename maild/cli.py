@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
+import uvloop
 
 from maild.config import Config, ConfigError, find_config_path, load_config
 from maild.logs import configure_logging
@@ -44,10 +45,14 @@ def read_config(config_path: str | None) -> Config:
 
 
 def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
+    """Run on uvloop: libuv's event loop makes the daemon's many small hand-offs (SMTP sessions, the
+    store's thread) cheaper, about 15% less CPU per processed mail (README, Performance)."""
+
     async def main() -> T:
         return await coro_fn()
 
-    return asyncio.run(main())
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main())
 
 
 async def with_store(config: Config, action: Callable[[Store], Awaitable[T]]) -> T:

@@ -6,7 +6,7 @@ import asyncio
 import socket
 import ssl
 import weakref
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from aiosmtpd.lmtp import LMTP
@@ -41,9 +41,9 @@ class _Busy(asyncio.Protocol):
     """Answers a connection over `max_connections` with 421 (the client retries later) and hangs up."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.WriteTransport)
-        transport.write(b"421 4.7.0 Too many connections, try again later\r\n")
-        transport.close()
+        stream = cast(asyncio.Transport, transport)  # uvloop's TCP transport is no WriteTransport subclass
+        stream.write(b"421 4.7.0 Too many connections, try again later\r\n")
+        stream.close()
 
 
 class IntakeHandler:
