@@ -67,6 +67,7 @@ test: lint typecheck pytest
 BENCH_ARGS ?=
 bench: install
 	$(BIN)/python benchmarks/ingest.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/pipeline_cpu.py
 	$(BIN)/python benchmarks/quote_stripping.py
 	$(BIN)/python benchmarks/automail.py
 

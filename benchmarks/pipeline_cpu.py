@@ -1,0 +1,145 @@
+"""CPU per processed mail, per pipeline step and per delivery attempt, measured in one process.
+
+Run from the repository root:
+
+    .venv/bin/python benchmarks/pipeline_cpu.py [--mails N] [--loop uvloop|asyncio] [--repo PATH]
+
+ingest.py's rates swing with the load on a shared machine; CPU seconds per mail swing much less, and two
+trees measured back to back compare fairly. This spools ingest.py's mail mix (``--mails``) into a fresh store
+seeded with 200 open tickets, then runs maild's own pipeline and outbound worker over it, with no SMTP and
+no other load, and prints process CPU (all threads, aiosqlite's included) per mail.
+
+To see what a commit changed, measure both sides in turn, a few times:
+
+    git worktree add /tmp/before <commit>~1
+    .venv/bin/python benchmarks/pipeline_cpu.py --repo /tmp/before --loop asyncio
+    .venv/bin/python benchmarks/pipeline_cpu.py
+
+(``--loop asyncio`` for trees from before maild ran on uvloop.) Always exits 0: it measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import uvloop
+
+HERE = Path(__file__).resolve().parent
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mails", type=int, default=1000, help="mails of ingest.py's mix (default 1,000)")
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop", help="event loop (maild: uvloop)")
+    parser.add_argument("--repo", type=Path, default=HERE.parent, help="the tree whose maild is measured")
+    return parser.parse_args()
+
+
+async def measure(mails: int, workdir: Path) -> dict[str, Any]:
+    import ingest  # from --repo, like maild
+
+    from maild.app import build_pipeline, build_services
+    from maild.config import load_config
+    from maild.logs import configure_logging
+    from maild.models import Envelope
+    from maild.outbound import OutboundWorker, make_transport
+    from maild.spool import dedupe_key
+    from maild.store import Store
+
+    data_dir = workdir / "data"
+    data_dir.mkdir()
+    config_path = workdir / "maild.toml"
+    outbound = ingest.OUTBOUND_REFUSED.format(port=ingest.free_port()).strip()
+    config_path.write_text(ingest.CONFIG.format(data_dir=data_dir, log_level="info", port=2525, outbound=outbound))
+    config = load_config(config_path)
+    with (workdir / "maild.log").open("w") as log:
+        configure_logging("info", log)  # JSON lines to a file, as the daemon writes them
+        store = await Store.open(config.db_path)  # creates and migrates
+        await store.close()
+        targets, _ = ingest.prefill(config.db_path, 200, 1, 200)
+        store = await Store.open(config.db_path)
+        try:
+            pipeline = build_pipeline(build_services(config, store.clock), store)
+            steps: dict[str, float] = defaultdict(float)
+            for handler in pipeline.handlers:
+                handler.process = _timed(handler.process, handler.name, steps)  # type: ignore[method-assign, assignment]
+            ids = []
+            spool_cpu = time.process_time()
+            for mail in ingest.build_mails(mails, "cpu", targets):
+                envelope = Envelope(source="smtp", mail_from=mail.mail_from, rcpt_to=(ingest.SUPPORT,))
+                async with store.transaction() as tx:
+                    inbound_id = await tx.insert_inbound(envelope, dedupe_key(mail.raw), mail.raw)
+                assert inbound_id is not None, "every mail of the mix has its own Message-ID"
+                ids.append(inbound_id)
+            spool_cpu = time.process_time() - spool_cpu
+            cpu, wall = time.process_time(), time.perf_counter()
+            for inbound_id in ids:
+                await pipeline.process(inbound_id)
+            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            worker = OutboundWorker(
+                store, config.outbound, make_transport(config.outbound), asyncio.Event(), store.clock
+            )
+            out_cpu = time.process_time()
+            await worker.work()  # one attempt per queued mail: a refused connect, a retry in an hour
+            out_cpu = time.process_time() - out_cpu
+            async with store.snapshot() as tx:
+                outgoing = len(await tx.all("SELECT id FROM outbox"))
+        finally:
+            await store.close()
+    return {
+        "mails": mails,
+        "spool_ms": 1e3 * spool_cpu / mails,
+        "process_ms": 1e3 * cpu / mails,
+        "process_wall_ms": 1e3 * wall / mails,
+        "steps_ms": {name: 1e3 * seconds / mails for name, seconds in steps.items()},
+        "outgoing": outgoing,
+        "outbound_ms": 1e3 * out_cpu / mails,
+    }
+
+
+def _timed(
+    process: Callable[[Any, Any], Awaitable[Any]], name: str, totals: dict[str, float]
+) -> Callable[[Any, Any], Awaitable[Any]]:
+    async def timed(ctx: Any, tx: Any) -> Any:
+        started = time.process_time()
+        try:
+            return await process(ctx, tx)
+        finally:
+            totals[name] += time.process_time() - started
+
+    return timed
+
+
+def main() -> int:
+    args = parse_args()
+    repo = args.repo.resolve()
+    sys.path[:0] = [str(repo), str(repo / "benchmarks")]
+    workdir = Path(tempfile.mkdtemp(prefix="maild-cpu-"))
+    try:
+        run = uvloop.run if args.loop == "uvloop" else asyncio.run
+        result = run(measure(args.mails, workdir))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    import maild
+
+    tree = Path(maild.__file__).parent
+    print(f"{tree} on {args.loop}, {result['mails']:,} mails of ingest.py's mix; CPU of all threads per mail:")
+    print(f"  spool, one transaction each   {result['spool_ms']:6.2f} ms")
+    print(f"  pipeline                      {result['process_ms']:6.2f} ms ({result['process_wall_ms']:.2f} ms wall)")
+    for name, ms in sorted(result["steps_ms"].items(), key=lambda item: -item[1]):
+        print(f"    {name:<27} {ms:6.3f} ms")
+    print(f"  delivery attempts             {result['outbound_ms']:6.2f} ms ({result['outgoing']:,} outgoing mails)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
