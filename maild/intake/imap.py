@@ -101,6 +101,11 @@ class ImapPoller:
                     reason = "connection lost" if isinstance(exc, asyncio.CancelledError) else str(exc)
                     log.warning("imap_unavailable", error=f"{type(exc).__name__}: {reason}", retry_in=backoff)
                 down = True
+            except Exception as exc:  # a bug or a library surprise must not end IMAP intake for good: retry
+                if self.stopping:
+                    break
+                log.error("imap_failed", error=f"{type(exc).__name__}: {exc}", retry_in=backoff, exc_info=exc)
+                down = True
             if self.stopping:
                 break
             with contextlib.suppress(TimeoutError):
@@ -127,6 +132,13 @@ class ImapPoller:
                 if self.stopping:
                     break
                 await self._wait_for_mail(client)
+        except RuntimeError as exc:
+            # uvloop refuses a write on a closed transport with RuntimeError (asyncio's loop only logged it): for
+            # aioimaplib, whose commands write, that is the connection lost, an outage like any OSError.
+            transport = client.protocol.transport
+            if transport is None or transport.is_closing():
+                raise ConnectionResetError(f"connection lost ({exc})") from exc
+            raise
         finally:
             transport = client.protocol.transport
             if transport is not None and not transport.is_closing():
