@@ -65,7 +65,7 @@ test: lint typecheck pytest
 # The benchmarks print figures and never fail on them. ingest.py (speed and memory of intake and processing,
 # against a bare aiosmtpd ceiling) takes ~25 min with a 1,000,000-ticket store: BENCH_ARGS=--quick for ~4 min.
 BENCH_ARGS ?=
-bench: install
+bench: install-test
 	$(BIN)/python benchmarks/ingest.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/pipeline_cpu.py
 	$(BIN)/python benchmarks/quote_stripping.py

@@ -55,10 +55,14 @@ from typing import Any
 import uvloop
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the test staff lives in tests/helpers.py
+
+from tests.helpers import ANA, LUIS, STAFF_CONFIG  # noqa: E402
+
 RESULTS = REPO / "benchmarks" / "results"
 HOST = "127.0.0.1"
 SUPPORT = "support@example.com"
-AGENTS = ("ana@example.com", "luis@example.com")  # as in the config below (tests/helpers.py BASE_CONFIG)
+AGENTS = (ANA, LUIS)  # the agents of STAFF_CONFIG
 PREFIX = "ACME"
 ATTACHMENT_BYTES = 20 * 1024
 
@@ -69,7 +73,8 @@ P99_TARGET_MS = 50.0
 RSS_TARGET_MB = 150.0
 SCALE_TOLERANCE = 0.10  # pre-filled figures within 10% of the empty store's
 
-CONFIG = """
+CONFIG = (
+    """
 [maild]
 data_dir = "{data_dir}"
 language = "en"
@@ -96,21 +101,9 @@ acks_per_sender = 3
 acks_global = 100000000
 ack_window = "1h"
 
-[[agents]]
-email = "ana@example.com"
-name = "Ana"
-role = "admin"
-
-[[agents]]
-email = "luis@example.com"
-name = "Luis"
-role = "agent"
-
-[[queues]]
-name = "billing"
-address = "billing@example.com"
-agents = ["luis@example.com"]
 """
+    + STAFF_CONFIG
+)
 
 OUTBOUND_REFUSED = """transport = "smtp"
 host = "127.0.0.1"

@@ -177,7 +177,25 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-BASE_CONFIG = """
+#: The agents and the queue of every test daemon (and of benchmarks/ingest.py's).
+STAFF_CONFIG = """[[agents]]
+email = "ana@example.com"
+name = "Ana"
+role = "admin"
+
+[[agents]]
+email = "luis@example.com"
+name = "Luis"
+role = "agent"
+
+[[queues]]
+name = "billing"
+address = "billing@example.com"
+agents = ["luis@example.com"]
+"""
+
+BASE_CONFIG = (
+    """
 [maild]
 data_dir = "data"
 language = "{language}"
@@ -201,21 +219,9 @@ port = {smarthost_port}
 retry_base = "1s"
 retry_max = "2s"
 
-[[agents]]
-email = "ana@example.com"
-name = "Ana"
-role = "admin"
-
-[[agents]]
-email = "luis@example.com"
-name = "Luis"
-role = "agent"
-
-[[queues]]
-name = "billing"
-address = "billing@example.com"
-agents = ["luis@example.com"]
 """
+    + STAFF_CONFIG
+)
 
 
 class Daemon:
