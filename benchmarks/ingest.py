@@ -55,8 +55,9 @@ from typing import Any
 import uvloop
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # the test staff lives in tests/helpers.py
+sys.path.insert(0, str(REPO))  # the test staff lives in tests/helpers.py; the store's SQL in maild/
 
+from maild.store.tickets import TICKET_BY_ID  # noqa: E402
 from tests.helpers import ANA, LUIS, STAFF_CONFIG  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
@@ -1010,8 +1011,7 @@ def latency_row(server: Server, load: Load, store: str, rate: float, spool: Spoo
 PLANS: tuple[tuple[str, str, tuple[Any, ...]], ...] = (
     ("thread: Message-ID lookup", "SELECT ticket_id FROM thread_ids WHERE message_id = ?", ("<x@y>",)),
     ("loop_guard: our own Message-ID?", "SELECT direction FROM thread_ids WHERE message_id = ?", ("<x@y>",)),
-    ("thread/ticket: ticket by id", "SELECT * FROM tickets WHERE id = ?", (1,)),
-    ("get_ticket: followers", "SELECT address FROM followers WHERE ticket_id = ? ORDER BY address", (1,)),
+    ("thread/ticket: ticket, tags, followers, links", TICKET_BY_ID, (1,)),
     (
         "acknowledge: per-sender rate limit",
         "SELECT count(*) FROM outbox WHERE kind = ? AND created_at >= ? AND rcpt_to = ?",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -47,6 +48,15 @@ _TIME_COLUMNS = (
     "first_responded_at",
 )
 
+# One statement, not four: each is a hop to aiosqlite's thread, and every mail reads its ticket.
+TICKET_BY_ID = (
+    "SELECT t.*,"
+    " (SELECT json_group_array(tag) FROM ticket_tags WHERE ticket_id = t.id) AS tags_,"
+    " (SELECT json_group_array(address) FROM followers WHERE ticket_id = t.id) AS followers_,"
+    " (SELECT json_group_array(other_id) FROM links WHERE ticket_id = t.id) AS linked_"
+    " FROM tickets t WHERE t.id = ?"
+)
+
 
 class TicketQueries(QueryBase):
     async def create_ticket(
@@ -63,21 +73,13 @@ class TicketQueries(QueryBase):
         return ticket
 
     async def get_ticket(self, ticket_id: int) -> Ticket | None:
-        row = await self.one("SELECT * FROM tickets WHERE id = ?", (ticket_id,))
+        row = await self.one(TICKET_BY_ID, (ticket_id,))
         if row is None:
             return None
-        ticket = _ticket(row)
-        ticket.tags = [
-            r[0] for r in await self.all("SELECT tag FROM ticket_tags WHERE ticket_id = ? ORDER BY tag", (ticket_id,))
-        ]
-        ticket.followers = [
-            r[0]
-            for r in await self.all("SELECT address FROM followers WHERE ticket_id = ? ORDER BY address", (ticket_id,))
-        ]
-        ticket.linked = [
-            int(r[0])
-            for r in await self.all("SELECT other_id FROM links WHERE ticket_id = ? ORDER BY other_id", (ticket_id,))
-        ]
+        values = dict(row)
+        tags, followers, linked = (json.loads(values.pop(name)) for name in ("tags_", "followers_", "linked_"))
+        ticket = _ticket(values)
+        ticket.tags, ticket.followers, ticket.linked = sorted(tags), sorted(followers), sorted(map(int, linked))
         return ticket
 
     async def count_tickets(self) -> dict[str, int]:
