@@ -42,41 +42,89 @@ class Delivery:
 class Transport(Protocol):
     async def deliver(self, mail: OutboundMail) -> Delivery: ...
 
+    async def end_batch(self) -> None:
+        """The worker's batch is done: release what was kept for it (an open SMTP session)."""
+
 
 class SmtpTransport:
+    """Delivers a batch of mails over one session with the smarthost, as MTAs reuse connections: a
+    connect, greeting and EHLO (and TLS) per batch, not per mail. When the smarthost cannot be reached,
+    the rest of the batch is deferred with that error instead of each mail trying again at once."""
+
     def __init__(self, settings: Outbound) -> None:
         self.settings = settings
+        self._client: aiosmtplib.SMTP | None = None
+        self._unreachable: BaseException | None = None
 
     async def deliver(self, mail: OutboundMail) -> Delivery:
-        s, result = self.settings, Delivery()
+        if self._unreachable is not None:
+            return _failed(mail, self._unreachable)
         try:
-            errors, _ = await aiosmtplib.send(
-                mail.raw,
-                sender=mail.mail_from,
-                recipients=list(mail.rcpt_to),
-                hostname=s.host,
-                port=s.port,
-                use_tls=s.tls == "implicit",
-                start_tls=s.tls == "starttls",
-                timeout=s.timeout.total_seconds(),
-            )
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            for refused in exc.recipients:
-                _classify(result, refused.recipient, refused.code, refused.message)
-            return result
-        except aiosmtplib.SMTPResponseException as exc:
-            for rcpt in mail.rcpt_to:
-                _classify(result, rcpt, exc.code, exc.message)
-            return result
+            client = await self._connected()
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            result.temporary = {rcpt: f"{type(exc).__name__}: {exc}" for rcpt in mail.rcpt_to}
-            return result
+            self._unreachable = exc
+            return _failed(mail, exc)
+        try:
+            errors, _ = await client.sendmail(mail.mail_from, list(mail.rcpt_to), mail.raw)
+        except (aiosmtplib.SMTPRecipientsRefused, aiosmtplib.SMTPResponseException) as exc:
+            return _failed(mail, exc)  # aiosmtplib has reset the envelope (RSET): the session goes on
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            await self._drop()  # the session broke: the next mail connects afresh
+            return _failed(mail, exc)
+        result = Delivery()
         for rcpt in mail.rcpt_to:
             if rcpt in errors:
                 _classify(result, rcpt, errors[rcpt].code, errors[rcpt].message)
             else:
                 result.accepted.append(rcpt)
         return result
+
+    async def end_batch(self) -> None:
+        self._unreachable = None
+        if self._client is not None:
+            client, self._client = self._client, None
+            try:
+                await client.quit()
+            except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                client.close()
+
+    async def _connected(self) -> aiosmtplib.SMTP:
+        if self._client is None or not self._client.is_connected:
+            s = self.settings
+            client = aiosmtplib.SMTP(
+                hostname=s.host,
+                port=s.port,
+                use_tls=s.tls == "implicit",
+                start_tls=s.tls == "starttls",
+                timeout=s.timeout.total_seconds(),
+            )
+            try:
+                await client.connect()
+            except BaseException:
+                client.close()
+                raise
+            self._client = client
+        return self._client
+
+    async def _drop(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+def _failed(mail: OutboundMail, exc: BaseException) -> Delivery:
+    """What an SMTP error means for each recipient: the server's code decides temporary or permanent; no
+    code (refused, dropped, timed out) is temporary."""
+    result = Delivery()
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        for refused in exc.recipients:
+            _classify(result, refused.recipient, refused.code, refused.message)
+    elif isinstance(exc, aiosmtplib.SMTPResponseException):
+        for rcpt in mail.rcpt_to:
+            _classify(result, rcpt, exc.code, exc.message)
+    else:
+        result.temporary = {rcpt: f"{type(exc).__name__}: {exc}" for rcpt in mail.rcpt_to}
+    return result
 
 
 class FileTransport:
@@ -88,6 +136,9 @@ class FileTransport:
     async def deliver(self, mail: OutboundMail) -> Delivery:
         await asyncio.to_thread(self._write, mail)
         return Delivery(accepted=list(mail.rcpt_to))
+
+    async def end_batch(self) -> None:
+        pass
 
     def _write(self, mail: OutboundMail) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -145,8 +196,11 @@ class OutboundWorker(Worker):
         """One pass over the mails due now; the number of attempts made."""
         async with self.store.transaction() as tx:
             batch = await tx.claim_due_mail(self.clock() + LEASE)
-        for mail in batch:
-            await self._attempt(mail)
+        try:
+            for mail in batch:
+                await self._attempt(mail)
+        finally:
+            await self.transport.end_batch()
         return len(batch)
 
     async def _attempt(self, mail: OutboundMail) -> None:

@@ -95,6 +95,7 @@ class Captured:
     mail_from: str
     rcpt_to: list[str]
     raw: bytes
+    peer: object = None  # the client's (host, port): one per SMTP session
     message: EmailMessage = field(init=False)
 
     def __post_init__(self) -> None:
@@ -148,7 +149,12 @@ class Smarthost:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         with self._lock:
             self.mails.append(
-                Captured(str(envelope.mail_from), list(envelope.rcpt_tos), bytes(envelope.original_content or b""))
+                Captured(
+                    str(envelope.mail_from),
+                    list(envelope.rcpt_tos),
+                    bytes(envelope.original_content or b""),
+                    session.peer,
+                )
             )
         return "250 OK"
 

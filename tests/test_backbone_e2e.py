@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import smtplib
+import socket
+import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -265,6 +269,68 @@ def test_restart_keeps_tickets_and_sends_what_the_outbox_held(
     smarthost.wait_for(ANA)
     daemon.cli("outbox", "list", "--state", "sent")
     assert len(smarthost.to(CUSTOMER)) == 1
+
+
+def test_mail_due_together_goes_over_one_smtp_session(
+    start_daemon: Callable[..., Daemon], smarthost: Smarthost
+) -> None:
+    """Mail that is due at the same time is delivered over one session with the smarthost (one connect,
+    greeting and EHLO), and a recipient refused on the way does not stop the mails after it."""
+    smarthost.stop()
+    daemon = start_daemon()
+    for n in range(3):
+        sender = f"c{n}@customer.example"
+        daemon.send(make_mail(sender=sender, subject=f"Printer {n}"), mail_from=sender)
+    daemon.wait_processed()
+    assert daemon.stop() == 0
+    smarthost.refuse["c1@customer.example"] = "550 5.1.1 No such user"
+    smarthost.start()
+    daemon.start()
+    wait_until(lambda: all(m["state"] in ("sent", "failed") for m in _outbox(daemon)), 10, "all attempted")
+    outbox = _outbox(daemon)
+    assert len(outbox) == 9  # an acknowledgement and two agents' notices per mail
+    assert [m["rcpt_to"] for m in outbox if m["state"] == "failed"] == [["c1@customer.example"]]
+    assert len(smarthost.mails) == 8
+    assert len({m.peer for m in smarthost.mails}) == 1
+
+
+def test_unreachable_smarthost_costs_one_connect_per_batch(tmp_path: Path) -> None:
+    """When the smarthost drops every connection, the mails due with the first one are deferred with its
+    error, without a connect each; each is retried later."""
+    accepted = []
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        server.settimeout(0.2)
+        stop = threading.Event()
+
+        def drop_connections() -> None:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    connection, peer = server.accept()
+                    accepted.append(peer)
+                    connection.close()
+
+        dropper = threading.Thread(target=drop_connections, daemon=True)
+        dropper.start()
+        daemon = Daemon(tmp_path, server.getsockname()[1])
+        config = daemon.config_path.read_text()
+        daemon.config_path.write_text(config.replace('retry_base = "1s"', 'retry_base = "1h"'))
+        daemon.start()
+        try:
+            daemon.send(make_mail())
+            outbox = wait_until(
+                lambda: [m for m in _outbox(daemon) if m["attempts"] == 1 and m["state"] == "queued"] or None,
+                10,
+                "the first attempt",
+            )
+            wait_until(lambda: len(_outbox(daemon)) == len(outbox), 5, "all three attempted")
+        finally:
+            assert daemon.stop() == 0
+            stop.set()
+            dropper.join()
+    assert len(outbox) == 3
+    assert len(accepted) == 1
+    errors = {str(m["last_error"]).partition(": ")[2] for m in outbox}  # "<recipient>: <error>"
+    assert len(errors) == 1 and "SMTPConnectError" in errors.pop()
 
 
 def test_smarthost_down_then_up_delivers_once(start_daemon: Callable[..., Daemon], smarthost: Smarthost) -> None:
