@@ -1,8 +1,9 @@
 """The runner: takes spooled messages in arrival order and runs the pipeline's steps over each.
 
-Each message is processed in one transaction, so its ticket change and the mail it causes commit together.
-A step that raises rolls the whole message back; the message is then shunted with the step's name and
-the error, kept intact, and `maild shunt replay` puts it back in line. Nothing is lost, nothing half-done.
+Each message is processed in one transaction, so its ticket change and the mail it causes commit together;
+the decoding that needs no store comes before it (`Prepares`). A step that raises rolls the whole message
+back; the message is then shunted with the step's name and the error, kept intact, and `maild shunt replay`
+puts it back in line. Nothing is lost, nothing half-done.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from maild.handlers.base import Context, Handler, Stop
+from maild.handlers.base import Context, Handler, Prepares, Stop
 from maild.metrics import Metrics
 from maild.store import Store, Tx
 from maild.store.inbound import DONE, DROPPED, PENDING, SHUNTED
@@ -44,6 +45,7 @@ class Pipeline:
     def __init__(self, store: Store, handlers: Sequence[Handler], metrics: Metrics | None = None) -> None:
         self.store = store
         self.handlers = handlers
+        self.preparers = [h for h in handlers if isinstance(h, Prepares)]
         self.metrics = metrics
 
     async def process(self, inbound_id: int) -> Result | None:
@@ -55,12 +57,16 @@ class Pipeline:
         return result
 
     async def _process(self, inbound_id: int) -> Result | None:
+        async with self.store.snapshot() as tx:
+            inbound = await tx.get_inbound(inbound_id)
+        if inbound is None or inbound.state != PENDING:
+            return None
+        ctx = Context(inbound=inbound)
         try:
+            await self._prepare(ctx)
             async with self.store.transaction() as tx:
-                inbound = await tx.get_inbound(inbound_id)
-                if inbound is None or inbound.state != PENDING:
-                    return None
-                ctx = Context(inbound=inbound)
+                if await tx.inbound_state(inbound_id) != PENDING:
+                    return None  # another process (maild inject, shunt replay) took it meanwhile
                 stop = await self._run_steps(ctx, tx)
                 ticket_id = ctx.ticket.id if ctx.ticket else None
                 state = DROPPED if stop else DONE
@@ -82,6 +88,13 @@ class Pipeline:
                 )
             return Result(inbound_id, SHUNTED, reason=str(failed))
         return Result(inbound_id, state, ticket_id, stop.reason if stop else None)
+
+    async def _prepare(self, ctx: Context) -> None:
+        for handler in self.preparers:
+            try:
+                await handler.prepare(ctx)
+            except Exception as exc:
+                raise _StepFailed(handler.name, exc) from exc
 
     async def _run_steps(self, ctx: Context, tx: Tx) -> Stop | None:
         for handler in self.handlers:

@@ -69,7 +69,7 @@ def test_loop_guard_marks_machine_mail_and_passes_people(tmp_path: Path) -> None
             (make_mail(), CUSTOMER),
         ):
             ctx = context(raw, envelope_from)
-            await Parse(services).process(ctx, tx)
+            await Parse(services).prepare(ctx)
             await LoopGuard(services).process(ctx, tx)
             found.append(ctx.automatic)
         return found
@@ -86,7 +86,7 @@ def test_loop_guard_stops_our_own_mail(tmp_path: Path) -> None:
     async def body(tx: Tx, config: Config) -> object:
         services = build_services(config, tx.clock)
         ctx = context(make_mail(headers={"X-Maild-Loop": SUPPORT}))
-        await Parse(services).process(ctx, tx)
+        await Parse(services).prepare(ctx)
         return await LoopGuard(services).process(ctx, tx)
 
     outcome = with_tx(tmp_path, body)
@@ -99,7 +99,7 @@ def test_identify_recognises_agents_case_insensitively(tmp_path: Path) -> None:
     async def body(tx: Tx, config: Config) -> Context:
         services = build_services(config, tx.clock)
         ctx = context(make_mail(sender="Ana <ANA@Example.COM>"))
-        await Parse(services).process(ctx, tx)
+        await Parse(services).prepare(ctx)
         await Identify(services).process(ctx, tx)
         return ctx
 
@@ -123,7 +123,7 @@ def test_thread_prefers_the_token_and_ignores_unknown_ones(tmp_path: Path) -> No
         found = []
         for subject in (f"Re: [ACME#{second.id}]", "Re: [ACME#77]"):
             ctx = context(make_mail(subject=subject, references=["<old@x>"]))
-            await Parse(services).process(ctx, tx)
+            await Parse(services).prepare(ctx)
             await Thread(services).process(ctx, tx)
             found.append(ctx.ticket.id if ctx.ticket else None)
         return found[0], found[1]
@@ -165,3 +165,43 @@ def test_parse_mail_refuses_hostile_shapes_and_reads_odd_encodings() -> None:
         b"From: a@example.org\rSubject: x\rContent-Type: text/plain; charset=iso-2022-jp\r\r" + jis, "<f@x>"
     )
     assert mail.text == "こんにちは" and mail.from_address == "a@example.org"
+
+
+def test_prepare_runs_before_the_transaction_so_the_store_stays_free(tmp_path: Path) -> None:
+    """The pipeline decodes a mail (a step's `prepare`) before it opens the message's transaction: a spool
+    commit made meanwhile does not wait for the decoding, and the step's `process` still runs in order."""
+    from maild.pipeline import Pipeline
+    from maild.spool import Spooler
+
+    config = config_for(tmp_path)
+    envelope = Envelope(source="test", mail_from=CUSTOMER, rcpt_to=(SUPPORT,))
+    order: list[str] = []
+
+    class SlowDecoder:
+        name = "slow_decoder"
+
+        def __init__(self, store: Store) -> None:
+            self.store = store
+
+        async def prepare(self, ctx: Context) -> None:
+            order.append("prepare")
+            # Another writer commits while this step is decoding; with the store held it would time out.
+            spooled = await asyncio.wait_for(Spooler(self.store).put(envelope, make_mail(subject="meanwhile")), 5)
+            order.append(f"spooled {spooled.inbound_id}")
+
+        async def process(self, ctx: Context, tx: Tx) -> Stop:
+            order.append("process")
+            return Stop("done")
+
+    async def scenario() -> str | None:
+        store = await Store.open(config.db_path)
+        try:
+            first = await Spooler(store).put(envelope, make_mail())
+            assert first.inbound_id is not None
+            result = await Pipeline(store, [SlowDecoder(store)]).process(first.inbound_id)
+            return result.state if result else None
+        finally:
+            await store.close()
+
+    assert asyncio.run(scenario()) == "dropped"
+    assert order == ["prepare", "spooled 2", "process"]

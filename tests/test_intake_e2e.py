@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import smtplib
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from maild.intake.smtp import IntakeHandler, SmtpListener
 from maild.pipeline import Pipeline
 from maild.spool import Spooler
 from maild.store import Store, Tx
-from tests.helpers import ANA, BILLING, CUSTOMER, SUPPORT, Daemon, Smarthost, make_mail
+from tests.helpers import ANA, BILLING, CUSTOMER, SUPPORT, Daemon, Smarthost, make_mail, wait_until
 
 CONTRACT_TICKET_KEYS = {
     "id",
@@ -306,3 +307,25 @@ def test_inject_tempfails_on_a_broken_config(tmp_path: Path, smarthost: Smarthos
     result = daemon.cli("inject", stdin=make_mail(), check=False)
     assert result.returncode == 75
     assert result.stderr.strip() == "maild: config: bogus: unknown key"
+
+
+def test_mail_that_cannot_be_decoded_is_shunted_at_parse_and_kept(daemon: Daemon, smarthost: Smarthost) -> None:
+    """A mail refused by the decoder (here 600 MIME parts) gets its 250, is kept whole and shunted with the
+    step "parse" and the reason; it opens no ticket and sends nothing."""
+    parts = "".join(f"--B\r\nContent-Type: text/plain\r\n\r\npart {n}\r\n" for n in range(600))
+    raw = (
+        f"From: {CUSTOMER}\r\nTo: {SUPPORT}\r\nSubject: Many parts\r\nMessage-ID: <parts@customer.example>\r\n"
+        f'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="B"\r\n\r\n{parts}--B--\r\n'
+    ).encode()
+    assert daemon.send(raw) == {}
+    wait_until(lambda: daemon.spool_states() == {"shunted": 1}, 10, "the shunt")
+    [shunted] = json.loads(daemon.cli("shunt", "list", "--json").stdout)
+    assert shunted["step"] == "parse"
+    assert "more than 500 MIME parts" in shunted["error"]
+    assert daemon.tickets() == []
+    daemon.stop()
+    assert smarthost.mails == []
+    db = sqlite3.connect(daemon.workdir / "data" / "maild.sqlite3")
+    [(kept,)] = db.execute("SELECT raw FROM inbound").fetchall()
+    db.close()
+    assert kept.count(b"\r\n--B\r\n") == 600 and kept.endswith(b"--B--\r\n")

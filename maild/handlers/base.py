@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from maild.automail import Bounce
 from maild.blobs import BlobStore
@@ -93,3 +93,14 @@ class Handler(Protocol):
     name: str
 
     async def process(self, ctx: Context, tx: Tx) -> Outcome: ...
+
+
+@runtime_checkable
+class Prepares(Protocol):
+    """A step with work that needs no store (decoding the mail): the pipeline runs ``prepare`` for every
+    such step before it opens the message's transaction, so the store's one writer is not held meanwhile
+    (spool commits, and with them the SMTP 250s, wait for it). ``process`` then runs in order as usual."""
+
+    name: str
+
+    async def prepare(self, ctx: Context) -> None: ...

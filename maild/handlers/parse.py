@@ -1,4 +1,7 @@
-"""parse: decode the raw message once; everything later reads the parsed fields."""
+"""parse: decode the raw message once; everything later reads the parsed fields.
+
+The decoding is this step's `prepare`, done before the message's transaction (see `Prepares`).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ class Parse:
     def __init__(self, services: Services) -> None:
         self.domain = services.config.support_address.rpartition("@")[2]
 
-    async def process(self, ctx: Context, tx: Tx) -> Outcome:
+    async def prepare(self, ctx: Context) -> None:
         raw = ctx.inbound.raw
         fallback = content_message_id(raw, self.domain)
         # Large messages parse in a thread so the SMTP sessions keep being served meanwhile.
@@ -24,4 +27,6 @@ class Parse:
         else:
             ctx.mail = parse_mail(raw, fallback)
         ctx.text = ctx.mail.text
+
+    async def process(self, ctx: Context, tx: Tx) -> Outcome:
         return CONTINUE

@@ -39,6 +39,10 @@ class InboundQueries(QueryBase):
         row = await self.one("SELECT * FROM inbound WHERE id = ?", (inbound_id,))
         return _inbound(row) if row else None
 
+    async def inbound_state(self, inbound_id: int) -> str | None:
+        row = await self.one("SELECT state FROM inbound WHERE id = ?", (inbound_id,))
+        return str(row[0]) if row else None
+
     async def finish_inbound(
         self,
         inbound_id: int,
