@@ -91,7 +91,7 @@ class Composer:
         """Render a draft into RFC 5322 bytes (CRLF) with our own Message-ID."""
         message_id = make_msgid(idstring=f"t{ticket_id}" if ticket_id else "maild", domain=self.domain)
         content, body = _body(draft)
-        headers: list[tuple[str, str | Header]] = [
+        headers: _Headers = [
             *content,
             ("From", self.from_header),
             ("To", _text(", ".join(draft.to))),
@@ -120,7 +120,7 @@ class Composer:
 
 
 # The body is written here rather than by email.generator: our mails have one fixed shape (a text part,
-# then base64 attachments), and the generic generator cost ~0.2 ms per mail, ~1.7 ms with a 20 KB attachment
+# then base64 attachments), and the generic generator cost ~0.15 ms per mail, ~1.3 ms with a 20 KB attachment
 # (its per-line writes). Headers still go through compat32's folding, so their encoding is the stdlib's.
 _LINE_END = re.compile(r"\r\n|\r|\n")
 _Headers = list[tuple[str, "str | Header"]]

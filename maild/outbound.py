@@ -69,7 +69,7 @@ class SmtpTransport:
         except (aiosmtplib.SMTPRecipientsRefused, aiosmtplib.SMTPResponseException) as exc:
             return _failed(mail, exc)  # aiosmtplib has reset the envelope (RSET): the session goes on
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            await self._drop()  # the session broke: the next mail connects afresh
+            self._drop()  # the session broke: the next mail connects afresh
             return _failed(mail, exc)
         result = Delivery()
         for rcpt in mail.rcpt_to:
@@ -106,7 +106,7 @@ class SmtpTransport:
             self._client = client
         return self._client
 
-    async def _drop(self) -> None:
+    def _drop(self) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None
