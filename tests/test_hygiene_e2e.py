@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import smtplib
 import time
 from collections.abc import Callable
@@ -146,3 +147,46 @@ def test_bounce_of_our_notice_is_recorded_not_threaded_as_a_reply(daemon: Daemon
     assert detail["status"] == "new" and len(daemon.tickets()) == 1
     time.sleep(0.5)
     assert len(smarthost.mails) == before
+
+
+def _header_names(raw: bytes) -> list[bytes]:
+    """The names of a mail's top-level headers, as its recipient's MTA reads them."""
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    return [line.split(b":", 1)[0].lower() for line in head.split(b"\r\n") if line and line[:1] not in b" \t"]
+
+
+def test_encoded_line_breaks_from_strangers_never_become_headers(daemon: Daemon, smarthost: Smarthost) -> None:
+    """A subject and an attachment name whose encoded words decode to CR LF + "Bcc: ..." reach the
+    acknowledgement, the agents' notices and the relay as text on one line: no Bcc or X-Evil header is
+    added, and nobody but the intended recipients is mailed. (Two layers guard this: parsing keeps names and
+    subjects on one line, and so does the composer, whose guard test_units checks alone.)"""
+    victim = "victim@elsewhere.example"
+    first = (
+        f"From: {CUSTOMER}\r\nTo: {SUPPORT}\r\nSubject: =?utf-8?q?Hello=0D=0ABcc=3A_{victim}?=\r\n"
+        "Message-ID: <inject-1@client.example.org>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\n"
+        "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nMy printer is on fire.\r\n"
+    ).encode()
+    daemon.send(first)
+    [ack] = smarthost.wait_for(CUSTOMER)
+    ticket = daemon.tickets()[0]
+    notices = [smarthost.wait_for(agent)[0] for agent in (ANA, LUIS)]
+    # An agent answers with an attachment whose RFC 2231 name decodes to a header line.
+    reply = (
+        f"From: Ana <{ANA}>\r\nTo: {SUPPORT}\r\nSubject: Re: {ticket['token']}\r\n"
+        "Message-ID: <inject-2@client.example.org>\r\nDate: Mon, 23 Nov 2026 10:05:00 +0000\r\n"
+        'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b1"\r\n\r\n'
+        "--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHere is the report.\r\n"
+        "--b1\r\nContent-Type: application/pdf\r\n"
+        "Content-Disposition: attachment; filename*=utf-8''report%0D%0AX-Evil%3A%201.pdf\r\n"
+        "Content-Transfer-Encoding: base64\r\n\r\nJVBERg==\r\n--b1--\r\n"
+    ).encode()
+    daemon.send(reply, mail_from=ANA)
+    relayed = wait_until(lambda: [m for m in smarthost.to(CUSTOMER) if "the report" in m.body], 10, "relay")[0]
+    for mail in (ack, *notices, relayed):
+        assert b"bcc" not in _header_names(mail.raw) and b"x-evil" not in _header_names(mail.raw)
+        assert victim not in mail.rcpt_to
+    assert re.search(rf"Hello\s+Bcc: {victim}$", ack["Subject"])  # the text survives, on one line
+    (part,) = relayed.message.iter_attachments()
+    assert re.fullmatch(r"report\s+X-Evil: 1\.pdf", str(part.get_filename()))
+    assert part.get_content() == b"%PDF"
+    assert all(victim not in m.rcpt_to for m in smarthost.mails)
