@@ -55,6 +55,7 @@ from typing import Literal, TypeAlias
 
 from maild.config import PRIORITIES
 from maild.durations import parse_duration
+from maild.refusals import Text
 from maild.statuses import (
     RESOLUTION_METHODS,
     STATUSES,
@@ -208,8 +209,8 @@ class CommandError:
 
     line: str
     lineno: int
-    reason: str
-    accepted: str
+    reason: Text  # English as a str; the error mail says it in the agent's language
+    accepted: Text
     keyword: str = ""  # canonical keyword of the refused line; "" for "too many commands"
 
 
@@ -289,23 +290,22 @@ ASSIGN_NONE = frozenset({"none", "nadie"})
 CATEGORY_NONE = frozenset({"none", "ninguna"})
 NONBILLABLE = frozenset({"nonbillable", "non_billable", "nofacturable", "no_facturable"})
 
-_STATUS_ACCEPTED = (
-    "one of " + ", ".join(s for s in STATUSES if s != WAITING_UNTIL) + "; for waiting_until: #wait until DATE"
-)
-_WAIT_ACCEPTED = "customer, third_party or until YYYY-MM-DD [HH:MM]"
-_DATE_ACCEPTED = "YYYY-MM-DD, YYYY-MM-DD HH:MM or YYYY-MM-DDTHH:MM"
-_POSTPONE_ACCEPTED = "a duration, e.g. 4h, 2d, 1w, 1d12h (at most 365d)"
-_TIME_ACCEPTED = "#time DURATION [nonbillable] [note], DURATION e.g. 45m, 1h30m, 1.5h, 1:30 (at most 24h)"
-_RESOLVE_ACCEPTED = "one of " + ", ".join(RESOLUTION_METHODS) + ", then an optional note"
-_ASSIGN_ACCEPTED = "me, none, an address or an agent's name"
-_PRIORITY_ACCEPTED = "one of " + ", ".join(PRIORITIES)
-_NAME_ACCEPTED = "one name of letters, digits, '.', '_' or '-'"
-_CATEGORY_ACCEPTED = _NAME_ACCEPTED + ", or none"
-_TAG_ACCEPTED = "+tag to add, -tag to remove, e.g. #tag +vip -printer"
-_CC_ACCEPTED = "+address to add, -address to remove, e.g. #cc +ana@example.com"
-_ADDRESS_ACCEPTED = "one address, e.g. ana@example.com"
-_LINK_ACCEPTED = "a ticket id: 12, #12 or [ACME#12]"
-_NO_ARGUMENTS = "the keyword alone, nothing after it"
+# What would have been accepted, shown under each refused line (maild.refusals words them per language).
+_STATUS_ACCEPTED = Text("accepted status", statuses=", ".join(s for s in STATUSES if s != WAITING_UNTIL))
+_WAIT_ACCEPTED = Text("accepted wait")
+_DATE_ACCEPTED = Text("accepted date")
+_POSTPONE_ACCEPTED = Text("accepted postpone")
+_TIME_ACCEPTED = Text("accepted time")
+_RESOLVE_ACCEPTED = Text("accepted resolve", methods=", ".join(RESOLUTION_METHODS))
+_ASSIGN_ACCEPTED = Text("accepted assign")
+_PRIORITY_ACCEPTED = Text("accepted one of", values=", ".join(PRIORITIES))
+_NAME_ACCEPTED = Text("accepted name")
+_CATEGORY_ACCEPTED = Text("accepted category")
+_TAG_ACCEPTED = Text("accepted tag")
+_CC_ACCEPTED = Text("accepted cc")
+_ADDRESS_ACCEPTED = Text("accepted address")
+_LINK_ACCEPTED = Text("accepted link")
+_NO_ARGUMENTS = Text("accepted nothing")
 
 # --- syntax --------------------------------------------------------------------------------------------------
 
@@ -323,7 +323,7 @@ _SEPARATORS = re.compile(r"[\s,;]+")
 class _Refused(Exception):
     """A known command with bad arguments: why, and what would have been accepted."""
 
-    def __init__(self, reason: str, accepted: str) -> None:
+    def __init__(self, reason: Text, accepted: Text) -> None:
         super().__init__(reason)
         self.reason = reason
         self.accepted = accepted
@@ -334,59 +334,59 @@ def _fold(word: str) -> str:
     return unicodedata.normalize("NFC", word).lower().replace("-", "_")
 
 
-def _choose(rest: str, table: Mapping[str, str], what: str, accepted: str) -> str:
+def _choose(rest: str, table: Mapping[str, str], what: Text, accepted: Text) -> str:
     words = rest.split()
     if not words:
-        raise _Refused(f"missing {what}", accepted)
+        raise _Refused(Text("missing", what=what), accepted)
     if len(words) > 1:
-        raise _Refused(f"expected one {what}, got {rest!r}", accepted)
+        raise _Refused(Text("one expected", what=what, got=repr(rest)), accepted)
     value = table.get(_fold(words[0]))
     if value is None:
-        raise _Refused(f"unknown {what} {words[0]!r}", accepted)
+        raise _Refused(Text("unknown", what=what, got=repr(words[0])), accepted)
     return value
 
 
 def _no_arguments(rest: str) -> None:
     if rest:
-        raise _Refused(f"takes no arguments, got {rest!r}", _NO_ARGUMENTS)
+        raise _Refused(Text("no arguments", got=repr(rest)), _NO_ARGUMENTS)
 
 
-def _address(token: str, accepted: str) -> str:
+def _address(token: str, accepted: Text) -> str:
     if not _ADDRESS.fullmatch(token):
-        raise _Refused(f"not an address: {token!r}", accepted)
+        raise _Refused(Text("not an address", got=repr(token)), accepted)
     return token.lower()
 
 
 def _mailbox(rest: str) -> tuple[str, str]:
     """(display name, address) from "addr", "<addr>" or "Name <addr>"."""
     if not rest:
-        raise _Refused("missing address", _ADDRESS_ACCEPTED)
+        raise _Refused(Text("missing", what=Text("address")), _ADDRESS_ACCEPTED)
     bracketed = _MAILBOX.fullmatch(rest)
     if bracketed:
         return " ".join((bracketed.group(1) or "").split()), _address(bracketed.group(2), _ADDRESS_ACCEPTED)
     if len(rest.split()) > 1:
-        raise _Refused(f"expected one address, got {rest!r}", _ADDRESS_ACCEPTED)
+        raise _Refused(Text("one expected", what=Text("address"), got=repr(rest)), _ADDRESS_ACCEPTED)
     return "", _address(rest, _ADDRESS_ACCEPTED)
 
 
-def _name(rest: str, what: str, accepted: str) -> str:
+def _name(rest: str, what: Text, accepted: Text) -> str:
     words = rest.split()
     if not words:
-        raise _Refused(f"missing {what} name", accepted)
+        raise _Refused(Text("missing name", what=what), accepted)
     if len(words) > 1 or not all(c.isalnum() or c in "._-" for c in words[0]):
-        raise _Refused(f"not a {what} name: {rest!r}", accepted)
+        raise _Refused(Text("not a name", what=what, got=repr(rest)), accepted)
     return words[0]
 
 
-def _bounded(delta: timedelta, limit: timedelta, limit_text: str, accepted: str) -> timedelta:
+def _bounded(delta: timedelta, limit: timedelta, limit_text: str, accepted: Text) -> timedelta:
     if delta <= timedelta(0):
-        raise _Refused("the duration must be more than zero", accepted)
+        raise _Refused(Text("duration zero"), accepted)
     if delta > limit:
-        raise _Refused(f"the duration must be at most {limit_text}", accepted)
+        raise _Refused(Text("duration too long", limit=limit_text), accepted)
     return delta
 
 
-def _signed(rest: str, what: str, accepted: str) -> tuple[list[str], list[str]]:
+def _signed(rest: str, what: Text, accepted: Text) -> tuple[list[str], list[str]]:
     """Split "+a -b c" into (added, removed) raw names; a bare name is added."""
     add: list[str] = []
     remove: list[str] = []
@@ -395,18 +395,20 @@ def _signed(rest: str, what: str, accepted: str) -> tuple[list[str], list[str]]:
             continue
         sign, name = (token[0], token[1:]) if token[0] in "+-" else ("+", token)
         if not name:
-            raise _Refused(f"{token!r} names no {what}", accepted)
+            raise _Refused(Text("names nothing", got=repr(token), what=what), accepted)
         (add if sign == "+" else remove).append(name)
     if not add and not remove:
-        raise _Refused(f"missing {what}", accepted)
+        raise _Refused(Text("missing", what=what), accepted)
     return add, remove
 
 
-def _add_remove(add: list[str], remove: list[str], what: str, accepted: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _add_remove(
+    add: list[str], remove: list[str], what: Text, accepted: Text
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
     added, removed = tuple(dict.fromkeys(add)), tuple(dict.fromkeys(remove))
     both = [name for name in added if name in removed]
     if both:
-        raise _Refused(f"{what} {both[0]} is both added and removed", accepted)
+        raise _Refused(Text("added and removed", what=what, name=both[0]), accepted)
     return added, removed
 
 
@@ -414,44 +416,44 @@ def _add_remove(add: list[str], remove: list[str], what: str, accepted: str) -> 
 
 
 def _status(rest: str) -> SetStatus:
-    status = _choose(rest, STATUS_VALUES, "status", _STATUS_ACCEPTED)
+    status = _choose(rest, STATUS_VALUES, Text("status"), _STATUS_ACCEPTED)
     if status == WAITING_UNTIL:
-        raise _Refused("waiting_until needs a date: use #wait until YYYY-MM-DD [HH:MM]", _STATUS_ACCEPTED)
+        raise _Refused(Text("waiting_until needs a date"), _STATUS_ACCEPTED)
     return SetStatus(status)
 
 
 def _wait(rest: str) -> Wait:
     words = rest.split(maxsplit=1)
     if not words:
-        raise _Refused("missing what to wait for", _WAIT_ACCEPTED)
+        raise _Refused(Text("missing wait"), _WAIT_ACCEPTED)
     kind = WAIT_VALUES.get(_fold(words[0]))
     if kind is None:
-        raise _Refused(f"unknown wait {words[0]!r}", _WAIT_ACCEPTED)
+        raise _Refused(Text("unknown wait", got=repr(words[0])), _WAIT_ACCEPTED)
     if kind != "until":
         if len(words) > 1:
-            raise _Refused(f"unexpected {words[1]!r} after {words[0]}", _WAIT_ACCEPTED)
+            raise _Refused(Text("unexpected after", got=repr(words[1]), word=words[0]), _WAIT_ACCEPTED)
         return Wait(kind, None)
     if len(words) == 1:
-        raise _Refused(f"missing date after {words[0]}", _DATE_ACCEPTED)
+        raise _Refused(Text("missing date after", word=words[0]), _DATE_ACCEPTED)
     return Wait("until", _date(words[1].strip()))
 
 
 def _date(text: str) -> datetime:
     found = _DATE.fullmatch(text)
     if not found:
-        raise _Refused(f"not a date: {text!r}", _DATE_ACCEPTED)
+        raise _Refused(Text("not a date", got=repr(text)), _DATE_ACCEPTED)
     year, month, day, hour, minute = (int(part) if part else 0 for part in found.groups())
     try:
         # Naive on purpose: the caller knows the configured time zone, this module does not.
         return datetime(year, month, day, hour, minute)
     except ValueError:
-        raise _Refused(f"no such date: {text!r}", _DATE_ACCEPTED) from None
+        raise _Refused(Text("no such date", got=repr(text)), _DATE_ACCEPTED) from None
 
 
 def _time(rest: str) -> TimeEntry:
     tokens = list(re.finditer(r"\S+", rest))
     if not tokens:
-        raise _Refused("missing duration", _TIME_ACCEPTED)
+        raise _Refused(Text("missing", what=Text("duration")), _TIME_ACCEPTED)
     # "1h 30m" is one duration: take the longest run of the first few words that reads as one.
     delta, used = None, 0
     for count in range(min(4, len(tokens)), 0, -1):
@@ -462,7 +464,7 @@ def _time(rest: str) -> TimeEntry:
         used = count
         break
     if delta is None:
-        raise _Refused(f"not a duration: {tokens[0].group()!r}", _TIME_ACCEPTED)
+        raise _Refused(Text("not a duration", got=repr(tokens[0].group())), _TIME_ACCEPTED)
     _bounded(delta, MAX_TIME_ENTRY, "24h", _TIME_ACCEPTED)
     billable = True
     if used < len(tokens) and _fold(tokens[used].group()) in NONBILLABLE:
@@ -475,13 +477,13 @@ def _time(rest: str) -> TimeEntry:
 
 def _resolve(rest: str) -> Resolve:
     words = rest.split(maxsplit=1)
-    method = _choose(words[0] if words else "", RESOLUTION_VALUES, "resolution method", _RESOLVE_ACCEPTED)
+    method = _choose(words[0] if words else "", RESOLUTION_VALUES, Text("resolution method"), _RESOLVE_ACCEPTED)
     return Resolve(method=method, note=words[1].strip() if len(words) > 1 else "")
 
 
 def _assign(rest: str) -> Assign:
     if not rest:
-        raise _Refused("missing assignee", _ASSIGN_ACCEPTED)
+        raise _Refused(Text("missing", what=Text("assignee")), _ASSIGN_ACCEPTED)
     folded = _fold(rest)
     if folded in ASSIGN_ME:
         return Assign("me", "me")
@@ -496,32 +498,36 @@ def _assign(rest: str) -> Assign:
 
 
 def _priority(rest: str) -> Priority:
-    return Priority(_choose(rest, PRIORITY_VALUES, "priority", _PRIORITY_ACCEPTED))
+    return Priority(_choose(rest, PRIORITY_VALUES, Text("priority"), _PRIORITY_ACCEPTED))
 
 
 def _queue(rest: str) -> SetQueue:
-    return SetQueue(_name(rest, "queue", _NAME_ACCEPTED))
+    return SetQueue(_name(rest, Text("queue"), _NAME_ACCEPTED))
 
 
 def _category(rest: str) -> SetCategory:
     if _fold(rest) in CATEGORY_NONE:
         return SetCategory(None)
-    return SetCategory(_name(rest, "category", _CATEGORY_ACCEPTED))
+    return SetCategory(_name(rest, Text("category"), _CATEGORY_ACCEPTED))
 
 
 def _tag(rest: str) -> Tags:
-    add, remove = _signed(rest, "tag", _TAG_ACCEPTED)
+    add, remove = _signed(rest, Text("tag"), _TAG_ACCEPTED)
     for name in add + remove:
         if not _TAG.fullmatch(name):
-            raise _Refused(f"not a tag: {name!r}", _TAG_ACCEPTED)
-    added, removed = _add_remove([n.lower() for n in add], [n.lower() for n in remove], "tag", _TAG_ACCEPTED)
+            raise _Refused(Text("not a tag", got=repr(name)), _TAG_ACCEPTED)
+    lower = [n.lower() for n in add], [n.lower() for n in remove]
+    added, removed = _add_remove(*lower, Text("tag"), _TAG_ACCEPTED)
     return Tags(add=added, remove=removed)
 
 
 def _cc(rest: str) -> Cc:
-    add, remove = _signed(rest, "address", _CC_ACCEPTED)
+    add, remove = _signed(rest, Text("address"), _CC_ACCEPTED)
     added, removed = _add_remove(
-        [_address(a, _CC_ACCEPTED) for a in add], [_address(a, _CC_ACCEPTED) for a in remove], "address", _CC_ACCEPTED
+        [_address(a, _CC_ACCEPTED) for a in add],
+        [_address(a, _CC_ACCEPTED) for a in remove],
+        Text("address"),
+        _CC_ACCEPTED,
     )
     return Cc(add=added, remove=removed)
 
@@ -533,23 +539,23 @@ def _internal(rest: str) -> Internal:
 
 def _postpone(rest: str) -> Postpone:
     if not rest:
-        raise _Refused("missing duration", _POSTPONE_ACCEPTED)
+        raise _Refused(Text("missing", what=Text("duration")), _POSTPONE_ACCEPTED)
     try:
         delta = parse_duration(rest)
     except ValueError:
-        raise _Refused(f"not a duration: {rest!r}", _POSTPONE_ACCEPTED) from None
+        raise _Refused(Text("not a duration", got=repr(rest)), _POSTPONE_ACCEPTED) from None
     return Postpone(_bounded(delta, MAX_POSTPONE, "365d", _POSTPONE_ACCEPTED))
 
 
 def _link(rest: str) -> Link:
     if not rest:
-        raise _Refused("missing ticket id", _LINK_ACCEPTED)
+        raise _Refused(Text("missing", what=Text("ticket id")), _LINK_ACCEPTED)
     found = _LINK.fullmatch(rest)
     if not found:
-        raise _Refused(f"not a ticket id: {rest!r}", _LINK_ACCEPTED)
+        raise _Refused(Text("not a ticket id", got=repr(rest)), _LINK_ACCEPTED)
     ticket_id = int(found.group(1) or found.group(2))
     if ticket_id < 1:
-        raise _Refused("ticket ids start at 1", _LINK_ACCEPTED)
+        raise _Refused(Text("ticket ids start at 1"), _LINK_ACCEPTED)
     return Link(ticket_id)
 
 
@@ -633,7 +639,12 @@ def parse_commands(text: str) -> ParsedCommands:
         if seen > MAX_COMMANDS:
             if seen == MAX_COMMANDS + 1:
                 errors.append(
-                    CommandError(line.strip(), lineno, "too many commands", f"at most {MAX_COMMANDS} in one mail")
+                    CommandError(
+                        line.strip(),
+                        lineno,
+                        Text("too many commands"),
+                        Text("accepted at most", count=MAX_COMMANDS),
+                    )
                 )
             continue
         try:

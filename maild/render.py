@@ -13,6 +13,7 @@ from typing import Any
 import jinja2
 
 from maild.models import Ticket
+from maild.refusals import localize
 from maild.tokens import format_token
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -27,6 +28,12 @@ class Rendered:
 def ticket_vars(ticket: Ticket, prefix: str, from_name: str) -> dict[str, Any]:
     """What every ticket template may use: the ticket, its token and our name."""
     return {"ticket": ticket, "token": format_token(prefix, ticket.id), "from_name": from_name}
+
+
+@jinja2.pass_context
+def _localize(context: jinja2.runtime.Context, value: Any) -> str:
+    """``{{ error.reason | localize }}``: a refusal's reason in the language of the mail being rendered."""
+    return localize(value, context["language"])
 
 
 class TemplateError(Exception):
@@ -46,13 +53,14 @@ class Renderer:
             trim_blocks=True,
             lstrip_blocks=True,
         )
+        self._env.filters["localize"] = _localize
 
     def render(self, name: str, language: str | None = None, **context: Any) -> Rendered:
         """Render ``<language>/<name>.txt`` (falling back to the default language) into subject and body."""
         chosen = language or self.default_language
         try:
             template = self._env.get_or_select_template([f"{chosen}/{name}.txt", f"{self.default_language}/{name}.txt"])
-            text = template.render(**context)
+            text = template.render(**{"language": chosen, **context})
         except jinja2.TemplateNotFound as exc:
             raise TemplateError(f"no template {name!r} for language {chosen!r}") from exc
         head, sep, body = text.partition("\n\n")

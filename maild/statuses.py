@@ -41,7 +41,11 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 
 
 class TransitionRefused(ValueError):
-    """A status change the table does not allow."""
+    """A status change the table does not allow; ``allowed`` lists where ``old`` may go ("" for nowhere)."""
+
+    def __init__(self, old: str, new: str, allowed: str) -> None:
+        super().__init__(f"{old} → {new} is not allowed (from {old}: {allowed or 'none'})")
+        self.old, self.new, self.allowed = old, new, allowed
 
 
 def check_transition(old: str, new: str) -> None:
@@ -49,5 +53,4 @@ def check_transition(old: str, new: str) -> None:
     if old == new:
         return
     if new not in TRANSITIONS.get(old, frozenset()):
-        allowed = ", ".join(s for s in STATUSES if s in TRANSITIONS.get(old, frozenset())) or "none"
-        raise TransitionRefused(f"{old} → {new} is not allowed (from {old}: {allowed})")
+        raise TransitionRefused(old, new, ", ".join(s for s in STATUSES if s in TRANSITIONS.get(old, frozenset())))

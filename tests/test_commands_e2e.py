@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Callable
 from typing import Any
 
 from tests.helpers import ANA, CUSTOMER, LUIS, SUPPORT, Daemon, Smarthost, make_mail, wait_until
@@ -69,6 +70,23 @@ def test_one_bad_command_applies_nothing_and_names_the_line(daemon: Daemon, smar
     assert detail["priority"] == "normal" and detail["status"] == "new" and detail["time_entries"] == []
     assert detail["assignee"] is None
     assert detail["messages"][-1]["visibility"] == "internal"
+
+
+def test_error_mail_speaks_the_configured_language(start_daemon: Callable[..., Daemon], smarthost: Smarthost) -> None:
+    """With language = "es" the error mail gives each line's reason and what is accepted in Spanish, the
+    command words and values as the agent types them."""
+    daemon = start_daemon(language="es")
+    ticket = new_ticket(daemon, smarthost)
+    agent_mail(daemon, ticket, "#status dormido\n#time 30h\n#link abc\nNo enviar.\n")
+    [error] = wait_until(lambda: smarthost.matching(ANA, "Comandos rechazados"), 10, "error mail")
+    assert "línea 1: valor desconocido para el estado: 'dormido'" in error.body
+    assert "se acepta: uno de new, open, waiting_customer" in error.body
+    assert "línea 2: la duración no puede pasar de 24h" in error.body
+    assert "línea 3: no es un número de ticket: 'abc'" in error.body
+    assert "se acepta: un número de ticket: 12, #12 o [ACME#12]" in error.body
+    for english in ("unknown status", "the duration must", "not a ticket id", "accepted:", "one of"):
+        assert english not in error.body
+    assert daemon.ticket(ticket["id"])["status"] == "new"  # nothing applied
 
 
 def test_customer_commands_are_plain_text(daemon: Daemon, smarthost: Smarthost) -> None:

@@ -752,3 +752,43 @@ def test_no_argument_makes_the_parser_raise(keyword: str, junk: str) -> None:
         assert error.reason
         assert error.accepted
         assert error.keyword == keyword
+
+
+def test_every_refusal_is_worded_in_every_template_language_with_the_same_fields() -> None:
+    """Each catalog entry has English and Spanish wording using the same {fields}, so an error mail in
+    either language can always be rendered."""
+    import string
+
+    from maild.config import LANGUAGES
+    from maild.refusals import CATALOG
+
+    for key, wordings in CATALOG.items():
+        assert set(wordings) == set(LANGUAGES), key
+        fields = {lang: {f for _, f, _, _ in string.Formatter().parse(text) if f} for lang, text in wordings.items()}
+        assert fields["es"] == fields["en"], key
+
+
+@pytest.mark.parametrize(
+    "line,english,spanish",
+    [
+        ("#priority", "missing priority", "falta la prioridad"),
+        (
+            "#priority low high",
+            "expected one priority, got 'low high'",
+            "se esperaba un solo valor para la prioridad: 'low high'",
+        ),
+        ("#queue", "missing queue name", "falta el nombre de cola"),
+        ("#tag +vip -vip", "tag vip is both added and removed", "la etiqueta vip se añade y se quita a la vez"),
+        ("#cc +", "'+' names no address", "a '+' le falta la dirección"),
+        ("#wait until 2026-02-30", "no such date: '2026-02-30'", "esa fecha no existe: '2026-02-30'"),
+        ("#internal now", "takes no arguments, got 'now'", "no admite nada detrás; se recibió 'now'"),
+    ],
+)
+def test_refusals_read_in_english_and_spanish(line: str, english: str, spanish: str) -> None:
+    """The reason is English as a string (logs, tests) and Spanish in a Spanish mail."""
+    from maild.refusals import localize
+
+    [error] = parse_commands(line).errors
+    assert error.reason == english
+    assert localize(error.reason, "es") == spanish
+    assert localize(error.accepted, "es") != error.accepted  # what is accepted is worded in Spanish too

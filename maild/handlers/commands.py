@@ -34,13 +34,14 @@ from maild.compose import Draft
 from maild.config import DEFAULT_QUEUE
 from maild.durations import format_duration
 from maild.handlers.base import CONTINUE, Context, Outcome, Services, Stop
+from maild.refusals import Text
 from maild.render import ticket_vars
 from maild.statuses import CLOSED, RESOLVED, STATUSES, TransitionRefused, check_transition
 from maild.store import Tx
 
 
 class Refused(Exception):
-    def __init__(self, reason: str, accepted: str = "") -> None:
+    def __init__(self, reason: Text, accepted: Text) -> None:
         super().__init__(reason)
         self.reason, self.accepted = reason, accepted
 
@@ -87,8 +88,8 @@ class ApplyCommands:
                     CommandError(
                         command.line,
                         command.lineno,
-                        "a resolution needs a message for the customer, or #internal with a note",
-                        "write the resolution message below the commands, or add #internal and a note",
+                        Text("resolution needs a message"),
+                        Text("accepted resolution message"),
                         command.keyword,
                     )
                 ]
@@ -138,7 +139,9 @@ class ApplyCommands:
         try:
             check_transition(ticket.status, status)
         except TransitionRefused as exc:
-            raise Refused(str(exc), f"one of {', '.join(STATUSES)}") from None
+            allowed = exc.allowed or Text("nowhere")
+            reason = Text("transition", old=exc.old, new=exc.new, allowed=allowed)
+            raise Refused(reason, Text("accepted one of", values=", ".join(STATUSES))) from None
         for name, new in {"status": status, **changes}.items():
             if getattr(ticket, name) != new:
                 ctx.changes.append((name, _shown(getattr(ticket, name)), _shown(new)))
@@ -150,14 +153,14 @@ class ApplyCommands:
         match args:
             case SetStatus(status=status):
                 if status == RESOLVED:
-                    raise Refused("resolving needs a method", "#resolve responded|no_response|rejected|spam")
+                    raise Refused(Text("resolving needs a method"), Text("accepted resolve command"))
                 if status == CLOSED and agent.role != "admin":
-                    raise Refused("only admins may close a ticket", "#resolve METHOD")
+                    raise Refused(Text("only admins close"), Text("accepted resolve, not close"))
                 await self.move(ctx, tx, status, wait_until=None)
             case Wait(until=until):
                 when = until.replace(tzinfo=ZoneInfo(self.config.timezone)) if until else None
                 if when is not None and when <= self.services.clock():
-                    raise Refused(f"{until:%Y-%m-%d %H:%M} is in the past", "a future date: YYYY-MM-DD [HH:MM]")
+                    raise Refused(Text("in the past", when=f"{until:%Y-%m-%d %H:%M}"), Text("accepted future date"))
                 await self.move(ctx, tx, args.status, wait_until=when)
             case TimeEntry(minutes=minutes, billable=billable, note=note):
                 await tx.add_time_entry(
@@ -191,7 +194,7 @@ class ApplyCommands:
             case SetQueue(name=name):
                 known = [DEFAULT_QUEUE, *(q.name for q in self.config.queues)]
                 if name not in known:
-                    raise Refused(f"no queue {name!r}", f"one of {', '.join(known)}")
+                    raise Refused(Text("no queue", got=repr(name)), Text("accepted queue", queues=", ".join(known)))
                 await self.update(ctx, tx, queue=name)
             case SetCategory(name=name):
                 await self.update(ctx, tx, category=name)
@@ -210,7 +213,7 @@ class ApplyCommands:
                 await self.update(ctx, tx, due_at=(ticket.due_at or self.services.clock()) + delta)
             case Link(ticket_id=other):
                 if other == ticket.id or await tx.get_ticket(other) is None:
-                    raise Refused(f"no other ticket {other}", "the number of an existing ticket")
+                    raise Refused(Text("no other ticket", id=other), Text("accepted existing ticket"))
                 if await tx.link_tickets(ticket.id, other, agent.email, "command"):
                     ctx.changes.append(("linked", None, str(other)))
                     ticket.linked = sorted({*ticket.linked, other})
@@ -223,7 +226,7 @@ class ApplyCommands:
                 await self.update(ctx, tx, requester=address)
             case Close():
                 if agent.role != "admin":
-                    raise Refused("only admins may close a ticket", "#resolve METHOD (agents), #close (admins)")
+                    raise Refused(Text("only admins close"), Text("accepted resolve or close"))
                 await self.move(ctx, tx, CLOSED, wait_until=None)
 
     def assignee(self, kind: str, target: str, sender: str) -> str | None:
@@ -234,16 +237,16 @@ class ApplyCommands:
         names = ", ".join(a.name for a in self.config.agents)
         if kind == "address":
             if self.config.agent(target) is None:
-                raise Refused(f"{target} is not an agent", f"me, none, or an agent: {names}")
+                raise Refused(Text("not an agent", who=target), Text("accepted agent", names=names))
             return target
         matches = [a for a in self.config.agents if a.name.casefold() == target.casefold()]
         if len(matches) != 1:
-            raise Refused(f"no single agent named {target!r}", f"me, none, or an agent: {names}")
+            raise Refused(Text("no single agent", got=repr(target)), Text("accepted agent", names=names))
         return matches[0].email
 
     def check_outsider(self, address: str) -> None:
         if address in self.config.own_addresses or self.config.agent(address) is not None:
-            raise Refused(f"{address} is maild's own address or an agent's", "a customer's or third party's address")
+            raise Refused(Text("own address", address=address), Text("accepted outside address"))
 
     async def forward(self, ctx: Context, tx: Tx, address: str) -> None:
         """Send the ticket's public thread (never internal notes) to a third party."""
