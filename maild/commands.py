@@ -320,8 +320,9 @@ _LINK = re.compile(r"\[\s*[\w-]*\s*#\s*(\d{1,18})\s*\]|(?:[\w-]*#)?(\d{1,18})")
 _SEPARATORS = re.compile(r"[\s,;]+")
 
 
-class _Refused(Exception):
-    """A known command with bad arguments: why, and what would have been accepted."""
+class Refused(Exception):
+    """A command refused, why, and what would have been accepted: raised by the parsers here for bad
+    arguments, and by the commands step for what the ticket or the agent's role does not allow."""
 
     def __init__(self, reason: Text, accepted: Text) -> None:
         super().__init__(reason)
@@ -337,52 +338,52 @@ def _fold(word: str) -> str:
 def _choose(rest: str, table: Mapping[str, str], what: Text, accepted: Text) -> str:
     words = rest.split()
     if not words:
-        raise _Refused(Text("missing", what=what), accepted)
+        raise Refused(Text("missing", what=what), accepted)
     if len(words) > 1:
-        raise _Refused(Text("one expected", what=what, got=repr(rest)), accepted)
+        raise Refused(Text("one expected", what=what, got=repr(rest)), accepted)
     value = table.get(_fold(words[0]))
     if value is None:
-        raise _Refused(Text("unknown", what=what, got=repr(words[0])), accepted)
+        raise Refused(Text("unknown", what=what, got=repr(words[0])), accepted)
     return value
 
 
 def _no_arguments(rest: str) -> None:
     if rest:
-        raise _Refused(Text("no arguments", got=repr(rest)), _NO_ARGUMENTS)
+        raise Refused(Text("no arguments", got=repr(rest)), _NO_ARGUMENTS)
 
 
 def _address(token: str, accepted: Text) -> str:
     if not _ADDRESS.fullmatch(token):
-        raise _Refused(Text("not an address", got=repr(token)), accepted)
+        raise Refused(Text("not an address", got=repr(token)), accepted)
     return token.lower()
 
 
 def _mailbox(rest: str) -> tuple[str, str]:
     """(display name, address) from "addr", "<addr>" or "Name <addr>"."""
     if not rest:
-        raise _Refused(Text("missing", what=Text("address")), _ADDRESS_ACCEPTED)
+        raise Refused(Text("missing", what=Text("address")), _ADDRESS_ACCEPTED)
     bracketed = _MAILBOX.fullmatch(rest)
     if bracketed:
         return " ".join((bracketed.group(1) or "").split()), _address(bracketed.group(2), _ADDRESS_ACCEPTED)
     if len(rest.split()) > 1:
-        raise _Refused(Text("one expected", what=Text("address"), got=repr(rest)), _ADDRESS_ACCEPTED)
+        raise Refused(Text("one expected", what=Text("address"), got=repr(rest)), _ADDRESS_ACCEPTED)
     return "", _address(rest, _ADDRESS_ACCEPTED)
 
 
 def _name(rest: str, what: Text, accepted: Text) -> str:
     words = rest.split()
     if not words:
-        raise _Refused(Text("missing name", what=what), accepted)
+        raise Refused(Text("missing name", what=what), accepted)
     if len(words) > 1 or not all(c.isalnum() or c in "._-" for c in words[0]):
-        raise _Refused(Text("not a name", what=what, got=repr(rest)), accepted)
+        raise Refused(Text("not a name", what=what, got=repr(rest)), accepted)
     return words[0]
 
 
 def _bounded(delta: timedelta, limit: timedelta, limit_text: str, accepted: Text) -> timedelta:
     if delta <= timedelta(0):
-        raise _Refused(Text("duration zero"), accepted)
+        raise Refused(Text("duration zero"), accepted)
     if delta > limit:
-        raise _Refused(Text("duration too long", limit=limit_text), accepted)
+        raise Refused(Text("duration too long", limit=limit_text), accepted)
     return delta
 
 
@@ -395,10 +396,10 @@ def _signed(rest: str, what: Text, accepted: Text) -> tuple[list[str], list[str]
             continue
         sign, name = (token[0], token[1:]) if token[0] in "+-" else ("+", token)
         if not name:
-            raise _Refused(Text("names nothing", got=repr(token), what=what), accepted)
+            raise Refused(Text("names nothing", got=repr(token), what=what), accepted)
         (add if sign == "+" else remove).append(name)
     if not add and not remove:
-        raise _Refused(Text("missing", what=what), accepted)
+        raise Refused(Text("missing", what=what), accepted)
     return add, remove
 
 
@@ -408,52 +409,52 @@ def _add_remove(
     added, removed = tuple(dict.fromkeys(add)), tuple(dict.fromkeys(remove))
     both = [name for name in added if name in removed]
     if both:
-        raise _Refused(Text("added and removed", what=what, name=both[0]), accepted)
+        raise Refused(Text("added and removed", what=what, name=both[0]), accepted)
     return added, removed
 
 
-# --- one parser per keyword: the rest of the line (stripped) → arguments, or _Refused ----------------------
+# --- one parser per keyword: the rest of the line (stripped) → arguments, or Refused ----------------------
 
 
 def _status(rest: str) -> SetStatus:
     status = _choose(rest, STATUS_VALUES, Text("status"), _STATUS_ACCEPTED)
     if status == WAITING_UNTIL:
-        raise _Refused(Text("waiting_until needs a date"), _STATUS_ACCEPTED)
+        raise Refused(Text("waiting_until needs a date"), _STATUS_ACCEPTED)
     return SetStatus(status)
 
 
 def _wait(rest: str) -> Wait:
     words = rest.split(maxsplit=1)
     if not words:
-        raise _Refused(Text("missing wait"), _WAIT_ACCEPTED)
+        raise Refused(Text("missing wait"), _WAIT_ACCEPTED)
     kind = WAIT_VALUES.get(_fold(words[0]))
     if kind is None:
-        raise _Refused(Text("unknown wait", got=repr(words[0])), _WAIT_ACCEPTED)
+        raise Refused(Text("unknown wait", got=repr(words[0])), _WAIT_ACCEPTED)
     if kind != "until":
         if len(words) > 1:
-            raise _Refused(Text("unexpected after", got=repr(words[1]), word=words[0]), _WAIT_ACCEPTED)
+            raise Refused(Text("unexpected after", got=repr(words[1]), word=words[0]), _WAIT_ACCEPTED)
         return Wait(kind, None)
     if len(words) == 1:
-        raise _Refused(Text("missing date after", word=words[0]), _DATE_ACCEPTED)
+        raise Refused(Text("missing date after", word=words[0]), _DATE_ACCEPTED)
     return Wait("until", _date(words[1].strip()))
 
 
 def _date(text: str) -> datetime:
     found = _DATE.fullmatch(text)
     if not found:
-        raise _Refused(Text("not a date", got=repr(text)), _DATE_ACCEPTED)
+        raise Refused(Text("not a date", got=repr(text)), _DATE_ACCEPTED)
     year, month, day, hour, minute = (int(part) if part else 0 for part in found.groups())
     try:
         # Naive on purpose: the caller knows the configured time zone, this module does not.
         return datetime(year, month, day, hour, minute)
     except ValueError:
-        raise _Refused(Text("no such date", got=repr(text)), _DATE_ACCEPTED) from None
+        raise Refused(Text("no such date", got=repr(text)), _DATE_ACCEPTED) from None
 
 
 def _time(rest: str) -> TimeEntry:
     tokens = list(re.finditer(r"\S+", rest))
     if not tokens:
-        raise _Refused(Text("missing", what=Text("duration")), _TIME_ACCEPTED)
+        raise Refused(Text("missing", what=Text("duration")), _TIME_ACCEPTED)
     # "1h 30m" is one duration: take the longest run of the first few words that reads as one.
     delta, used = None, 0
     for count in range(min(4, len(tokens)), 0, -1):
@@ -464,7 +465,7 @@ def _time(rest: str) -> TimeEntry:
         used = count
         break
     if delta is None:
-        raise _Refused(Text("not a duration", got=repr(tokens[0].group())), _TIME_ACCEPTED)
+        raise Refused(Text("not a duration", got=repr(tokens[0].group())), _TIME_ACCEPTED)
     _bounded(delta, MAX_TIME_ENTRY, "24h", _TIME_ACCEPTED)
     billable = True
     if used < len(tokens) and _fold(tokens[used].group()) in NONBILLABLE:
@@ -483,7 +484,7 @@ def _resolve(rest: str) -> Resolve:
 
 def _assign(rest: str) -> Assign:
     if not rest:
-        raise _Refused(Text("missing", what=Text("assignee")), _ASSIGN_ACCEPTED)
+        raise Refused(Text("missing", what=Text("assignee")), _ASSIGN_ACCEPTED)
     folded = _fold(rest)
     if folded in ASSIGN_ME:
         return Assign("me", "me")
@@ -492,8 +493,8 @@ def _assign(rest: str) -> Assign:
     if "@" in rest:
         try:
             return Assign("address", _mailbox(rest)[1])
-        except _Refused as refused:
-            raise _Refused(refused.reason, _ASSIGN_ACCEPTED) from None
+        except Refused as refused:
+            raise Refused(refused.reason, _ASSIGN_ACCEPTED) from None
     return Assign("name", " ".join(rest.split()))
 
 
@@ -515,7 +516,7 @@ def _tag(rest: str) -> Tags:
     add, remove = _signed(rest, Text("tag"), _TAG_ACCEPTED)
     for name in add + remove:
         if not _TAG.fullmatch(name):
-            raise _Refused(Text("not a tag", got=repr(name)), _TAG_ACCEPTED)
+            raise Refused(Text("not a tag", got=repr(name)), _TAG_ACCEPTED)
     lower = [n.lower() for n in add], [n.lower() for n in remove]
     added, removed = _add_remove(*lower, Text("tag"), _TAG_ACCEPTED)
     return Tags(add=added, remove=removed)
@@ -539,23 +540,23 @@ def _internal(rest: str) -> Internal:
 
 def _postpone(rest: str) -> Postpone:
     if not rest:
-        raise _Refused(Text("missing", what=Text("duration")), _POSTPONE_ACCEPTED)
+        raise Refused(Text("missing", what=Text("duration")), _POSTPONE_ACCEPTED)
     try:
         delta = parse_duration(rest)
     except ValueError:
-        raise _Refused(Text("not a duration", got=repr(rest)), _POSTPONE_ACCEPTED) from None
+        raise Refused(Text("not a duration", got=repr(rest)), _POSTPONE_ACCEPTED) from None
     return Postpone(_bounded(delta, MAX_POSTPONE, "365d", _POSTPONE_ACCEPTED))
 
 
 def _link(rest: str) -> Link:
     if not rest:
-        raise _Refused(Text("missing", what=Text("ticket id")), _LINK_ACCEPTED)
+        raise Refused(Text("missing", what=Text("ticket id")), _LINK_ACCEPTED)
     found = _LINK.fullmatch(rest)
     if not found:
-        raise _Refused(Text("not a ticket id", got=repr(rest)), _LINK_ACCEPTED)
+        raise Refused(Text("not a ticket id", got=repr(rest)), _LINK_ACCEPTED)
     ticket_id = int(found.group(1) or found.group(2))
     if ticket_id < 1:
-        raise _Refused(Text("ticket ids start at 1"), _LINK_ACCEPTED)
+        raise Refused(Text("ticket ids start at 1"), _LINK_ACCEPTED)
     return Link(ticket_id)
 
 
@@ -649,7 +650,7 @@ def parse_commands(text: str) -> ParsedCommands:
             continue
         try:
             commands.append(Command(keyword, line.strip(), lineno, PARSERS[keyword](rest)))
-        except _Refused as refused:
+        except Refused as refused:
             errors.append(CommandError(line.strip(), lineno, refused.reason, refused.accepted, keyword))
     body = [n for n, line in enumerate(kept) if line.strip()]
     trimmed = kept[body[0] : body[-1] + 1] if body else []

@@ -5,6 +5,8 @@ Any status change anywhere in maild goes through `check_transition`, so the tabl
 
 from __future__ import annotations
 
+from maild.refusals import Text
+
 NEW, OPEN = "new", "open"
 WAITING_CUSTOMER, WAITING_THIRD_PARTY, WAITING_UNTIL = (
     "waiting_customer",
@@ -41,11 +43,11 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 
 
 class TransitionRefused(ValueError):
-    """A status change the table does not allow; ``allowed`` lists where ``old`` may go ("" for nowhere)."""
+    """A status change the table does not allow; ``reason`` says so in any template language."""
 
     def __init__(self, old: str, new: str, allowed: str) -> None:
-        super().__init__(f"{old} → {new} is not allowed (from {old}: {allowed or 'none'})")
-        self.old, self.new, self.allowed = old, new, allowed
+        self.reason = Text("transition", old=old, new=new, allowed=allowed or Text("nowhere"))
+        super().__init__(self.reason)
 
 
 def check_transition(old: str, new: str) -> None:

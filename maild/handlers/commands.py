@@ -21,6 +21,7 @@ from maild.commands import (
     Link,
     Postpone,
     Priority,
+    Refused,
     Requester,
     Resolve,
     SetCategory,
@@ -38,12 +39,6 @@ from maild.refusals import Text
 from maild.render import ticket_vars
 from maild.statuses import CLOSED, RESOLVED, STATUSES, TransitionRefused, check_transition
 from maild.store import Tx
-
-
-class Refused(Exception):
-    def __init__(self, reason: Text, accepted: Text) -> None:
-        super().__init__(reason)
-        self.reason, self.accepted = reason, accepted
 
 
 class _RollBack(Exception):
@@ -139,9 +134,7 @@ class ApplyCommands:
         try:
             check_transition(ticket.status, status)
         except TransitionRefused as exc:
-            allowed = exc.allowed or Text("nowhere")
-            reason = Text("transition", old=exc.old, new=exc.new, allowed=allowed)
-            raise Refused(reason, Text("accepted one of", values=", ".join(STATUSES))) from None
+            raise Refused(exc.reason, Text("accepted one of", values=", ".join(STATUSES))) from None
         for name, new in {"status": status, **changes}.items():
             if getattr(ticket, name) != new:
                 ctx.changes.append((name, _shown(getattr(ticket, name)), _shown(new)))
