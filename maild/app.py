@@ -31,6 +31,8 @@ from maild.render import Renderer
 from maild.scheduler import Scheduler, TimerActions
 from maild.spool import Spooler
 from maild.store import Store
+from maild.store.inbound import PENDING, SHUNTED
+from maild.store.outbox import QUEUED
 
 log = structlog.get_logger("maild.app")
 
@@ -165,11 +167,11 @@ class App:
         systemd.notify("READY=1", f"STATUS={await self.summary()}")
 
     async def summary(self) -> str:
-        """One line for systemctl status."""
+        """One line for systemctl status; every 30 s, so counts by index ranges only."""
         async with self.store.snapshot() as tx:
-            spool = await tx.count_inbound()
-            queued = len(await tx.list_mail(state="queued"))
-        return f"spool {spool.get('pending', 0)} pending, {spool.get('shunted', 0)} shunted; outbox {queued} queued"
+            pending, shunted = await tx.count_in_state(PENDING), await tx.count_in_state(SHUNTED)
+            queued = await tx.count_mail_in_state(QUEUED)
+        return f"spool {pending} pending, {shunted} shunted; outbox {queued} queued"
 
     async def heartbeat(self, stop: asyncio.Event) -> None:
         """READY once, then STATUS (and WATCHDOG=1 when systemd watches) until stopped."""

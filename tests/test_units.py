@@ -1,12 +1,15 @@
-"""Unit tests of maild's small pure pieces: durations, tokens, dedupe keys, statuses, compose, render, blobs."""
+"""Unit tests of maild's small pieces: durations, tokens, dedupe keys, statuses, compose, render, blobs, store."""
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.encoders
 import email.policy
 import hashlib
 import re
+import sqlite3
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -21,7 +24,7 @@ from maild.compose import LOOP_HEADER, MAX_REFERENCES, TICKET_HEADER, Composed, 
 from maild.config import Agent
 from maild.durations import format_duration, parse_duration
 from maild.mime import Part
-from maild.models import Attachment, Message, Ticket
+from maild.models import Attachment, Envelope, Message, Ticket
 from maild.render import Renderer, TemplateError, ticket_vars
 from maild.spool import dedupe_key
 from maild.statuses import (
@@ -37,6 +40,7 @@ from maild.statuses import (
     TransitionRefused,
     check_transition,
 )
+from maild.store import Store
 from maild.tokens import format_token, strip_tokens, ticket_ids_in
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -770,3 +774,66 @@ def test_blob_refuses_non_digest_names(tmp_path: Path, name: str) -> None:
         store.get(name)
     with pytest.raises(ValueError, match="not a sha256 digest"):
         store.path(name)
+
+
+def _store_test(tmp_path: Path, body: Callable[[Store], Awaitable[None]]) -> None:
+    async def run() -> None:
+        store = await Store.open(tmp_path / "maild.sqlite3")
+        try:
+            await body(store)
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+def test_status_counts_are_exact_beyond_the_listing_limit(tmp_path: Path) -> None:
+    """systemctl status counts every queued mail and pending message, not the first thousand listed."""
+
+    async def body(store: Store) -> None:
+        async with store.transaction() as tx:
+            for n in range(1005):
+                await tx.enqueue_mail(
+                    ticket_id=None, kind="ack", message_id=f"<{n}@x>", mail_from="s@x", rcpt_to=["c@x"], raw=b"x"
+                )
+            for n in range(3):
+                await tx.insert_inbound(Envelope("smtp", "c@x", ("s@x",), "127.0.0.1"), f"k{n}", b"raw")
+        async with store.snapshot() as tx:
+            assert await tx.count_mail_in_state("queued") == 1005
+            assert await tx.count_mail_in_state("sent") == 0
+            assert await tx.count_in_state("pending") == 3
+
+    _store_test(tmp_path, body)
+
+
+def test_a_write_transaction_waiting_for_another_process_leaves_the_event_loop_free(tmp_path: Path) -> None:
+    """BEGIN IMMEDIATE waits for SQLite's lock in aiosqlite's thread: while the CLI (another connection)
+    holds the write lock, the daemon's other coroutines keep running; the transaction then goes through,
+    and a transaction that raises leaves nothing of what its inline statements wrote."""
+
+    async def body(store: Store) -> None:
+        other = sqlite3.connect(tmp_path / "maild.sqlite3", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        envelope = Envelope("smtp", "c@x", ("s@x",), "127.0.0.1")
+
+        async def spool() -> int | None:
+            async with store.transaction() as tx:
+                return await tx.insert_inbound(envelope, "held", b"raw")
+
+        waiting = asyncio.create_task(spool())
+        ticks = 0
+        for _ in range(20):  # the loop stays free while the transaction waits for the lock
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert ticks == 20 and not waiting.done()
+        other.execute("COMMIT")
+        assert await asyncio.wait_for(waiting, 10) is not None
+        with pytest.raises(RuntimeError):
+            async with store.transaction() as tx:
+                await tx.insert_inbound(envelope, "rolled-back", b"raw")
+                raise RuntimeError("a step failed")
+        keys = [row[0] for row in other.execute("SELECT dedupe_key FROM inbound ORDER BY id")]
+        assert keys == ["held"]
+        other.close()
+
+    _store_test(tmp_path, body)

@@ -4,11 +4,16 @@ All SQL of maild lives in this package. One connection serves the daemon and an 
 transactions on it, so a spool commit can never slip into a half-done ticket change (or the reverse), and
 SQLite's busy-waiting never runs inside the process. Other processes (the CLI) open their own connection
 and meet the daemon through SQLite's file locking, with a busy timeout.
+
+What may wait goes through aiosqlite's thread, so the event loop never does: `BEGIN IMMEDIATE` (another
+process may hold the write lock), `COMMIT` (the fsync, and a checkpoint now and then), `ROLLBACK`, the
+backup and the migrations. The statements between them run inline (see `QueryBase`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -33,21 +38,29 @@ class Tx(InboundQueries, TicketQueries, OutboxQueries, TimeQueries, TimerQueries
 
 
 class Store:
-    def __init__(self, db: aiosqlite.Connection, clock: Clock) -> None:
+    def __init__(self, db: aiosqlite.Connection, raw: sqlite3.Connection, clock: Clock) -> None:
         self._db = db
+        self._raw = raw  # the same connection, for the statements run inline
         self._lock = asyncio.Lock()
         self.clock = clock
 
     @classmethod
     async def open(cls, path: Path, clock: Clock = system_clock) -> Store:
         """Open (creating and migrating as needed) the database at ``path``."""
+        opened: list[sqlite3.Connection] = []
+
+        def connect() -> sqlite3.Connection:  # runs in aiosqlite's thread; the loop's thread uses it too
+            raw = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            raw.row_factory = sqlite3.Row
+            opened.append(raw)
+            return raw
+
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            db = await aiosqlite.connect(path, isolation_level=None)
-        except (OSError, aiosqlite.Error) as exc:
+            db = await aiosqlite.Connection(connect, iter_chunk_size=64)
+        except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open {path}: {exc}") from exc
         try:
-            db.row_factory = aiosqlite.Row
             await db.execute("PRAGMA busy_timeout = 10000")
             await db.execute("PRAGMA journal_mode = WAL")
             # FULL makes every commit fsync the WAL: a 250 sent after it survives a power cut.
@@ -57,7 +70,7 @@ class Store:
         except BaseException:
             await db.close()
             raise
-        return cls(db, clock)
+        return cls(db, opened[0], clock)
 
     async def close(self) -> None:
         async with self._lock:
@@ -69,7 +82,7 @@ class Store:
         async with self._lock:
             await self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield Tx(self._db, self.clock)
+                yield Tx(self._raw, self.clock)
             except BaseException:
                 await self._db.execute("ROLLBACK")
                 raise
@@ -84,11 +97,12 @@ class Store:
     async def snapshot(self) -> AsyncIterator[Tx]:
         """A read transaction: a consistent view for reports; writing in it is a bug."""
         async with self._lock:
-            await self._db.execute("BEGIN DEFERRED")
+            # Inline: in WAL mode a reader does not wait for writers.
+            self._raw.execute("BEGIN DEFERRED")
             try:
-                yield Tx(self._db, self.clock)
+                yield Tx(self._raw, self.clock)
             finally:
-                await self._db.execute("ROLLBACK")
+                self._raw.execute("ROLLBACK")
 
 
 async def _migrate(db: aiosqlite.Connection) -> None:

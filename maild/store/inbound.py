@@ -92,6 +92,11 @@ class InboundQueries(QueryBase):
             "oldest_pending_at": row[1] if row else None,
         }
 
+    async def count_in_state(self, state: str) -> int:
+        """Spooled messages in one state: a range of the state index, never a walk of the whole spool."""
+        row = await self.one("SELECT count(*) FROM inbound WHERE state = ?", (state,))
+        return int(row[0]) if row else 0
+
     async def count_inbound(self) -> dict[str, int]:
         rows = await self.all("SELECT state, count(*) FROM inbound GROUP BY state")
         return {str(row[0]): int(row[1]) for row in rows}

@@ -152,6 +152,11 @@ class OutboxQueries(QueryBase):
             (FAILED, error, json.dumps(failures), outbox_id),
         )
 
+    async def count_mail_in_state(self, state: str) -> int:
+        """Outbound mails in one state: a range of the `outbox_due` index."""
+        row = await self.one("SELECT count(*) FROM outbox WHERE state = ?", (state,))
+        return int(row[0]) if row else 0
+
     async def list_mail(
         self, state: str | None = None, ticket_id: int | None = None, limit: int = 1000
     ) -> list[OutboundMail]:

@@ -48,7 +48,7 @@ _TIME_COLUMNS = (
     "first_responded_at",
 )
 
-# One statement, not four: each is a hop to aiosqlite's thread, and every mail reads its ticket.
+# One statement, not four: every mail reads its ticket.
 TICKET_BY_ID = (
     "SELECT t.*,"
     " (SELECT json_group_array(tag) FROM ticket_tags WHERE ticket_id = t.id) AS tags_,"
@@ -203,7 +203,7 @@ class TicketQueries(QueryBase):
             " text, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (ticket_id, inbound_id, direction, visibility, author, message_id, subject, text, now),
         )
-        await self.db.executemany(
+        await self.many(
             "INSERT INTO attachments (message_id, filename, content_type, size, sha256) VALUES (?, ?, ?, ?, ?)",
             [(row_id, a.filename, a.content_type, a.size, a.sha256) for a in attachments],
         )
