@@ -1110,6 +1110,7 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("blob store (attachments)", ("maild/blobs.py",)),
     ("SQLite in aiosqlite's thread", ("aiosqlite/core.py) run",)),
     ("aiosqlite calls from the loop", ("aiosqlite/",)),
+    ("SQLite statements run inline", ("maild/store/base.py",)),
     ("SMTP sessions (aiosmtpd)", ("aiosmtpd/",)),
     ("spool / pipeline glue", ("maild/spool.py", "maild/pipeline.py", "maild/handlers/", "maild/store/")),
     ("asyncio event loop", ("asyncio/",)),
