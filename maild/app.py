@@ -27,7 +27,7 @@ from maild.metrics import Metrics, MetricsServer
 from maild.outbound import OutboundWorker, make_transport
 from maild.outbox import Outbox
 from maild.pipeline import Pipeline, Runner
-from maild.render import Renderer
+from maild.render import Renderer, TemplateError
 from maild.scheduler import Scheduler, TimerActions
 from maild.spool import Spooler
 from maild.store import Store
@@ -145,6 +145,10 @@ class App:
         await self.store.close()
         log.info("stopped")
 
+    def _refuse_reload(self, problems: list[str]) -> None:
+        log.error("reload_refused", problems=problems)
+        systemd.notify("READY=1", "STATUS=reload refused: the config has errors (see the log)")
+
     async def reload(self) -> None:
         """SIGHUP: re-read the config; templates, agents, queues and lifecycle settings apply to the next
         message. Listeners and the store stay as they are (changing those needs a restart)."""
@@ -153,11 +157,13 @@ class App:
         systemd.notify("RELOADING=1")
         try:
             config = load_config(self.config.path)
+            services = build_services(config, self.store.clock)
         except ConfigError as exc:
-            log.error("reload_refused", problems=exc.problems)
-            systemd.notify("READY=1", "STATUS=reload refused: the config has errors (see the log)")
+            self._refuse_reload(exc.problems)
             return
-        services = build_services(config, self.store.clock)
+        except TemplateError as exc:  # an override changed since load_config checked it
+            self._refuse_reload([str(exc)])
+            return
         self.runner.pipeline = build_pipeline(services, self.store, self.metrics)
         self.scheduler.actions = build_timer_actions(services)
         if self.listener:

@@ -17,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from maild.durations import parse_duration
+from maild.refusals import SHIPPED, read_catalog
 
 LANGUAGES = ("es", "en")
 PRIORITIES = ("low", "normal", "high", "urgent")
@@ -393,7 +394,7 @@ class _Reader:
             language=language,
             timezone=timezone,
             log_level=log_level,
-            templates_dir=self.get(m, "maild", "templates_dir", self.path, None),
+            templates_dir=self.templates_dir(m),
             support_address=support,
             from_name=from_name,
             ticket_prefix=prefix,
@@ -407,6 +408,18 @@ class _Reader:
             queues=queues,
             metrics_listen=metrics_listen,
         )
+
+    def templates_dir(self, table: Mapping[str, Any]) -> Path | None:
+        """The override folder; its refusals.toml entries are checked now, not when an agent errs."""
+        folder: Path | None = self.get(table, "maild", "templates_dir", self.path, None)
+        if folder is None:
+            return None
+        if not folder.is_dir():
+            self.problems.append(f"maild.templates_dir: no such folder: {folder}")
+            return None
+        _, problems = read_catalog(folder, SHIPPED)
+        self.problems += [f"maild.templates_dir: {problem}" for problem in problems]
+        return folder
 
     def array(self, raw: Mapping[str, Any], key: str) -> list[tuple[str, Mapping[str, Any]]]:
         value = raw.get(key, [])

@@ -13,7 +13,7 @@ from typing import Any
 import jinja2
 
 from maild.models import Ticket
-from maild.refusals import localize
+from maild.refusals import CatalogError, load_catalog, localize
 from maild.tokens import format_token
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -30,20 +30,19 @@ def ticket_vars(ticket: Ticket, prefix: str, from_name: str) -> dict[str, Any]:
     return {"ticket": ticket, "token": format_token(prefix, ticket.id), "from_name": from_name}
 
 
-@jinja2.pass_context
-def _localize(context: jinja2.runtime.Context, value: Any) -> str:
-    """``{{ error.reason | localize }}``: a refusal's reason in the language of the mail being rendered."""
-    return localize(value, context["language"])
-
-
 class TemplateError(Exception):
     """A template is missing or malformed."""
 
 
 class Renderer:
     def __init__(self, default_language: str, overrides: Path | None = None) -> None:
-        """``overrides``: a folder laid out like maild/templates whose files replace the shipped ones."""
+        """``overrides``: a folder laid out like maild/templates whose files replace the shipped ones
+        (and whose refusals.toml entries replace the shipped wording of those refusals)."""
         self.default_language = default_language
+        try:
+            self.refusals = load_catalog(overrides)
+        except CatalogError as exc:
+            raise TemplateError(str(exc)) from exc
         folders = [str(overrides)] if overrides else []
         self._env = jinja2.Environment(
             loader=jinja2.FileSystemLoader([*folders, str(TEMPLATE_DIR)]),
@@ -53,7 +52,12 @@ class Renderer:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self._env.filters["localize"] = _localize
+        self._env.filters["localize"] = self._localize
+
+    @jinja2.pass_context
+    def _localize(self, context: jinja2.runtime.Context, value: Any) -> str:
+        """``{{ error.reason | localize }}``: a refusal's reason in the language of the mail being rendered."""
+        return localize(value, context["language"], self.refusals)
 
     def render(self, name: str, language: str | None = None, **context: Any) -> Rendered:
         """Render ``<language>/<name>.txt`` (falling back to the default language) into subject and body."""

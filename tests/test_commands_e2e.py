@@ -89,6 +89,32 @@ def test_error_mail_speaks_the_configured_language(start_daemon: Callable[..., D
     assert daemon.ticket(ticket["id"])["status"] == "new"  # nothing applied
 
 
+def test_a_templates_dir_rewords_refusals(start_daemon: Callable[..., Daemon], smarthost: Smarthost) -> None:
+    """An es/refusals.toml in templates_dir rewords the reasons it lists in Spanish error mails (the rest stay
+    as shipped), and check-config refuses a reworded reason with a field maild does not fill."""
+    daemon = start_daemon(language="es")
+    daemon.stop()
+    overrides = daemon.workdir / "templates"
+    (overrides / "es").mkdir(parents=True)
+    catalog = overrides / "es" / "refusals.toml"
+    catalog.write_text('"unknown" = "no conozco {what} {got}; mire la guía interna"\n', encoding="utf-8")
+    text = daemon.config_path.read_text().replace("[maild]\n", f'[maild]\ntemplates_dir = "{overrides}"\n')
+    daemon.config_path.write_text(text)
+    daemon.start()
+    ticket = new_ticket(daemon, smarthost)
+    agent_mail(daemon, ticket, "#status dormido\n#time 30h\nNo enviar.\n")
+    [error] = wait_until(lambda: smarthost.matching(ANA, "Comandos rechazados"), 10, "error mail")
+    assert "línea 1: no conozco el estado 'dormido'; mire la guía interna" in error.body
+    assert "línea 2: la duración no puede pasar de 24h" in error.body  # shipped wording
+    assert "valor desconocido" not in error.body
+
+    catalog.write_text('"unknown" = "no conozco {what} {line}"\n', encoding="utf-8")
+    result = daemon.cli("check-config", check=False)
+    assert result.returncode == 1
+    assert "maild.templates_dir: es/refusals.toml: 'unknown': unknown field {line}" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
 def test_customer_commands_are_plain_text(daemon: Daemon, smarthost: Smarthost) -> None:
     """A customer's "#status closed" changes nothing and is stored as what they wrote."""
     ticket = new_ticket(daemon, smarthost)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 
+import maild
 from maild.commands import (
     MAX_COMMANDS,
     PARSERS,
@@ -755,17 +758,19 @@ def test_no_argument_makes_the_parser_raise(keyword: str, junk: str) -> None:
 
 
 def test_every_refusal_is_worded_in_every_template_language_with_the_same_fields() -> None:
-    """Each catalog entry has English and Spanish wording using the same {fields}, so an error mail in
-    either language can always be rendered."""
-    import string
-
+    """Each shipped refusals.toml has every entry, using the same {fields} as the English one, so an error
+    mail in either language can always be rendered; the entries are exactly those maild's code uses."""
     from maild.config import LANGUAGES
-    from maild.refusals import CATALOG
+    from maild.refusals import SHIPPED, fields
 
-    for key, wordings in CATALOG.items():
-        assert set(wordings) == set(LANGUAGES), key
-        fields = {lang: {f for _, f, _, _ in string.Formatter().parse(text) if f} for lang, text in wordings.items()}
-        assert fields["es"] == fields["en"], key
+    assert set(SHIPPED) == set(LANGUAGES)
+    for language in LANGUAGES:
+        assert SHIPPED[language].keys() == SHIPPED["en"].keys(), language
+        for key, wording in SHIPPED["en"].items():
+            assert fields(SHIPPED[language][key]) == fields(wording), (language, key)
+    sources = Path(maild.__file__).parent.rglob("*.py")
+    used = {key for path in sources for key in re.findall(r'\bText\(\s*"([^"]+)"', path.read_text())}
+    assert used == SHIPPED["en"].keys(), used ^ SHIPPED["en"].keys()  # no typo, no entry left unused
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -490,3 +491,55 @@ def test_replaced_config_has_its_own_agent_index(full_config: Config) -> None:
     derived = dataclasses.replace(full_config, agents=(Agent("bob@example.com", "Bob", "agent"),))
     assert derived.agent("ana@example.com") is None
     assert full_config.agent("bob@example.com") is None
+
+
+def _overrides(tmp_path: Path, refusals_es: str) -> dict[str, Any]:
+    (tmp_path / "templates" / "es").mkdir(parents=True)
+    (tmp_path / "templates" / "es" / "refusals.toml").write_text(refusals_es, encoding="utf-8")
+    return {"maild": {"templates_dir": "templates"}, "mail": {"support_address": SUPPORT}}
+
+
+@pytest.mark.parametrize(
+    "refusals_es,problem",
+    [
+        (
+            '"missing" = "falta {what} {where}"',
+            "maild.templates_dir: es/refusals.toml: 'missing': unknown field {where}",
+        ),
+        ('"mising" = "falta {what}"', "maild.templates_dir: es/refusals.toml: 'mising': not an entry maild uses"),
+        ('"missing" = "falta {what"', "maild.templates_dir: es/refusals.toml: 'missing': bad braces: "),
+        ('"missing" = 3', "maild.templates_dir: es/refusals.toml: 'missing': expected a string"),
+        ('"missing" = ', "maild.templates_dir: es/refusals.toml: cannot read: "),
+    ],
+)
+def test_a_bad_refusal_override_is_one_line_naming_the_file_and_entry(
+    tmp_path: Path, refusals_es: str, problem: str
+) -> None:
+    """A reworded refusal that names a field maild does not fill, an entry maild does not have, broken
+    braces or broken TOML is refused with the config, not when an agent's command fails."""
+    [line] = problems_of(_overrides(tmp_path, refusals_es), tmp_path)
+    assert line.startswith(problem) and "\n" not in line, line
+
+
+def test_a_missing_templates_dir_is_a_problem(tmp_path: Path) -> None:
+    """A templates_dir that does not exist is named, instead of silently using the shipped templates."""
+    raw = {"maild": {"templates_dir": "nowhere"}, "mail": {"support_address": SUPPORT}}
+    assert problems_of(raw, tmp_path) == [f"maild.templates_dir: no such folder: {tmp_path / 'nowhere'}"]
+
+
+def test_a_refusal_override_rewords_only_its_entries(tmp_path: Path) -> None:
+    """Entries of an override's refusals.toml replace the shipped wording in that language; the others,
+    the other language and the English str of the reason (logs, CLI) stay as shipped."""
+    from maild.commands import parse_commands
+    from maild.render import Renderer
+
+    config = parse_config(_overrides(tmp_path, '"unknown" = "{what} {got}: no lo conozco"\n'), tmp_path)
+    renderer = Renderer("es", config.templates_dir)
+    ticket = SimpleNamespace(subject="Printer")  # the template reads only its subject
+    errors = parse_commands("#status dormido\n#priority").errors
+    rendered = renderer.render("agent.command_errors", errors=errors, ticket=ticket, token="[ACME#1]")
+    assert "el estado 'dormido': no lo conozco" in rendered.body
+    assert "falta la prioridad" in rendered.body  # not overridden: shipped Spanish
+    english = renderer.render("agent.command_errors", "en", errors=errors, ticket=ticket, token="[ACME#1]")
+    assert "unknown status 'dormido'" in english.body
+    assert errors[0].reason == "unknown status 'dormido'"
