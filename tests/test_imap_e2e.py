@@ -5,8 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Any
+
+import pytest
+import structlog
+import structlog.testing
 
 from maild.config import load_config
+from maild.intake.imap import ImapPoller
 from maild.models import Envelope
 from maild.spool import Spooler
 from maild.store import Store
@@ -176,3 +182,56 @@ def test_uidvalidity_change_resyncs_from_the_start(
     daemon.wait_processed()
     assert sorted(t["subject"] for t in daemon.tickets()) == ["After the change", "Taken before"]
     assert any(e["event"] == "imap_uidvalidity_changed" for e in daemon.log_events())
+
+
+def test_a_surprise_in_a_session_is_logged_and_retried(
+    start_daemon: Callable[..., Daemon],
+    smarthost: Smarthost,
+    dovecot: Dovecot,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An exception no outage explains (a bug, a library surprise) ends the session, not IMAP intake: it is
+    logged as imap_failed with its traceback, and the next session, after the backoff, takes the mail."""
+    raw = make_mail(subject="Waiting through a surprise")
+    dovecot.append(raw)
+    daemon = start_daemon(extra=imap_config(dovecot))
+    daemon.stop()
+    config = load_config(daemon.config_path)
+    select, calls = ImapPoller._select, []
+
+    async def surprising_select(self: ImapPoller, client: Any) -> int:
+        calls.append(client)
+        if len(calls) == 1:
+            raise KeyError("surprise")
+        return await select(self, client)
+
+    monkeypatch.setattr(ImapPoller, "_select", surprising_select)
+
+    async def poll() -> dict[str, int]:
+        store = await Store.open(config.db_path)
+        spooler = Spooler(store)
+        spooler.start()
+        poller = ImapPoller(config, store, spooler)
+        try:
+            poller.start()
+            for _ in range(150):  # the first session fails at once; the retry comes after 1 s
+                if dovecot.count(PROCESSED) == 1:
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            await poller.stop()
+            await spooler.stop()
+        async with store.snapshot() as tx:
+            counts = await tx.count_inbound()
+        await store.close()
+        return counts
+
+    with structlog.testing.capture_logs() as logs:
+        counts = asyncio.run(poll())
+    [failed] = [entry for entry in logs if entry["event"] == "imap_failed"]
+    assert failed["error"] == "KeyError: 'surprise'" and failed["retry_in"] == 1.0
+    assert isinstance(failed["exc_info"], KeyError)
+    assert len(calls) == 2
+    assert counts == {"pending": 1}
+    assert dovecot.message_ids(PROCESSED) == [message_id_of(raw)]
+    assert dovecot.count("INBOX") == 0
