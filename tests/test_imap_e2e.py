@@ -192,10 +192,10 @@ def test_a_surprise_in_a_session_is_logged_and_retried(
 ) -> None:
     """An exception no outage explains (a bug, a library surprise) ends the session, not IMAP intake: it is
     logged as imap_failed with its traceback, and the next session, after the backoff, takes the mail."""
+    daemon = start_daemon(extra=imap_config(dovecot))
+    daemon.stop()  # used for its config and store only; the mail arrives after it stopped polling
     raw = make_mail(subject="Waiting through a surprise")
     dovecot.append(raw)
-    daemon = start_daemon(extra=imap_config(dovecot))
-    daemon.stop()
     config = load_config(daemon.config_path)
     select, calls = ImapPoller._select, []
 
