@@ -28,9 +28,13 @@ class QueryBase:
         return to_iso(self.clock())
 
     async def one(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
-        """The first row; for lookups by a key, which return one row at most."""
-        row: sqlite3.Row | None = self.db.execute(sql, tuple(params)).fetchone()
-        return row
+        """The first row; for lookups by a key, which return one row at most.
+
+        Fetched to the end, so the statement is done (an INSERT ... RETURNING included) before COMMIT,
+        whatever becomes of the cursor.
+        """
+        rows = self.db.execute(sql, tuple(params)).fetchall()
+        return rows[0] if rows else None
 
     async def all(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         return self.db.execute(sql, tuple(params)).fetchall()
