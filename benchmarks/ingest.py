@@ -8,6 +8,9 @@ Everything runs on 127.0.0.1 in one go on this machine, each server in its own s
 this process (aiosmtplib); the ceiling, maild and the clients all run on uvloop, maild's event loop:
 
 - ceiling: a bare aiosmtpd server whose handler answers "250 OK" and nothing else;
+- intake: maild's own SMTP listener, handler and group-committing spool on its real store, with nothing
+  processing the spool: what a durable 250 costs when no ticket work shares its core (for reading the
+  durable figures; not a target);
 - maild: `python -m maild serve` on a temporary data folder, against a store seeded with the few tickets
   the replies need ("empty") and against one pre-filled with --prefill tickets by direct SQL;
 - each with C persistent sessions and with a new connection per mail, then an open-loop run at half of
@@ -165,6 +168,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true", help="sample each maild daemon with py-spy")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (stores, logs)")
     parser.add_argument("--ceiling-server", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--intake-server", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -525,6 +529,14 @@ def start_ceiling(workdir: Path) -> Server:
     proc = spawn([sys.executable, str(Path(__file__).resolve()), "--ceiling-server", str(port)], log_path, workdir)
     wait_listening(proc, port, log_path)
     return Server("ceiling", proc, port, log_path)
+
+
+def start_intake(data_dir: Path, settings: Settings) -> Server:
+    config, port = write_config(data_dir, settings)
+    log_path = data_dir.parent / f"{data_dir.name}.log"
+    proc = spawn([sys.executable, str(Path(__file__).resolve()), "--intake-server", str(config)], log_path, REPO)
+    wait_listening(proc, port, log_path)
+    return Server("intake", proc, port, log_path)
 
 
 def write_config(data_dir: Path, settings: Settings) -> tuple[Path, int]:
@@ -904,6 +916,24 @@ class Bench:
             finally:
                 server.stop()
 
+    async def intake(self, template: Path, mails: dict[str, list[Mail]]) -> None:
+        """maild's intake alone, on a fresh copy of ``template`` each time; durable only."""
+        s = self.settings
+        for mode in ("persistent", "connection"):
+            server = start_intake(copy_store(template, self.workdir, f"intake-{mode}"), s)
+            try:
+                cpu = server.cpu()
+                load = await run_load(server.port, mails[mode], s.clients, mode, max_seconds=300)
+                row = saturation_row(server, load, "empty", cpu)
+                mem = server.memory_mb()
+                row.rss_mb, row.peak_rss_mb = mem["rss_mb"], mem["peak_rss_mb"]
+                self.rows.append(row)
+                say(f"  intake, {mode}: {row.durable_per_s:,.0f} mails/s, {row.server_cpu_ms_per_mail:.2f} ms CPU/mail")
+            finally:
+                code = server.stop()
+                if code != 0:
+                    say(f"  warning: the intake server exited {code}; log: {server.log_path}")
+
     async def ceiling_latency(self, mails: list[Mail], rate: float) -> None:
         server = start_ceiling(self.workdir)
         try:
@@ -1187,6 +1217,17 @@ def judge(rows: Sequence[Row], large: str) -> list[dict[str, Any]]:
         p = (empty.processed_per_s or 0) / ceiling.durable_per_s
         add("durable / ceiling (persistent, empty store)", d, f">= {DURABLE_TARGET}", d >= DURABLE_TARGET, "x")
         add("processed / ceiling (persistent, empty store)", p, f">= {PROCESSED_TARGET}", p >= PROCESSED_TARGET, "x")
+    for mode in ("persistent", "connection"):
+        i_ceiling, alone = find(rows, "ceiling", "-", mode), find(rows, "intake", "empty", mode)
+        if i_ceiling and alone and i_ceiling.durable_per_s:
+            # No goal: it shows how much of the durable gap is the intake's own work, how much sharing the core.
+            add(
+                f"intake alone / ceiling ({mode}, empty)",
+                (alone.durable_per_s or 0) / i_ceiling.durable_per_s,
+                "-",
+                None,
+                "x",
+            )
     for conn_store in ("empty", large):
         c_ceiling = find(rows, "ceiling", "-", "connection")
         c_maild = find(rows, "maild", conn_store, "connection")
@@ -1313,6 +1354,9 @@ async def bench(settings: Settings, workdir: Path, stamp: str) -> dict[str, Any]
     say("ceiling (bare aiosmtpd answering 250) ...")
     await b.ceiling(mails)
 
+    say("intake alone (maild's listener and spool, nothing processing) ...")
+    await b.intake(empty_template, mails)
+
     say("maild on the empty store ...")
     latency: dict[str, Any] = {}
 
@@ -1390,10 +1434,44 @@ def ceiling_server(port: int) -> None:
     uvloop.run(serve())  # the event loop maild runs on
 
 
+def intake_server(config_path: str) -> None:
+    """maild's intake alone: the listener, handler and spool that `maild serve` starts, on the same store and
+    config, but no runner, delivery or timers; the spool only fills."""
+    from maild.config import load_config
+    from maild.intake.smtp import IntakeHandler, SmtpListener
+    from maild.logs import configure_logging
+    from maild.metrics import Metrics
+    from maild.spool import Spooler
+    from maild.store import Store
+
+    config = load_config(Path(config_path))
+    configure_logging(config.log_level)
+
+    async def serve() -> None:
+        store = await Store.open(config.db_path)
+        spooler = Spooler(store, metrics=Metrics())
+        spooler.start()
+        listener = SmtpListener(config, IntakeHandler(config, spooler))
+        await listener.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        await listener.stop()
+        await spooler.stop()
+        await store.close()
+
+    uvloop.run(serve())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args, rest = parse_args_with_rest(argv)
     if args.ceiling_server:
         ceiling_server(int(rest[0]))
+        return 0
+    if args.intake_server:
+        intake_server(rest[0])
         return 0
     settings = settings_from(args)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -1427,8 +1505,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def parse_args_with_rest(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if "--ceiling-server" in argv:
-        return parse_args(["--ceiling-server"]), [a for a in argv if a != "--ceiling-server"]
+    for flag in ("--ceiling-server", "--intake-server"):
+        if flag in argv:
+            return parse_args([flag]), [a for a in argv if a != flag]
     return parse_args(argv), []
 
 
