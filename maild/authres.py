@@ -4,6 +4,11 @@ Only the topmost Authentication-Results header carrying the trusted authserv-id 
 authserv-ids can be written by anyone, and those below it could have been added by the sender before the mail
 reached our MTA. That header must say ``dkim=pass`` for the agent's domain, or ``dmarc=pass`` for it.
 
+An MTA whose verifiers each write their own header (OpenDKIM's ``dkim=``, then OpenDMARC's ``dmarc=`` on top)
+and which removes every such header arriving from outside can have all of them read as one
+(``[security] authres_headers = "all"``): then a DMARC ``none`` on top no longer hides the DKIM pass below it.
+Without that removal a sender could plant a pass below ours, hence it is not the default.
+
 Alignment: the domain must match the agent's domain exactly (case-insensitively, A-labels for IDNs). A
 signature by a subdomain is refused because subdomains are often delegated to third parties (mailing
 services, hosted sites), and one by a parent domain because, without the Public Suffix List, ``example.com``
@@ -228,11 +233,17 @@ def judge(results: AuthResults, agent_domain: str) -> AuthVerdict:
 
 
 def agent_authenticated(
-    raw_headers: list[tuple[str, str]], agent_address: str, trusted_authserv_id: str
+    raw_headers: list[tuple[str, str]],
+    agent_address: str,
+    trusted_authserv_id: str,
+    *,
+    every_trusted_header: bool = False,
 ) -> AuthVerdict:
     """Whether our MTA vouches, by DKIM or DMARC, that a mail comes from the agent's domain.
 
     `raw_headers` are the (name, value) pairs in order as received, topmost first; values may be folded.
+    With `every_trusted_header`, all headers of the trusted authserv-id are judged together (a ``dmarc=fail``
+    in any still overrides a pass in another); else the topmost alone.
     """
     agent_domain = _domain(agent_address) if "@" in agent_address else ""
     if not agent_domain:
@@ -240,6 +251,7 @@ def agent_authenticated(
     trusted_id = trusted_authserv_id.strip().lower()
     if not trusted_id:
         return AuthVerdict(False, "no trusted_authserv_id configured")
+    found: list[AuthResults] = []
     for name, value in raw_headers:
         if name.strip().lower() != "authentication-results":
             continue
@@ -247,8 +259,13 @@ def agent_authenticated(
         if (authserv_id_of(text) or "").lower() != trusted_id:
             continue
         try:
-            return judge(parse_authentication_results(text), agent_domain)
+            found.append(parse_authentication_results(text))
         except AuthResultsSyntaxError as error:
             # Never fall through to a lower header: the sender could have written that one.
             return AuthVerdict(False, f"unreadable Authentication-Results from {trusted_authserv_id}: {error}")
-    return AuthVerdict(False, f"no Authentication-Results from {trusted_authserv_id}")
+        if not every_trusted_header:
+            break
+    if not found:
+        return AuthVerdict(False, f"no Authentication-Results from {trusted_authserv_id}")
+    results = tuple(info for header in found for info in header.results)
+    return judge(AuthResults(found[0].authserv_id, found[0].version, results), agent_domain)

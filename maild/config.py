@@ -90,6 +90,8 @@ class Sla:
 class Security:
     agent_auth: str
     trusted_authserv_id: str
+    # "topmost": that header alone; "all": every header of trusted_authserv_id (the MTA strips outside ones).
+    authres_headers: str
     # Acknowledgements per sender and in all within a window: stops ping-pong with broken autoresponders.
     acks_per_sender: int
     acks_global: int
@@ -371,11 +373,14 @@ class _Reader:
                 )
 
         sec = self.section(
-            raw, "security", {"agent_auth", "trusted_authserv_id", "acks_per_sender", "acks_global", "ack_window"}
+            raw,
+            "security",
+            {"agent_auth", "trusted_authserv_id", "authres_headers", "acks_per_sender", "acks_global", "ack_window"},
         )
         security = Security(
             agent_auth=self.get(sec, "security", "agent_auth", _choice(("from", "authentication-results")), "from"),
             trusted_authserv_id=self.get(sec, "security", "trusted_authserv_id", _string, ""),
+            authres_headers=self.get(sec, "security", "authres_headers", _choice(("topmost", "all")), "topmost"),
             acks_per_sender=self.get(sec, "security", "acks_per_sender", _positive_int, 3),
             acks_global=self.get(sec, "security", "acks_global", _positive_int, 300),
             ack_window=self.get(sec, "security", "ack_window", _duration, timedelta(hours=1)),

@@ -168,6 +168,52 @@ def test_header_order(headers: list[tuple[str, str]], trusted: bool, reason: str
     assert verdict(*headers) == AuthVerdict(trusted, reason)
 
 
+OPENDKIM = f"{MX}; dkim=pass (2048-bit key; unprotected) header.d=example.com header.i=@example.com"
+OPENDMARC_NONE = f"{MX}; dmarc=none (p=none dis=none) header.from=example.com"
+
+
+@pytest.mark.parametrize(
+    ("headers", "topmost", "every"),
+    [
+        pytest.param(
+            [ar(OPENDMARC_NONE), ar(OPENDKIM)],
+            AuthVerdict(False, "dmarc=none for example.com"),
+            AuthVerdict(True, "dkim=pass header.d=example.com"),
+            id="opendmarc-none-above-opendkim-pass",
+        ),
+        pytest.param(
+            [ar(f"{MX}; dmarc=fail (p=reject) header.from=example.com"), ar(PASS)],
+            AuthVerdict(False, "dmarc=fail for example.com"),
+            AuthVerdict(False, "dmarc=fail for example.com"),
+            id="dmarc-fail-still-refuses",
+        ),
+        pytest.param(
+            [ar(OPENDMARC_NONE), ar("mx.evil.org; dkim=pass header.d=example.com")],
+            AuthVerdict(False, "dmarc=none for example.com"),
+            AuthVerdict(False, "dmarc=none for example.com"),
+            id="other-authserv-still-ignored",
+        ),
+        pytest.param(
+            [ar(OPENDMARC_NONE), ar(f"{MX}; dkim=pass header.d=example.com (unclosed")],
+            AuthVerdict(False, "dmarc=none for example.com"),
+            AuthVerdict(False, f"unreadable Authentication-Results from {MX}: expected ')' closing a comment at end"),
+            id="unreadable-lower-refuses",
+        ),
+        pytest.param(
+            [ar(f"{MX}; dkim=pass header.d=mailer.example.net"), ar(f"{MX}; spf=pass smtp.mailfrom=example.com")],
+            AuthVerdict(False, "dkim=pass for mailer.example.net, not example.com"),
+            AuthVerdict(False, "dkim=pass for mailer.example.net, not example.com"),
+            id="no-aligned-pass-in-any",
+        ),
+    ],
+)
+def test_every_trusted_header(headers: list[tuple[str, str]], topmost: AuthVerdict, every: AuthVerdict) -> None:
+    """authres_headers = "all" reads every header of the trusted authserv-id as one; "topmost" the first alone."""
+    framed = [("Received", "from a by b"), *headers, ("From", AGENT)]
+    assert agent_authenticated(framed, AGENT, MX) == topmost
+    assert agent_authenticated(framed, AGENT, MX, every_trusted_header=True) == every
+
+
 def test_trusted_id_and_agent_case_insensitive() -> None:
     """The configured authserv-id and the agent's address match whatever their case."""
     assert verdict(ar(PASS), agent="Ana@EXAMPLE.com", trusted="MX.Example.COM ").trusted

@@ -149,6 +149,7 @@ def test_minimal_config_gets_the_defaults() -> None:
     assert dict(config.sla) == {}
     assert config.security.agent_auth == "from"
     assert config.security.trusted_authserv_id == ""
+    assert config.security.authres_headers == "topmost"
     assert config.agents == ()
     assert config.queues == ()
     assert config.path is None
@@ -292,6 +293,7 @@ def test_absolute_paths_are_kept() -> None:
             id="auth-results-without-authserv-id",
         ),
         pytest.param(minimal(security={"agent_auth": "dkim"}), "security.agent_auth", id="bad-agent-auth"),
+        pytest.param(minimal(security={"authres_headers": "every"}), "security.authres_headers", id="bad-authres"),
     ],
 )
 def test_each_problem_is_one_line_naming_the_key(raw: dict[str, Any], key: str) -> None:
@@ -328,6 +330,11 @@ def test_valid_auth_results_config_is_accepted() -> None:
     )
     assert config.security.agent_auth == "authentication-results"
     assert config.security.trusted_authserv_id == "mx.example.com"
+    assert config.security.authres_headers == "topmost"
+    every = minimal(
+        security={"agent_auth": "authentication-results", "trusted_authserv_id": "mx", "authres_headers": "all"}
+    )
+    assert parse_config(every, Path("/srv")).security.authres_headers == "all"
 
 
 def test_several_problems_are_reported_at_once() -> None:

@@ -117,6 +117,41 @@ def test_spoofed_agent_is_refused_and_authenticated_agent_applies(
     assert daemon.ticket(ticket["id"])["priority"] == "high"
 
 
+def test_every_trusted_header_counts_when_configured(start_daemon: Callable[..., Daemon], smarthost: Smarthost) -> None:
+    """With authres_headers = "all", OpenDMARC's dmarc=none on top no longer hides OpenDKIM's pass below it
+    (the agent's reply applies and is relayed), while a dmarc=fail on top still refuses a pass below."""
+    daemon = start_daemon(extra=AR_CONFIG + 'authres_headers = "all"\n')
+    ticket = new_ticket(daemon, smarthost)
+
+    def agent_reply(body: str, *results: str) -> bytes:
+        # Each milter prepends its own header, as Postfix with OpenDKIM then OpenDMARC hands the mail on.
+        added = "".join(f"Authentication-Results: mx.example.com; {r}\r\n" for r in results)
+        return added.encode() + make_mail(sender=LUIS, subject=f"Re: {ticket['token']}", body=body)
+
+    daemon.send(
+        agent_reply(
+            "#priority high\nWe are on it.",
+            "dmarc=none (p=none dis=none) header.from=example.com",
+            "dkim=pass (2048-bit key) header.d=example.com header.i=@example.com",
+        ),
+        mail_from=LUIS,
+    )
+    wait_until(lambda: [m for m in smarthost.to(CUSTOMER) if "We are on it" in m.body], 10, "relay")
+    assert daemon.ticket(ticket["id"])["priority"] == "high"
+    daemon.send(
+        agent_reply(
+            "#priority low\nSend me your password.",
+            "dmarc=fail (p=reject dis=none) header.from=example.com",
+            "dkim=pass header.d=example.com",
+        ),
+        mail_from=LUIS,
+    )
+    [warning] = wait_until(lambda: [m for m in smarthost.to(ANA) if "Untrusted" in m["Subject"]], 10, "warning")
+    assert "dmarc=fail" in warning.body
+    assert daemon.ticket(ticket["id"])["priority"] == "high"
+    assert [m for m in smarthost.to(CUSTOMER) if "password" in m.body] == []
+
+
 def test_bounce_of_our_notice_is_recorded_not_threaded_as_a_reply(daemon: Daemon, smarthost: Smarthost) -> None:
     """A DSN returning our acknowledgement is recorded on that outbound mail and kept on the ticket for
     agents, never as a customer reply; nobody is mailed about it."""

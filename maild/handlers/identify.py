@@ -23,7 +23,12 @@ class Identify:
         if agent is not None and security.agent_auth == "authentication-results":
             # Anyone can write an agent's address in From:; only our MTA's DKIM/DMARC verdict proves it.
             headers = mime_tree(mail, ctx.inbound.raw).items()
-            verdict = agent_authenticated(headers, agent.email, security.trusted_authserv_id)
+            verdict = agent_authenticated(
+                headers,
+                agent.email,
+                security.trusted_authserv_id,
+                every_trusted_header=security.authres_headers == "all",
+            )
             if not verdict.trusted:
                 ctx.spoofed = verdict.reason
                 ctx.notes.append(f"untrusted mail in the name of {agent.email}: {verdict.reason}")
