@@ -902,37 +902,31 @@ class Bench:
         return path
 
     async def ceiling(self, mails: dict[str, list[Mail]]) -> None:
-        s = self.settings
         for mode in ("persistent", "connection"):
-            server = start_ceiling(self.workdir)
-            try:
-                cpu = server.cpu()
-                load = await run_load(server.port, mails[mode], s.clients, mode, max_seconds=300)
-                row = saturation_row(server, load, "-", cpu)
-                mem = server.memory_mb()
-                row.rss_mb, row.peak_rss_mb = mem["rss_mb"], mem["peak_rss_mb"]
-                self.rows.append(row)
-                say(f"  ceiling, {mode}: {row.durable_per_s:,.0f} mails/s")
-            finally:
-                server.stop()
+            row = await self.durable_run(start_ceiling(self.workdir), "-", mode, mails[mode])
+            say(f"  ceiling, {mode}: {row.durable_per_s:,.0f} mails/s")
 
     async def intake(self, template: Path, mails: dict[str, list[Mail]]) -> None:
         """maild's intake alone, on a fresh copy of ``template`` each time; durable only."""
-        s = self.settings
         for mode in ("persistent", "connection"):
-            server = start_intake(copy_store(template, self.workdir, f"intake-{mode}"), s)
-            try:
-                cpu = server.cpu()
-                load = await run_load(server.port, mails[mode], s.clients, mode, max_seconds=300)
-                row = saturation_row(server, load, "empty", cpu)
-                mem = server.memory_mb()
-                row.rss_mb, row.peak_rss_mb = mem["rss_mb"], mem["peak_rss_mb"]
-                self.rows.append(row)
-                say(f"  intake, {mode}: {row.durable_per_s:,.0f} mails/s, {row.server_cpu_ms_per_mail:.2f} ms CPU/mail")
-            finally:
-                code = server.stop()
-                if code != 0:
-                    say(f"  warning: the intake server exited {code}; log: {server.log_path}")
+            server = start_intake(copy_store(template, self.workdir, f"intake-{mode}"), self.settings)
+            row = await self.durable_run(server, "empty", mode, mails[mode])
+            say(f"  intake, {mode}: {row.durable_per_s:,.0f} mails/s, {row.server_cpu_ms_per_mail:.2f} ms CPU/mail")
+
+    async def durable_run(self, server: Server, store: str, mode: str, mails: list[Mail]) -> Row:
+        """One saturation run against a server that only answers (nothing to drain); the server is stopped."""
+        try:
+            cpu = server.cpu()
+            load = await run_load(server.port, mails, self.settings.clients, mode, max_seconds=300)
+            row = saturation_row(server, load, store, cpu)
+            mem = server.memory_mb()
+            row.rss_mb, row.peak_rss_mb = mem["rss_mb"], mem["peak_rss_mb"]
+            self.rows.append(row)
+            return row
+        finally:
+            code = server.stop()
+            if code != 0:
+                say(f"  warning: the {server.name} server exited {code}; log: {server.log_path}")
 
     async def ceiling_latency(self, mails: list[Mail], rate: float) -> None:
         server = start_ceiling(self.workdir)
