@@ -75,6 +75,7 @@ DURABLE_TARGET = 0.6  # x ceiling
 PROCESSED_TARGET = 0.3  # x ceiling
 P99_TARGET_MS = 50.0
 RSS_TARGET_MB = 150.0
+RSS_GROWTH_TOLERANCE = 0.10  # --long: RSS at the end within 10% of RSS after warm-up
 SCALE_TOLERANCE = 0.10  # pre-filled figures within 10% of the empty store's
 
 CONFIG = (
@@ -831,6 +832,7 @@ class Row:
     outbox_rows: int | None = None
     shunted: int = 0
     note: str = ""
+    rss_marks: dict[str, float] = field(default_factory=dict)  # --long: RSS MB at 10/50/100% answered, processed
 
 
 def wait_drained(spool: Spool, expected_total: int, deadline: float) -> tuple[float, int]:
@@ -1008,6 +1010,7 @@ class Bench:
             samples["processed"] = mem["rss_mb"]
             row.rss_mb, row.peak_rss_mb = mem["rss_mb"], mem["peak_rss_mb"]
             row.note += "RSS MB: " + ", ".join(f"{k} {v:.0f}" for k, v in samples.items())
+            row.rss_marks = samples
             self.rows.append(row)
             self.extra["long_rss_mb"] = samples
             say(f"  long run: {row.note}")
@@ -1259,6 +1262,17 @@ def judge(rows: Sequence[Row], large: str) -> list[dict[str, Any]]:
     peaks = [r.peak_rss_mb for r in rows if r.scenario.startswith("maild") and r.peak_rss_mb]
     if peaks:
         add("peak RSS of maild (any run)", max(peaks), f"< {RSS_TARGET_MB:.0f} MB", max(peaks) < RSS_TARGET_MB, "MB")
+    long = find(rows, "maild (--long)", "empty", "persistent")
+    if long and "10%" in long.rss_marks and "processed" in long.rss_marks:
+        # No growth after warm-up: RSS once every mail is processed against RSS after the first tenth.
+        growth = long.rss_marks["processed"] / long.rss_marks["10%"]
+        add(
+            f"RSS after {long.ok:,} mails processed / after the first 10%",
+            growth,
+            f"<= {1 + RSS_GROWTH_TOLERANCE:.2f}",
+            growth <= 1 + RSS_GROWTH_TOLERANCE,
+            "x",
+        )
     if empty and big:
         for what in ("durable_per_s", "processed_per_s"):
             e, b = getattr(empty, what), getattr(big, what)
