@@ -63,7 +63,8 @@ pytest: install-test system-deps
 test: lint typecheck pytest
 
 # The benchmarks print figures and never fail on them. ingest.py (speed and memory of intake and processing,
-# against a bare aiosmtpd ceiling) takes ~25 min with a 1,000,000-ticket store: BENCH_ARGS=--quick for ~4 min.
+# against a bare aiosmtpd ceiling) takes ~30 min with a 1,000,000-ticket store and 100,000 mails through one
+# daemon: BENCH_ARGS=--quick for ~4 min.
 BENCH_ARGS ?=
 bench: install-test
 	$(BIN)/python benchmarks/ingest.py $(BENCH_ARGS)
