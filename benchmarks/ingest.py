@@ -61,7 +61,13 @@ import uvloop
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the test staff lives in tests/helpers.py; the store's SQL in maild/
 
-from maild.store.outbox import CHAIN_LATEST, THREAD_CHAIN  # noqa: E402
+from maild.store.outbox import (  # noqa: E402
+    CHAIN_LATEST,
+    CHAIN_ROWS,
+    CHAIN_WHOLE_ROWS,
+    LATEST_THREAD_CHAIN,
+    WHOLE_THREAD_CHAIN,
+)
 from maild.store.tickets import TICKET_BY_ID  # noqa: E402
 from tests.helpers import ANA, LUIS, STAFF_CONFIG  # noqa: E402
 
@@ -1056,9 +1062,11 @@ PLANS: tuple[tuple[str, str, tuple[Any, ...]], ...] = (
         "SELECT count(*) FROM outbox WHERE kind = ? AND created_at >= ?",
         ("customer.ack", "2000-01-01T00:00:00+00:00"),
     ),
+    ("notify/relay: thread length", CHAIN_ROWS, (1,)),
+    ("notify/relay: thread_chain (short ticket)", WHOLE_THREAD_CHAIN, (1, "agent.%")),
     (
-        "notify/relay: thread_chain",
-        THREAD_CHAIN,
+        f"notify/relay: thread_chain (over {CHAIN_WHOLE_ROWS} rows)",
+        LATEST_THREAD_CHAIN,
         (1, "agent.%", CHAIN_LATEST - 1),
     ),
     ("runner: pending spool", "SELECT id FROM inbound WHERE state = ? ORDER BY id LIMIT ?", ("pending", 100)),

@@ -11,12 +11,23 @@ from maild.models import OutboundMail
 from maild.store.base import QueryBase
 
 QUEUED, SENDING, SENT, FAILED, DROPPED = "queued", "sending", "sent", "failed", "dropped"
-# Newest ids of each kind a thread chain reads: twice the References a composed mail keeps (12), so repeated
-# ids still leave enough distinct ones.
+# A thread chain reads a ticket's whole thread up to this many messages and outbox rows (below it that is
+# the cheaper read: benchmarks/long_ticket.py), else only its root and the newest CHAIN_LATEST ids of each
+# kind: twice the References a composed mail keeps (12), so repeated ids still leave enough distinct ones.
+CHAIN_WHOLE_ROWS = 200
 CHAIN_LATEST = 24
-# The root and the newest ids of a ticket's thread (see `OutboxQueries.thread_chain`); ingest.py shows its plan.
-# ?1 ticket, ?2 the audience's kinds (LIKE), ?3 how many newest ids to skip before the window's first.
-THREAD_CHAIN = (
+CHAIN_ROWS = (
+    "SELECT (SELECT count(*) FROM messages WHERE ticket_id = ?1) + (SELECT count(*) FROM outbox WHERE ticket_id = ?1)"
+)
+# ?1 ticket, ?2 the audience's kinds (LIKE); ingest.py shows the plans of these three.
+WHOLE_THREAD_CHAIN = (
+    "SELECT message_id, created_at, 0 AS src, id FROM messages"
+    " WHERE ticket_id = ?1 AND direction = 'in' AND visibility = 'public'"
+    " UNION ALL SELECT message_id, created_at, 1 AS src, id FROM outbox WHERE ticket_id = ?1 AND kind LIKE ?2"
+    " ORDER BY 2, 3, 4"
+)
+# ?3: how many of the newest ids come before the window's first.
+LATEST_THREAD_CHAIN = (
     "SELECT message_id, created_at, 0 AS src, id FROM messages"
     " WHERE ticket_id = ?1 AND direction = 'in' AND visibility = 'public' AND (id >= coalesce(("
     "  SELECT id FROM messages WHERE ticket_id = ?1 AND direction = 'in' AND visibility = 'public'"
@@ -193,13 +204,17 @@ class OutboxQueries(QueryBase):
         """Message-IDs a mail to this audience ("customer" or "agent") should reference, oldest first: the
         customers' own mails plus what maild already sent to that audience.
 
-        Only the thread's root and the ``latest`` newest of each kind are read in full: all a References
-        header keeps (`compose.MAX_REFERENCES`). created_at, the sort key, lies behind an outbox row's raw
-        mail, in its overflow pages: reading it for every row made a ticket of 2,000 mails cost 11 ms per
-        call, on the event loop's thread. Choosing the rows by id first costs 1.3 ms there, and ~50 us more
-        than that full read on a ticket of a few mails."""
+        On a long ticket only the thread's root and the ``latest`` newest of each kind are read in full: all
+        a References header keeps (`compose.MAX_REFERENCES`). created_at, the sort key, lies behind an
+        outbox row's raw mail, in its overflow pages: reading it for every row made a ticket of 2,000 mails
+        cost 13-18 ms per call, on the event loop's thread; choosing the rows by id first costs 1.3-2.5 ms
+        there (benchmarks/long_ticket.py). A short ticket is read whole, which is cheaper there."""
         kinds = f"{audience}.%"
-        rows = await self.all(THREAD_CHAIN, (ticket_id, kinds, latest - 1))
+        counted = await self.one(CHAIN_ROWS, (ticket_id,))
+        if counted is None or int(counted[0]) <= CHAIN_WHOLE_ROWS:
+            rows = await self.all(WHOLE_THREAD_CHAIN, (ticket_id, kinds))
+        else:
+            rows = await self.all(LATEST_THREAD_CHAIN, (ticket_id, kinds, latest - 1))
         return [str(row[0]) for row in rows]
 
 
