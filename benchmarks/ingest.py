@@ -1054,13 +1054,13 @@ PLANS: tuple[tuple[str, str, tuple[Any, ...]], ...] = (
     ("thread/ticket: ticket, tags, followers, links", TICKET_BY_ID, (1,)),
     (
         "acknowledge: per-sender rate limit",
-        "SELECT count(*) FROM outbox WHERE kind = ? AND created_at >= ? AND rcpt_to = ?",
-        ("customer.ack", "2000-01-01T00:00:00+00:00", '["a@b"]'),
+        "SELECT count(*) FROM (SELECT 1 FROM outbox WHERE kind = ? AND created_at >= ? AND rcpt_to = ? LIMIT ?)",
+        ("customer.ack", "2000-01-01T00:00:00+00:00", '["a@b"]', 3),
     ),
     (
-        "acknowledge: global rate limit",
-        "SELECT count(*) FROM outbox WHERE kind = ? AND created_at >= ?",
-        ("customer.ack", "2000-01-01T00:00:00+00:00"),
+        "acknowledge: global rate limit (at most 300)",
+        "SELECT count(*) FROM (SELECT 1 FROM outbox WHERE kind = ? AND created_at >= ? LIMIT ?)",
+        ("customer.ack", "2000-01-01T00:00:00+00:00", 300),
     ),
     ("notify/relay: thread length", CHAIN_ROWS, (1,)),
     ("notify/relay: thread_chain (short ticket)", WHOLE_THREAD_CHAIN, (1, "agent.%")),

@@ -30,6 +30,22 @@ def test_headerless_autoresponder_gets_only_a_few_acks(daemon: Daemon, smarthost
     assert len(smarthost.to(bot)) == 3
 
 
+def test_a_flood_of_new_senders_gets_only_the_global_number_of_acks(
+    start_daemon: Callable[..., Daemon], smarthost: Smarthost
+) -> None:
+    """Past `acks_global` acknowledgements in the window, new senders get none: every mail is still a
+    ticket, and the agents are still told."""
+    daemon = start_daemon(extra="[security]\nacks_global = 4\n")
+    senders = [f"flood{n}@spam.example" for n in range(7)]
+    for sender in senders:
+        daemon.send(make_mail(sender=sender, subject=f"Cheap watches {sender}"), mail_from=sender)
+    daemon.wait_processed()
+    wait_until(lambda: len(smarthost.to(ANA)) >= 7, 10, "a notice for every ticket")
+    time.sleep(0.5)
+    assert len(daemon.tickets()) == 7
+    assert [len(smarthost.to(sender)) for sender in senders] == [1, 1, 1, 1, 0, 0, 0]
+
+
 def test_out_of_office_does_not_end_waiting_customer(daemon: Daemon, smarthost: Smarthost) -> None:
     """An auto-reply on a ticket waiting for the customer is stored but the ticket keeps waiting."""
     ticket = new_ticket(daemon, smarthost)

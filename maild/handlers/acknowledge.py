@@ -54,6 +54,6 @@ class Acknowledge:
         senders cannot make us a spam cannon."""
         limits = self.services.config.security
         since = self.services.clock() - limits.ack_window
-        if await tx.count_mail("customer.ack", since, requester) >= limits.acks_per_sender:
+        if await tx.mail_count_reaches("customer.ack", since, limits.acks_per_sender, requester):
             return True
-        return await tx.count_mail("customer.ack", since) >= limits.acks_global
+        return await tx.mail_count_reaches("customer.ack", since, limits.acks_global)

@@ -84,13 +84,16 @@ class OutboxQueries(QueryBase):
             )
         return [_mail(row, attempts_bump=1, state=SENDING) for row in rows]
 
-    async def count_mail(self, kind: str, since: datetime, rcpt: str | None = None) -> int:
-        """How many mails of ``kind`` were queued since then (to ``rcpt`` alone, when given)."""
-        sql, params = "SELECT count(*) FROM outbox WHERE kind = ? AND created_at >= ?", [kind, to_iso(since)]
+    async def mail_count_reaches(self, kind: str, since: datetime, limit: int, rcpt: str | None = None) -> bool:
+        """Whether ``limit`` mails of ``kind`` were queued since then (to ``rcpt`` alone, when given).
+
+        Counts no further than the limit, so a flood that is over it costs each later mail ``limit`` index
+        entries, not the whole window's."""
+        sql, params = "SELECT 1 FROM outbox WHERE kind = ? AND created_at >= ?", [kind, to_iso(since)]
         if rcpt is not None:
             sql, params = sql + " AND rcpt_to = ?", [*params, json.dumps([rcpt])]
-        row = await self.one(sql, params)
-        return int(row[0]) if row else 0
+        row = await self.one(f"SELECT count(*) FROM ({sql} LIMIT ?)", [*params, limit])
+        return row is not None and int(row[0]) >= limit
 
     async def retry_mail(self, outbox_id: int) -> bool:
         """Queue a failed (or waiting) mail for delivery now; False if there is no such mail to retry."""
