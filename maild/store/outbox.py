@@ -211,7 +211,8 @@ class OutboxQueries(QueryBase):
         a References header keeps (`compose.MAX_REFERENCES`). created_at, the sort key, lies behind an
         outbox row's raw mail, in its overflow pages: reading it for every row made a ticket of 2,000 mails
         cost 13-18 ms per call, on the event loop's thread; choosing the rows by id first costs 1.3-2.5 ms
-        there (benchmarks/long_ticket.py). A short ticket is read whole, which is cheaper there."""
+        there (benchmarks/long_ticket.py); within a table ids follow created_at, both set at insert, so the
+        newest by id are the newest. A short ticket is read whole, which is cheaper there."""
         kinds = f"{audience}.%"
         counted = await self.one(CHAIN_ROWS, (ticket_id,))
         if counted is None or int(counted[0]) <= CHAIN_WHOLE_ROWS:
