@@ -65,6 +65,8 @@ from maild.store.outbox import (  # noqa: E402
     CHAIN_LATEST,
     CHAIN_ROWS,
     CHAIN_WHOLE_ROWS,
+    COUNT_SENT_SINCE,
+    COUNT_SENT_TO_SINCE,
     LATEST_THREAD_CHAIN,
     WHOLE_THREAD_CHAIN,
 )
@@ -1022,7 +1024,6 @@ class Bench:
             row.note += "RSS MB: " + ", ".join(f"{k} {v:.0f}" for k, v in samples.items())
             row.rss_marks = samples
             self.rows.append(row)
-            self.extra["long_rss_mb"] = samples
             say(f"  long run: {row.note}")
         finally:
             spool.close()
@@ -1054,12 +1055,12 @@ PLANS: tuple[tuple[str, str, tuple[Any, ...]], ...] = (
     ("thread/ticket: ticket, tags, followers, links", TICKET_BY_ID, (1,)),
     (
         "acknowledge: per-sender rate limit",
-        "SELECT count(*) FROM (SELECT 1 FROM outbox WHERE kind = ? AND created_at >= ? AND rcpt_to = ? LIMIT ?)",
+        COUNT_SENT_TO_SINCE,
         ("customer.ack", "2000-01-01T00:00:00+00:00", '["a@b"]', 3),
     ),
     (
         "acknowledge: global rate limit (at most 300)",
-        "SELECT count(*) FROM (SELECT 1 FROM outbox WHERE kind = ? AND created_at >= ? LIMIT ?)",
+        COUNT_SENT_SINCE,
         ("customer.ack", "2000-01-01T00:00:00+00:00", 300),
     ),
     ("notify/relay: thread length", CHAIN_ROWS, (1,)),

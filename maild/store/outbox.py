@@ -11,6 +11,11 @@ from maild.models import OutboundMail
 from maild.store.base import QueryBase
 
 QUEUED, SENDING, SENT, FAILED, DROPPED = "queued", "sending", "sent", "failed", "dropped"
+# Mails of a kind queued since an instant (to one recipient), counted up to a limit; ingest.py shows the plans.
+COUNT_SENT_SINCE = "SELECT count(*) FROM (SELECT 1 FROM outbox WHERE kind = ? AND created_at >= ? LIMIT ?)"
+COUNT_SENT_TO_SINCE = (
+    "SELECT count(*) FROM (SELECT 1 FROM outbox WHERE kind = ? AND created_at >= ? AND rcpt_to = ? LIMIT ?)"
+)
 # A thread chain reads a ticket's whole thread up to this many messages and outbox rows (below it that is
 # the cheaper read: benchmarks/long_ticket.py), else only its root and the newest CHAIN_LATEST ids of each
 # kind: twice the References a composed mail keeps (12), so repeated ids still leave enough distinct ones.
@@ -89,10 +94,10 @@ class OutboxQueries(QueryBase):
 
         Counts no further than the limit, so a flood that is over it costs each later mail ``limit`` index
         entries, not the whole window's."""
-        sql, params = "SELECT 1 FROM outbox WHERE kind = ? AND created_at >= ?", [kind, to_iso(since)]
-        if rcpt is not None:
-            sql, params = sql + " AND rcpt_to = ?", [*params, json.dumps([rcpt])]
-        row = await self.one(f"SELECT count(*) FROM ({sql} LIMIT ?)", [*params, limit])
+        if rcpt is None:
+            row = await self.one(COUNT_SENT_SINCE, (kind, to_iso(since), limit))
+        else:
+            row = await self.one(COUNT_SENT_TO_SINCE, (kind, to_iso(since), json.dumps([rcpt]), limit))
         return row is not None and int(row[0]) >= limit
 
     async def retry_mail(self, outbox_id: int) -> bool:
