@@ -398,3 +398,25 @@ def test_forward_without_typed_text_keeps_the_whole_body(daemon: Daemon, smartho
     smarthost.wait_for(CUSTOMER)
     [message] = daemon.ticket(int(daemon.tickets()[0]["id"]))["messages"]
     assert "Please fix the VPN for Carmen." in message["text"]
+
+
+def test_a_long_ticket_still_threads_under_its_first_mail(daemon: Daemon, smarthost: Smarthost) -> None:
+    """Past 200 messages and outbox rows a notice's References are read from a window of the thread, not
+    all of it: still 12 ids, the customer's first mail first, then the newest of this ticket's thread."""
+    ticket, first = open_ticket(daemon, smarthost)
+    replies = [make_mail(subject=f"Re: {ticket['token']} still burning", body=f"Update {n}.") for n in range(110)]
+    for raw in replies:
+        daemon.send(raw)
+    daemon.wait_processed()
+    [last] = wait_until(lambda: smarthost.matching(ANA, "Update 109."), 20, "the last reply's notice")
+    references = last["References"].split()
+    assert len(references) == 12
+    assert references[0] == message_id_of(first)
+    assert last["In-Reply-To"] == references[-1]
+    # The rest are from the end of the thread: late replies, or notices among the last ones sent to agents.
+    to_agents = [m["Message-ID"] for m in smarthost.mails if ANA in m.rcpt_to or LUIS in m.rcpt_to]
+    recent = {message_id_of(raw) for raw in replies[-20:]} | set(to_agents[-40:])
+    assert set(references[1:]) <= recent
+    # Within a second our notices sort after the customers' mails, so the newest of them end the thread.
+    assert any(ref.endswith(f".t{ticket['id']}@example.com>") for ref in references[1:])
+    assert len(daemon.ticket(int(ticket["id"]))["messages"]) == 111
