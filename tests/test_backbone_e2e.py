@@ -400,6 +400,22 @@ def test_forward_without_typed_text_keeps_the_whole_body(daemon: Daemon, smartho
     assert "Please fix the VPN for Carmen." in message["text"]
 
 
+def test_each_notice_answers_the_reply_it_reports(daemon: Daemon, smarthost: Smarthost) -> None:
+    """A reply's notice has that reply as In-Reply-To, even when the notice before it, for the previous
+    reply, was written in the same second (the thread's order alone would end with that notice)."""
+    ticket, first = open_ticket(daemon, smarthost)
+    replies = [make_mail(subject=f"Re: {ticket['token']} still burning", body=f"Update {n}.") for n in range(5)]
+    for raw in replies:
+        daemon.send(raw)
+    for n, raw in enumerate(replies):
+        [notice] = wait_until(lambda n=n: smarthost.matching(ANA, f"Update {n}."), 10, f"the notice of reply {n}")
+        assert notice["In-Reply-To"] == message_id_of(raw)
+        references = notice["References"].split()
+        assert references[0] == message_id_of(first)
+        assert references[-1] == message_id_of(raw)
+        assert len(references) == len(set(references))
+
+
 def test_a_long_ticket_still_threads_under_its_first_mail(daemon: Daemon, smarthost: Smarthost) -> None:
     """Past 200 messages and outbox rows a notice's References are read from a window of the thread, not
     all of it: still 12 ids, the customer's first mail first, then the newest of this ticket's thread."""
@@ -412,11 +428,11 @@ def test_a_long_ticket_still_threads_under_its_first_mail(daemon: Daemon, smarth
     references = last["References"].split()
     assert len(references) == 12
     assert references[0] == message_id_of(first)
-    assert last["In-Reply-To"] == references[-1]
+    assert last["In-Reply-To"] == references[-1] == message_id_of(replies[-1])
     # The rest are from the end of the thread: late replies, or notices among the last ones sent to agents.
     to_agents = [m["Message-ID"] for m in smarthost.mails if ANA in m.rcpt_to or LUIS in m.rcpt_to]
     recent = {message_id_of(raw) for raw in replies[-20:]} | set(to_agents[-40:])
     assert set(references[1:]) <= recent
-    # Within a second our notices sort after the customers' mails, so the newest of them end the thread.
+    # Our notices to agents are part of the thread too.
     assert any(ref.endswith(f".t{ticket['id']}@example.com>") for ref in references[1:])
     assert len(daemon.ticket(int(ticket["id"]))["messages"]) == 111

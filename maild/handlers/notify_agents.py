@@ -30,7 +30,10 @@ class NotifyAgents:
             if ctx.reopened:
                 event = "agent.reopened"
         recipients = self.recipients(ctx)
-        references = await tx.thread_chain(ticket.id, "agent")
+        # A notice answers the mail it reports, so that mail ends the chain (In-Reply-To names it): the
+        # chain's order alone would put an earlier notice last when both were written in the same second.
+        reported = ctx.message.message_id if ctx.message else ctx.parsed.message_id
+        references = [*(r for r in await tx.thread_chain(ticket.id, "agent") if r != reported), reported]
         for agent in recipients:
             rendered = self.services.renderer.render(
                 event,
