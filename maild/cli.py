@@ -207,28 +207,68 @@ def ticket() -> None:
 
 @ticket.command("list")
 @config_option
-@click.option("--status", default=None, help="Only tickets in this status.")
-@click.option("--queue", default=None, help="Only tickets in this queue.")
+@click.option("--status", "statuses", multiple=True, help="Only tickets in this status (repeatable).")
+@click.option("--queue", "queues", multiple=True, help="Only tickets in this queue (repeatable).")
+@click.option(
+    "--assignee", default=None, help="Only tickets assigned to this agent (address or name); none: unassigned."
+)
+@click.option("--requester", default=None, help="Only tickets this customer opened (address).")
+@click.option(
+    "--limit", type=click.IntRange(min=0), default=1000, show_default=True, help="At most this many; 0 lists all."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def ticket_list(config_path: str | None, status: str | None, queue: str | None, as_json: bool) -> None:
+def ticket_list(
+    config_path: str | None,
+    statuses: tuple[str, ...],
+    queues: tuple[str, ...],
+    assignee: str | None,
+    requester: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
     """List tickets, newest first."""
     from maild.statuses import STATUSES
     from maild.views import table, ticket_summary
 
     config = read_config(config_path)
-    if status and status not in STATUSES:
-        fail(f"--status: unknown status {status!r} (one of {', '.join(STATUSES)})")
+    for status in statuses:
+        if status not in STATUSES:
+            fail(f"--status: unknown status {status!r} (one of {', '.join(STATUSES)})")
+    wanted_assignee = None if assignee is None else assignee_filter(config, assignee)
 
     async def action(store: Store) -> list[dict[str, Any]]:
         async with store.snapshot() as tx:
-            tickets = await tx.list_tickets(status=status, queue=queue)
+            tickets = await tx.list_tickets(
+                statuses=statuses,
+                queues=queues,
+                assignee=wanted_assignee,
+                requester=requester.strip().lower() if requester else None,
+                limit=limit + 1 if limit else None,  # one more tells whether the list was cut
+            )
         return [ticket_summary(t, config.ticket_prefix) for t in tickets]
 
     rows = run(lambda: with_store(config, action))
+    if limit and len(rows) > limit:
+        rows = rows[:limit]
+        click.echo(f"maild: only the newest {limit} tickets shown; --limit 0 lists them all", err=True)
     if as_json:
         emit_json(rows)
     else:
         click.echo(table(rows, ["token", "status", "queue", "requester", "assignee", "subject"]))
+
+
+def assignee_filter(config: Config, given: str) -> str:
+    """``--assignee``'s address: an address as given, an agent's name looked up, ``none`` as ""."""
+    wanted = given.strip()
+    if wanted.casefold() in ("none", "nobody"):
+        return ""
+    if "@" in wanted:
+        return wanted.lower()
+    matches = [a.email for a in config.agents if a.name.casefold() == wanted.casefold()]
+    if len(matches) != 1:
+        names = ", ".join(a.name for a in config.agents) or "none configured"
+        fail(f"--assignee: no single agent named {wanted!r} (agents: {names}; or an address, or none)")
+    return matches[0]
 
 
 @ticket.command("show")

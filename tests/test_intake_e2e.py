@@ -201,6 +201,40 @@ def test_ticket_list_filters_by_status_and_queue(daemon: Daemon, smarthost: Smar
     assert bad.returncode == 1 and "unknown status" in bad.stderr
 
 
+def test_ticket_list_finds_an_agents_tickets_and_says_when_it_cuts_the_list(
+    daemon: Daemon, smarthost: Smarthost
+) -> None:
+    """`--assignee` (address, name or none), `--requester`, repeated `--status`; `--limit` cuts the newest
+    first and says so on stderr, leaving stdout valid JSON."""
+    other = "other@example.org"
+    daemon.send(make_mail(subject="mine", sender=f"Carla <{CUSTOMER}>"))
+    daemon.send(make_mail(subject="theirs", sender=f"Otto <{other}>"), mail_from=other)
+    daemon.wait_processed()
+    mine = next(t for t in daemon.tickets() if t["subject"] == "mine")
+    daemon.send(make_mail(sender=f"Ana <{ANA}>", subject=f"Re: {mine['token']} mine", body="On it."), mail_from=ANA)
+    daemon.wait_ticket(lambda ts: any(t["assignee"] == ANA for t in ts), "Ana's ticket")
+
+    def subjects(*args: str) -> list[str]:
+        return [t["subject"] for t in json.loads(daemon.cli("ticket", "list", "--json", *args).stdout)]
+
+    assert subjects("--assignee", ANA.upper()) == subjects("--assignee", "ana") == ["mine"]
+    assert subjects("--assignee", "none") == ["theirs"]
+    assert subjects("--requester", other) == ["theirs"]
+    assert subjects("--status", "new", "--status", "open") == ["theirs", "mine"]
+    assert subjects("--status", "open", "--requester", other) == []
+    cut = daemon.cli("ticket", "list", "--json", "--limit", "1")
+    assert [t["subject"] for t in json.loads(cut.stdout)] == ["theirs"]
+    assert "only the newest 1 tickets shown" in cut.stderr
+    whole = daemon.cli("ticket", "list", "--json", "--limit", "0")
+    assert len(json.loads(whole.stdout)) == 2 and whole.stderr == ""
+    unknown = daemon.cli("ticket", "list", "--assignee", "Zoe", check=False)
+    assert unknown.returncode == 1
+    assert (
+        unknown.stderr.strip()
+        == "maild: --assignee: no single agent named 'Zoe' (agents: Ana, Luis; or an address, or none)"
+    )
+
+
 @pytest.mark.parametrize("language,ack_words", [("es", "Hemos recibido"), ("en", "We have received")])
 def test_notifications_use_the_configured_language(
     start_daemon: Callable[..., Daemon], smarthost: Smarthost, language: str, ack_words: str

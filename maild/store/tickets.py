@@ -91,15 +91,31 @@ class TicketQueries(QueryBase):
         return int(row[0]) if row else 0
 
     async def list_tickets(
-        self, status: str | None = None, queue: str | None = None, limit: int = 1000
+        self,
+        *,
+        statuses: Sequence[str] = (),
+        queues: Sequence[str] = (),
+        assignee: str | None = None,
+        requester: str | None = None,
+        limit: int | None = 1000,
     ) -> list[Ticket]:
+        """Newest first, each filter narrowing the list; ``assignee=""`` is the unassigned ones and
+        ``limit=None`` lists all."""
         sql, params = "SELECT * FROM tickets WHERE 1 = 1", list[Any]()
-        if status:
-            sql, params = sql + " AND status = ?", [*params, status]
-        if queue:
-            sql, params = sql + " AND queue = ?", [*params, queue]
-        rows = await self.all(sql + " ORDER BY id DESC LIMIT ?", [*params, limit])
-        return [_ticket(row) for row in rows]
+        for column, values in (("status", statuses), ("queue", queues)):
+            if values:
+                sql += f" AND {column} IN ({', '.join('?' * len(values))})"
+                params += values
+        if assignee == "":
+            sql += " AND assignee IS NULL"
+        elif assignee is not None:
+            sql, params = sql + " AND assignee = ?", [*params, assignee]
+        if requester is not None:
+            sql, params = sql + " AND requester = ?", [*params, requester]
+        sql += " ORDER BY id DESC"
+        if limit is not None:
+            sql, params = sql + " LIMIT ?", [*params, limit]
+        return [_ticket(row) for row in await self.all(sql, params)]
 
     async def update_ticket(self, ticket: Ticket, actor: str, cause: str, **changes: Any) -> Ticket:
         """Apply field changes, recording each real change in the history; returns the updated ticket."""
