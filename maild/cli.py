@@ -35,6 +35,25 @@ def config_option(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
+def limit_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--limit", type=click.IntRange(min=0), default=1000, show_default=True, help="At most this many; 0 lists all."
+    )(command)
+
+
+def fetch_limit(limit: int) -> int | None:
+    """How many rows to read for ``--limit``: one more than shown tells whether the list was cut."""
+    return limit + 1 if limit else None
+
+
+def shown(rows: list[T], limit: int, which: str) -> list[T]:
+    """The rows ``--limit`` lets through, saying on stderr when there were more: a list never ends silently."""
+    if limit and len(rows) > limit:
+        click.echo(f"maild: only the {which} {limit} shown; --limit 0 lists them all", err=True)
+        return rows[:limit]
+    return rows
+
+
 def read_config(config_path: str | None) -> Config:
     try:
         return load_config(find_config_path(config_path))
@@ -213,9 +232,7 @@ def ticket() -> None:
     "--assignee", default=None, help="Only tickets assigned to this agent (address or name); none: unassigned."
 )
 @click.option("--requester", default=None, help="Only tickets this customer opened (address).")
-@click.option(
-    "--limit", type=click.IntRange(min=0), default=1000, show_default=True, help="At most this many; 0 lists all."
-)
+@limit_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def ticket_list(
     config_path: str | None,
@@ -243,14 +260,11 @@ def ticket_list(
                 queues=queues,
                 assignee=wanted_assignee,
                 requester=requester.strip().lower() if requester else None,
-                limit=limit + 1 if limit else None,  # one more tells whether the list was cut
+                limit=fetch_limit(limit),
             )
         return [ticket_summary(t, config.ticket_prefix) for t in tickets]
 
-    rows = run(lambda: with_store(config, action))
-    if limit and len(rows) > limit:
-        rows = rows[:limit]
-        click.echo(f"maild: only the newest {limit} tickets shown; --limit 0 lists them all", err=True)
+    rows = shown(run(lambda: with_store(config, action)), limit, "newest")
     if as_json:
         emit_json(rows)
     else:
@@ -307,8 +321,9 @@ def shunt() -> None:
 
 @shunt.command("list")
 @config_option
+@limit_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def shunt_list(config_path: str | None, as_json: bool) -> None:
+def shunt_list(config_path: str | None, limit: int, as_json: bool) -> None:
     """List shunted messages."""
     from maild.store.inbound import SHUNTED
     from maild.views import inbound_json, table
@@ -317,9 +332,9 @@ def shunt_list(config_path: str | None, as_json: bool) -> None:
 
     async def action(store: Store) -> list[dict[str, Any]]:
         async with store.snapshot() as tx:
-            return [inbound_json(i) for i in await tx.list_inbound(SHUNTED)]
+            return [inbound_json(i) for i in await tx.list_inbound(SHUNTED, fetch_limit(limit))]
 
-    rows = run(lambda: with_store(config, action))
+    rows = shown(run(lambda: with_store(config, action)), limit, "oldest")
     if as_json:
         emit_json(rows)
     else:
@@ -403,8 +418,9 @@ def outbox() -> None:
 @config_option
 @click.option("--state", type=click.Choice(["queued", "sending", "sent", "failed"]), default=None)
 @click.option("--ticket", "ticket_id", type=int, default=None, help="Only mail about this ticket.")
+@limit_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def outbox_list(config_path: str | None, state: str | None, ticket_id: int | None, as_json: bool) -> None:
+def outbox_list(config_path: str | None, state: str | None, ticket_id: int | None, limit: int, as_json: bool) -> None:
     """List outbound mail."""
     from maild.views import outbound_json, table
 
@@ -414,10 +430,10 @@ def outbox_list(config_path: str | None, state: str | None, ticket_id: int | Non
         async with store.snapshot() as tx:
             return [
                 outbound_json(m, await tx.bounces_of(m.id))
-                for m in await tx.list_mail(state=state, ticket_id=ticket_id)
+                for m in await tx.list_mail(state=state, ticket_id=ticket_id, limit=fetch_limit(limit))
             ]
 
-    rows = run(lambda: with_store(config, action))
+    rows = shown(run(lambda: with_store(config, action)), limit, "oldest")
     if as_json:
         emit_json(rows)
     else:

@@ -133,22 +133,8 @@ class _Explodes:
 def test_failed_step_shunts_the_message_and_replay_processes_it(daemon: Daemon, smarthost: Smarthost) -> None:
     """A step that raises rolls back all of the message's changes, keeps it shunted with the step's name and
     error, and `maild shunt replay` processes it once the cause is gone."""
-    config = load_config(daemon.config_path)
-
-    async def shunt_one() -> None:
-        store = await Store.open(config.db_path)
-        try:
-            handlers = build_handlers(build_services(config, store.clock))
-            broken = Pipeline(store, [*handlers[:5], _Explodes(), *handlers[5:]])  # after a ticket was made
-            spooled = await Spooler(store).put(_envelope(), make_mail(subject="Shunt me"))
-            assert spooled.inbound_id is not None
-            result = await broken.process(spooled.inbound_id)
-            assert result is not None and result.state == "shunted"
-        finally:
-            await store.close()
-
     daemon.stop()  # only this process touches the store while the message is shunted
-    asyncio.run(shunt_one())
+    asyncio.run(_shunt(daemon.config_path, ["Shunt me"]))
     assert daemon.tickets() == []  # the half-made ticket was rolled back
     [shunted] = json.loads(daemon.cli("shunt", "list", "--json").stdout)
     assert shunted["step"] == "explodes"
@@ -159,6 +145,40 @@ def test_failed_step_shunts_the_message_and_replay_processes_it(daemon: Daemon, 
     assert json.loads(daemon.cli("shunt", "list", "--json").stdout) == []
     missing = daemon.cli("shunt", "replay", "9999", check=False)
     assert missing.returncode == 1 and "no shunted message 9999" in missing.stderr
+
+
+def test_shunt_and_outbox_lists_say_when_they_are_cut(daemon: Daemon, smarthost: Smarthost) -> None:
+    """`shunt list` and `outbox list` show the oldest rows up to `--limit`, say on stderr that there were
+    more, and list all with `--limit 0`."""
+    daemon.send(make_mail())
+    smarthost.wait_for(CUSTOMER)
+    daemon.wait_processed()
+    daemon.stop()
+    asyncio.run(_shunt(daemon.config_path, ["First", "Second"]))
+    for command in (["shunt", "list"], ["outbox", "list"]):
+        every = daemon.cli(*command, "--json", "--limit", "0")
+        rows = json.loads(every.stdout)
+        assert len(rows) >= 2 and every.stderr == ""
+        cut = daemon.cli(*command, "--json", "--limit", "1")
+        assert json.loads(cut.stdout) == rows[:1]
+        assert cut.stderr.strip() == "maild: only the oldest 1 shown; --limit 0 lists them all"
+        assert daemon.cli(*command, "--json", "--limit", str(len(rows))).stderr == ""
+
+
+async def _shunt(config_path: Path, subjects: list[str]) -> None:
+    """Spool one mail per subject and process each through a pipeline whose sixth step raises."""
+    config = load_config(config_path)
+    store = await Store.open(config.db_path)
+    try:
+        handlers = build_handlers(build_services(config, store.clock))
+        broken = Pipeline(store, [*handlers[:5], _Explodes(), *handlers[5:]])  # after a ticket was made
+        for subject in subjects:
+            spooled = await Spooler(store).put(_envelope(), make_mail(subject=subject))
+            assert spooled.inbound_id is not None
+            result = await broken.process(spooled.inbound_id)
+            assert result is not None and result.state == "shunted"
+    finally:
+        await store.close()
 
 
 def _envelope():  # type: ignore[no-untyped-def]
@@ -224,7 +244,7 @@ def test_ticket_list_finds_an_agents_tickets_and_says_when_it_cuts_the_list(
     assert subjects("--status", "open", "--requester", other) == []
     cut = daemon.cli("ticket", "list", "--json", "--limit", "1")
     assert [t["subject"] for t in json.loads(cut.stdout)] == ["theirs"]
-    assert "only the newest 1 tickets shown" in cut.stderr
+    assert cut.stderr.strip() == "maild: only the newest 1 shown; --limit 0 lists them all"
     whole = daemon.cli("ticket", "list", "--json", "--limit", "0")
     assert len(json.loads(whole.stdout)) == 2 and whole.stderr == ""
     unknown = daemon.cli("ticket", "list", "--assignee", "Zoe", check=False)

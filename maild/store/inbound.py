@@ -65,8 +65,11 @@ class InboundQueries(QueryBase):
         )
         return changed == 1
 
-    async def list_inbound(self, state: str, limit: int = 1000) -> list[Inbound]:
-        rows = await self.all("SELECT * FROM inbound WHERE state = ? ORDER BY id LIMIT ?", (state, limit))
+    async def list_inbound(self, state: str, limit: int | None = 1000) -> list[Inbound]:
+        """Oldest first; ``limit=None`` lists all (SQLite reads a negative LIMIT as none)."""
+        rows = await self.all(
+            "SELECT * FROM inbound WHERE state = ? ORDER BY id LIMIT ?", (state, -1 if limit is None else limit)
+        )
         return [_inbound(row) for row in rows]
 
     async def imap_position(self, mailbox: str) -> tuple[int, int] | None:

@@ -194,14 +194,15 @@ class OutboxQueries(QueryBase):
         return int(row[0]) if row else 0
 
     async def list_mail(
-        self, state: str | None = None, ticket_id: int | None = None, limit: int = 1000
+        self, state: str | None = None, ticket_id: int | None = None, limit: int | None = 1000
     ) -> list[OutboundMail]:
+        """Oldest first; ``limit=None`` lists all (SQLite reads a negative LIMIT as none)."""
         sql, params = "SELECT * FROM outbox WHERE 1 = 1", list[Any]()
         if state:
             sql, params = sql + " AND state = ?", [*params, state]
         if ticket_id is not None:
             sql, params = sql + " AND ticket_id = ?", [*params, ticket_id]
-        rows = await self.all(sql + " ORDER BY id LIMIT ?", [*params, limit])
+        rows = await self.all(sql + " ORDER BY id LIMIT ?", [*params, -1 if limit is None else limit])
         return [_mail(row) for row in rows]
 
     async def mail_failures(self, outbox_id: int) -> list[dict[str, Any]]:

@@ -100,7 +100,7 @@ class TicketQueries(QueryBase):
         limit: int | None = 1000,
     ) -> list[Ticket]:
         """Newest first, each filter narrowing the list; ``assignee=""`` is the unassigned ones and
-        ``limit=None`` lists all."""
+        ``limit=None`` lists all (SQLite reads a negative LIMIT as none)."""
         sql, params = "SELECT * FROM tickets WHERE 1 = 1", list[Any]()
         for column, values in (("status", statuses), ("queue", queues)):
             if values:
@@ -112,9 +112,7 @@ class TicketQueries(QueryBase):
             sql, params = sql + " AND assignee = ?", [*params, assignee]
         if requester is not None:
             sql, params = sql + " AND requester = ?", [*params, requester]
-        sql += " ORDER BY id DESC"
-        if limit is not None:
-            sql, params = sql + " LIMIT ?", [*params, limit]
+        sql, params = sql + " ORDER BY id DESC LIMIT ?", [*params, -1 if limit is None else limit]
         return [_ticket(row) for row in await self.all(sql, params)]
 
     async def update_ticket(self, ticket: Ticket, actor: str, cause: str, **changes: Any) -> Ticket:
