@@ -236,6 +236,49 @@ def test_assign_queue_category_cc_link_postpone_forward(daemon: Daemon, smarthos
     assert detail["followers"] == [] and detail["assignee"] is None
 
 
+def test_an_agent_given_the_ticket_is_told_once(start_daemon: Callable[..., Daemon], smarthost: Smarthost) -> None:
+    """`#assign` to another agent mails them what the ticket is about, the customer's latest words and the
+    assigning mail, threaded with the ticket; a note that assigns tells them in the note's notice instead,
+    and an agent taking the ticket tells nobody."""
+    daemon = start_daemon()
+    ticket = new_ticket(daemon, smarthost)
+    daemon.send(make_mail(subject=f"Re: {ticket['token']} Printer on fire", body="Now it smokes too."))
+    daemon.wait_processed()
+    agent_mail(daemon, ticket, "#assign Luis\nLuis will call you today.\n")
+    [told] = wait_until(lambda: smarthost.matching(LUIS, "Assigned to you"), 10, "the assignment notice")
+    assert ticket["token"] in told["Subject"]
+    assert f"Ana <{ANA}> assigned {ticket['token']} to you." in told.body
+    assert "Now it smokes too." in told.body and "Luis will call you today." in told.body
+    assert "#assign" not in told.body
+    assert told["In-Reply-To"] in told["References"] and told["Auto-Submitted"] == "auto-generated"
+    assert daemon.ticket(ticket["id"])["assignee"] == LUIS
+    assert smarthost.matching(CUSTOMER, "Luis will call you today.")  # still relayed
+    wait_until(lambda: smarthost.matching(ANA, "Applied"), 10, "Ana's transcript")
+    assert [m for m in smarthost.to(ANA) if "Assigned" in m["Subject"]] == []
+
+    # A note handing the ticket back: one mail to Ana, the note's notice, saying so.
+    before = len(smarthost.to(ANA))
+    agent_mail(daemon, ticket, "#internal\n#assign ana\nBack to you, I am out.\n", sender=LUIS)
+    to_ana = wait_until(lambda: smarthost.to(ANA)[before:] if len(smarthost.to(ANA)) > before else None, 10, "notes")
+    assert [m for m in to_ana if "Assigned to you" in m["Subject"]] == []
+    [note] = [m for m in to_ana if "Internal note" in m["Subject"]]
+    assert "added an internal note" in note.body and "and assigned it to you" in note.body
+    assert "Back to you, I am out." in note.body
+
+    # Taking it oneself is no news to anyone.
+    agent_mail(daemon, ticket, "#assign me\n#internal\n", sender=LUIS)
+    wait_until(lambda: smarthost.matching(LUIS, f"assignee: {ANA} → {LUIS}"), 10, "Luis's transcript")
+    assert len([m for m in smarthost.mails if "Assigned" in m["Subject"]]) == 1
+
+    spanish = start_daemon(language="es")
+    ticket = new_ticket(spanish, smarthost, subject="Impresora en llamas")
+    agent_mail(spanish, ticket, "#asignar Luis\n#nota\n")
+    assert spanish.ticket(ticket["id"])["assignee"] == LUIS
+    agent_mail(spanish, ticket, "#asignar Ana\n", sender=LUIS)
+    [dicho] = wait_until(lambda: smarthost.matching(ANA, "Asignado a usted"), 10, "el aviso de asignación")
+    assert f"Luis <{LUIS}> le ha asignado {ticket['token']}." in dicho.body
+
+
 def test_time_report_sums_billable_and_nonbillable(daemon: Daemon, smarthost: Smarthost) -> None:
     """`maild report time` adds up the minutes per requester, agent or queue, as table, JSON or CSV."""
     ticket = new_ticket(daemon, smarthost)

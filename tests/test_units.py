@@ -605,6 +605,18 @@ def render_context(**overrides: Any) -> dict[str, Any]:
         updated_at=NOW,
         followers=["colleague@example.org"],
     )
+    latest = Message(
+        id=1,
+        ticket_id=12,
+        direction="in",
+        visibility="public",
+        author="customer@example.org",
+        message_id="<m@x>",
+        subject="s",
+        text="Hola",
+        created_at=NOW,
+        inbound_id=1,
+    )
     context = {
         **ticket_vars(ticket, "ACME", "ACME Support"),
         "text": "Hola,\n\nmi impresora está en llamas.\n",
@@ -617,20 +629,9 @@ def render_context(**overrides: Any) -> dict[str, Any]:
         "old_token": "[ACME#7]",
         "reason": "dkim=fail for example.com",
         "errors": [CommandError("#status bogus", 2, "unknown status 'bogus'", "one of new, open")],
-        "messages": [
-            Message(
-                id=1,
-                ticket_id=12,
-                direction="in",
-                visibility="public",
-                author="customer@example.org",
-                message_id="<m@x>",
-                subject="s",
-                text="Hola",
-                created_at=NOW,
-                inbound_id=1,
-            )
-        ],
+        "messages": [latest],
+        "latest": latest,
+        "assigned_by": Agent(email="luis@example.com", name="Luis", role="agent"),
     }
     context.update(overrides)
     return context

@@ -1,4 +1,5 @@
-"""notify_agents: tell the assignee (or the queue's agents) about a new ticket, a customer's reply or a note."""
+"""notify_agents: tell the assignee (or the queue's agents) about a new ticket, a customer's reply or a note,
+and an agent that another agent's mail made the assignee."""
 
 from __future__ import annotations
 
@@ -17,11 +18,17 @@ class NotifyAgents:
 
     async def process(self, ctx: Context, tx: Tx) -> Outcome:
         # Machine mail is kept on the ticket but mails nobody: a bounce of a notice must not breed notices.
-        if ctx.automatic or (ctx.agent is not None and not ctx.created and not ctx.internal):
+        if ctx.automatic:
             return CONTINUE
         ticket, config = ctx.current_ticket, self.services.config
         if ctx.spoofed:
             await self.warn_admins(ctx, tx)
+            return CONTINUE
+        handed_to = self.handed_to(ctx)
+        if ctx.agent is not None and not ctx.created and not ctx.internal:
+            # An agent's reply to the customer: the other agents hear of it only when it gives them the ticket.
+            if handed_to is not None:
+                await self.tell_new_assignee(ctx, tx, handed_to)
             return CONTINUE
         if ctx.created:
             event = "agent.new_ticket"
@@ -45,6 +52,7 @@ class NotifyAgents:
                 text=ctx.text,
                 participant=ctx.participant,
                 attachments=ctx.message.attachments if ctx.message else (),
+                assigned_by=ctx.agent if agent == handed_to else None,
             )
             draft = Draft(
                 kind=event,
@@ -56,6 +64,37 @@ class NotifyAgents:
             )
             await self.services.outbox.queue(tx, draft, ticket.id)
         return CONTINUE
+
+    def handed_to(self, ctx: Context) -> Agent | None:
+        """The agent an agent's commands in this mail made the assignee, unless that is the sender."""
+        assignee = ctx.current_ticket.assignee
+        if ctx.agent is None or assignee is None or assignee == ctx.sender:
+            return None
+        if not any(field == "assignee" for field, _, _ in ctx.changes):
+            return None
+        return self.services.config.agent(assignee)
+
+    async def tell_new_assignee(self, ctx: Context, tx: Tx, agent: Agent) -> None:
+        """The ticket is now theirs: what it is about, the customer's latest words, and the mail that did it."""
+        ticket, config = ctx.current_ticket, self.services.config
+        from_customer = [m for m in await tx.messages(ticket.id) if m.direction == "in" and m.visibility == "public"]
+        rendered = self.services.renderer.render(
+            "agent.assigned",
+            config.language,
+            **ticket_vars(ticket, config.ticket_prefix, config.from_name),
+            agent=agent,
+            assigned_by=ctx.agent,
+            latest=from_customer[-1] if from_customer else None,
+            text=ctx.text,
+        )
+        draft = Draft(
+            kind="agent.assigned",
+            to=[agent.email],
+            subject=rendered.subject,
+            body=rendered.body,
+            references=await tx.thread_chain(ticket.id, "agent"),
+        )
+        await self.services.outbox.queue(tx, draft, ticket.id)
 
     def recipients(self, ctx: Context) -> list[Agent]:
         ticket, config = ctx.current_ticket, self.services.config
