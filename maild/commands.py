@@ -18,7 +18,7 @@ Keywords (canonical English ← aliases)
     status ← estado · wait ← esperar · time ← tiempo · resolve ← resolver · assign ← asignar ·
     priority ← prioridad · queue ← cola · category ← categoria, categoría · tag ← tags, etiqueta, etiquetas ·
     cc · internal ← nota, interna, interno · postpone ← aplazar, posponer · link ← enlazar, vincular ·
-    forward ← reenviar · requester ← solicitante · close ← cerrar.
+    forward ← reenviar · requester ← solicitante · close ← cerrar · merge ← fusionar, unir.
 
 Arguments → ``Command.args`` (values are case-insensitive, ``-`` and ``_`` interchangeable)
     ``#status S``        `SetStatus` — S in `STATUSES` or nuevo, abierto, esperando_cliente, esperando_tercero,
@@ -42,6 +42,7 @@ Arguments → ``Command.args`` (values are case-insensitive, ``-`` and ``_`` int
     ``#forward ADDR``    `Forward` — one address (``Name <addr>`` too), lower-cased.
     ``#requester ADDR``  `Requester` — one address, lower-cased, and the display name if one was given.
     ``#close``           `Close` — no arguments.
+    ``#merge ID``        `Merge` — the ticket to merge this one into, written as for ``#link``.
 """
 
 from __future__ import annotations
@@ -173,6 +174,11 @@ class Close:
     pass
 
 
+@dataclass(frozen=True)
+class Merge:
+    ticket_id: int  # the ticket that takes this one's thread
+
+
 CommandArgs: TypeAlias = (
     SetStatus
     | Wait
@@ -190,6 +196,7 @@ CommandArgs: TypeAlias = (
     | Forward
     | Requester
     | Close
+    | Merge
 )
 
 
@@ -230,7 +237,7 @@ class ParsedCommands:
 
 KEYWORDS: dict[str, str] = {
     **{k: k for k in ("status", "wait", "time", "resolve", "assign", "priority", "queue", "category")},
-    **{k: k for k in ("tag", "cc", "internal", "postpone", "link", "forward", "requester", "close")},
+    **{k: k for k in ("tag", "cc", "internal", "postpone", "link", "forward", "requester", "close", "merge")},
     "tags": "tag",
     "estado": "status",
     "esperar": "wait",
@@ -253,6 +260,8 @@ KEYWORDS: dict[str, str] = {
     "reenviar": "forward",
     "solicitante": "requester",
     "cerrar": "close",
+    "fusionar": "merge",
+    "unir": "merge",
 }
 STOP_WORDS = frozenset({"thanks", "gracias"})
 
@@ -305,6 +314,7 @@ _TAG_ACCEPTED = Text("accepted tag")
 _CC_ACCEPTED = Text("accepted cc")
 _ADDRESS_ACCEPTED = Text("accepted address")
 _LINK_ACCEPTED = Text("accepted link")
+_MERGE_ACCEPTED = Text("accepted merge")
 _NO_ARGUMENTS = Text("accepted nothing")
 
 # --- syntax --------------------------------------------------------------------------------------------------
@@ -549,15 +559,23 @@ def _postpone(rest: str) -> Postpone:
 
 
 def _link(rest: str) -> Link:
+    return Link(_ticket_id(rest, _LINK_ACCEPTED))
+
+
+def _merge(rest: str) -> Merge:
+    return Merge(_ticket_id(rest, _MERGE_ACCEPTED))
+
+
+def _ticket_id(rest: str, accepted: Text) -> int:
     if not rest:
-        raise Refused(Text("missing", what=Text("ticket id")), _LINK_ACCEPTED)
+        raise Refused(Text("missing", what=Text("ticket id")), accepted)
     found = _LINK.fullmatch(rest)
     if not found:
-        raise Refused(Text("not a ticket id", got=repr(rest)), _LINK_ACCEPTED)
+        raise Refused(Text("not a ticket id", got=repr(rest)), accepted)
     ticket_id = int(found.group(1) or found.group(2))
     if ticket_id < 1:
-        raise Refused(Text("ticket ids start at 1"), _LINK_ACCEPTED)
-    return Link(ticket_id)
+        raise Refused(Text("ticket ids start at 1"), accepted)
+    return ticket_id
 
 
 def _forward(rest: str) -> Forward:
@@ -591,6 +609,7 @@ PARSERS: dict[str, Callable[[str], CommandArgs]] = {
     "forward": _forward,
     "requester": _requester,
     "close": _close,
+    "merge": _merge,
 }
 
 # --- the text ------------------------------------------------------------------------------------------------

@@ -68,6 +68,7 @@ class Ticket:
     wait_until: datetime | None = None
     clock_since: datetime | None = None
     first_responded_at: datetime | None = None
+    merged_into: int | None = None  # `#merge`: the ticket this one's mail and token now lead to
     tags: list[str] = field(default_factory=list)
     followers: list[str] = field(default_factory=list)
     linked: list[int] = field(default_factory=list)

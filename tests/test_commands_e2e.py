@@ -279,6 +279,55 @@ def test_an_agent_given_the_ticket_is_told_once(start_daemon: Callable[..., Daem
     assert f"Luis <{LUIS}> le ha asignado {ticket['token']}." in dicho.body
 
 
+def test_merge_moves_a_duplicate_into_the_first_ticket(daemon: Daemon, smarthost: Smarthost) -> None:
+    """`#merge ID` moves the ticket's thread and people into ticket ID and closes it; the rest of the mail goes
+    to ID's customers, and mail quoting the old token lands in ID, not in a new ticket. A merge with other
+    commands, or into a merged ticket, is refused and changes nothing."""
+    colleague = "colleague@example.org"
+    first = new_ticket(daemon, smarthost, subject="Printer on fire")
+    daemon.send(make_mail(sender=colleague, subject="Our printer burns", body="Smoke everywhere."), mail_from=colleague)
+    [ack] = smarthost.wait_for(colleague)
+    duplicate = next(t for t in daemon.tickets() if t["requester"] == colleague)
+
+    agent_mail(daemon, duplicate, f"#merge {first['id']}\n#priority high\nSame fire.\n")
+    [refused] = wait_until(lambda: smarthost.matching(ANA, "Commands refused"), 10, "the refusal")
+    assert "#merge goes alone in a mail, with #internal at most" in refused.body
+    assert duplicate["token"] in refused["Subject"]
+    assert daemon.ticket(duplicate["id"])["merged_into"] is None
+
+    agent_mail(daemon, duplicate, f"#merge {first['id']}\nWe follow this under the first report.\n")
+    merged, kept = daemon.ticket(duplicate["id"]), daemon.ticket(first["id"])
+    assert merged["status"] == "closed" and merged["merged_into"] == first["id"] and merged["messages"] == []
+    assert [(m["text"], m["visibility"]) for m in kept["messages"]] == [
+        ("Hello, my printer is on fire.", "public"),
+        ("Smoke everywhere.", "public"),
+        ("Same fire.", "internal"),  # the refused mail, kept for agents
+        ("We follow this under the first report.", "public"),
+    ]
+    assert kept["followers"] == [colleague] and duplicate["id"] in kept["linked"]
+    assert ("merged_into", None, str(first["id"])) in {(h["field"], h["old"], h["new"]) for h in merged["history"]}
+    relayed = wait_until(lambda: smarthost.matching(CUSTOMER, "under the first report"), 10, "the relay")[0]
+    assert first["token"] in relayed["Subject"] and colleague in relayed.rcpt_to
+    [transcript] = wait_until(lambda: smarthost.matching(ANA, "Applied"), 10, "the transcript")
+    assert f"merged: {duplicate['token']} → {first['token']}" in transcript.body
+
+    # The colleague answers our first acknowledgement: the old token leads to the ticket it was merged into.
+    daemon.send(
+        make_mail(
+            sender=colleague, subject=f"Re: {ack['Subject']}", body="Now the fax too.", in_reply_to=ack["Message-ID"]
+        ),
+        mail_from=colleague,
+    )
+    daemon.wait_processed()
+    assert len(daemon.tickets()) == 2
+    assert daemon.ticket(first["id"])["messages"][-1]["text"] == "Now the fax too."
+
+    agent_mail(daemon, first, f"#merge {duplicate['id']}\n#internal\n")
+    [again] = wait_until(lambda: smarthost.matching(ANA, "was merged into"), 10, "the second refusal")
+    assert f"ticket {duplicate['id']} was merged into {first['id']}: merge into that one" in again.body
+    assert daemon.ticket(first["id"])["status"] != "closed"
+
+
 def test_time_report_sums_billable_and_nonbillable(daemon: Daemon, smarthost: Smarthost) -> None:
     """`maild report time` adds up the minutes per requester, agent or queue, as table, JSON or CSV."""
     ticket = new_ticket(daemon, smarthost)

@@ -20,6 +20,7 @@ from maild.commands import (
     Forward,
     Internal,
     Link,
+    Merge,
     Postpone,
     Priority,
     Requester,
@@ -94,6 +95,9 @@ def only_error(line: str) -> CommandError:
         ("#solicitante a@example.com", "requester"),
         ("#close", "close"),
         ("#cerrar", "close"),
+        ("#merge 12", "merge"),
+        ("#fusionar 12", "merge"),
+        ("#unir 12", "merge"),
     ],
 )
 def test_every_keyword_and_spanish_alias_maps_to_its_english_keyword(line: str, keyword: str) -> None:
@@ -614,6 +618,25 @@ def test_link_refuses_anything_but_one_ticket_id(line: str, reason: str) -> None
     error = only_error(line)
     assert error.reason == reason
     assert error.accepted == "a ticket id: 12, #12 or [ACME#12]"
+
+
+@pytest.mark.parametrize(
+    ("line", "args"),
+    [("#merge 12", Merge(12)), ("#merge [ACME#12]", Merge(12)), ("#fusionar #7", Merge(7))],
+)
+def test_merge_reads_a_ticket_id_as_link_does(line: str, args: Merge) -> None:
+    """#merge takes the ticket to merge into in the forms #link accepts."""
+    assert only_args(line) == args
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"), [("#merge", "missing ticket id"), ("#merge 12 13", "not a ticket id: '12 13'")]
+)
+def test_merge_refuses_anything_but_one_ticket_id(line: str, reason: str) -> None:
+    """A bad #merge is an error saying which ticket ids it accepts."""
+    error = only_error(line)
+    assert error.reason == reason
+    assert error.accepted == "the number of another ticket, not closed, to merge this one into: 12, #12 or [ACME#12]"
 
 
 # --- #forward, #requester ----------------------------------------------------------------------------------

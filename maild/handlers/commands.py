@@ -18,7 +18,9 @@ from maild.commands import (
     Command,
     CommandError,
     Forward,
+    Internal,
     Link,
+    Merge,
     Postpone,
     Priority,
     Refused,
@@ -39,6 +41,7 @@ from maild.refusals import Text
 from maild.render import ticket_vars
 from maild.statuses import CLOSED, RESOLVED, STATUSES, TransitionRefused, check_transition
 from maild.store import Tx
+from maild.tokens import format_token
 
 
 class _RollBack(Exception):
@@ -56,6 +59,7 @@ class ApplyCommands:
         if ctx.agent is None or not (ctx.commands or ctx.command_errors):
             return CONTINUE
         errors = list(ctx.command_errors)
+        ticket_id = ctx.current_ticket.id  # a #merge moves ctx.ticket on; a refusal is about this one
         try:
             async with tx.savepoint("commands"):
                 for command in ctx.commands:
@@ -71,12 +75,17 @@ class ApplyCommands:
                 if errors:
                     raise _RollBack
         except _RollBack:
-            return await self.refuse(ctx, tx, errors)
+            return await self.refuse(ctx, tx, errors, ticket_id)
         await self.mail_agent(ctx, tx, "agent.transcript", changes=ctx.changes)
         return CONTINUE
 
     def check_mail(self, ctx: Context) -> list[CommandError]:
-        """Rules about the mail as a whole: every resolution has a customer message or an internal note."""
+        """Rules about the mail as a whole: every resolution has a customer message or an internal note, and a
+        merge comes alone (what came before it would change one ticket, what came after the other)."""
+        merges = [c for c in ctx.commands if isinstance(c.args, Merge)]
+        if merges and any(not isinstance(c.args, Internal) for c in ctx.commands if c is not merges[0]):
+            merge = merges[0]
+            return [CommandError(merge.line, merge.lineno, Text("merge alone"), Text("accepted merge"), merge.keyword)]
         for command in ctx.commands:
             if isinstance(command.args, Resolve) and command.args.method != "spam" and not ctx.text.strip():
                 return [
@@ -90,8 +99,8 @@ class ApplyCommands:
                 ]
         return []
 
-    async def refuse(self, ctx: Context, tx: Tx, errors: list[CommandError]) -> Outcome:
-        ticket = await tx.get_ticket(ctx.current_ticket.id)
+    async def refuse(self, ctx: Context, tx: Tx, errors: list[CommandError], ticket_id: int) -> Outcome:
+        ticket = await tx.get_ticket(ticket_id)
         assert ticket is not None
         ctx.ticket, ctx.changes, ctx.resolution = ticket, [], None
         # The mail stays on the ticket for agents, but a refused mail never reaches the customer.
@@ -221,6 +230,34 @@ class ApplyCommands:
                 if agent.role != "admin":
                     raise Refused(Text("only admins close"), Text("accepted resolve or close"))
                 await self.move(ctx, tx, CLOSED, wait_until=None)
+            case Merge(ticket_id=target_id):
+                await self.merge(ctx, tx, target_id)
+
+    async def merge(self, ctx: Context, tx: Tx, target_id: int) -> None:
+        """This ticket's thread, people, tags and links join the target, which the rest of the mail is about
+        (its text goes to the target's customers); this one closes, its token leading to the target."""
+        source, agent, accepted = ctx.current_ticket, ctx.agent, Text("accepted merge")
+        assert agent is not None
+        target = await tx.get_ticket(target_id) if target_id != source.id else None
+        if target is None:
+            raise Refused(Text("no other ticket", id=target_id), accepted)
+        if target.merged_into is not None:
+            raise Refused(Text("merged already", id=target_id, into=target.merged_into), accepted)
+        if target.status == CLOSED:
+            raise Refused(Text("closed ticket", id=target_id), accepted)
+        cause = f"merged {source.id} into {target.id}"
+        await tx.move_thread(source.id, target.id)
+        # Whoever took part in this ticket takes part in the target: its customers hear the replies from now on.
+        joining = [a for a in (source.requester, *source.followers) if a != target.requester]
+        await tx.add_followers(target.id, joining, agent.email, cause)
+        await tx.change_tags(target.id, source.tags, (), agent.email, cause)
+        for other in (*source.linked, source.id):
+            if other != target.id:
+                await tx.link_tickets(target.id, other, agent.email, cause)
+        await self.services.lifecycle.move(tx, source, CLOSED, agent.email, cause, merged_into=target.id)
+        prefix = self.config.ticket_prefix
+        ctx.changes.append(("merged", format_token(prefix, source.id), format_token(prefix, target.id)))
+        ctx.ticket = await tx.get_ticket(target.id)
 
     def assignee(self, kind: str, target: str, sender: str) -> str | None:
         if kind == "me":

@@ -6,6 +6,8 @@ from maild.handlers.base import CONTINUE, Context, Outcome, Services
 from maild.store import Tx
 from maild.tokens import ticket_ids_in
 
+MAX_MERGE_STEPS = 20
+
 
 class Thread:
     name = "thread"
@@ -20,6 +22,7 @@ class Thread:
             ctx.ticket = await tx.get_ticket(ticket_id)
             if ctx.ticket:
                 ctx.notes.append(f"threaded by token {ticket_id}")
+                await self.follow_merges(ctx, tx)
                 return CONTINUE
         # References lists the thread oldest first, In-Reply-To names the parent: parent first.
         candidates = [*mail.references, *mail.in_reply_to]
@@ -30,4 +33,14 @@ class Thread:
         if referenced is not None:
             ctx.ticket = await tx.get_ticket(referenced)
             ctx.notes.append(f"threaded by reference to {referenced}")
+            await self.follow_merges(ctx, tx)
         return CONTINUE
+
+    async def follow_merges(self, ctx: Context, tx: Tx) -> None:
+        """A merged ticket's mail goes where its thread went. Merges only go into unmerged tickets, but the
+        target may be merged on later: follow the chain, a bounded number of steps."""
+        for _ in range(MAX_MERGE_STEPS):
+            if ctx.ticket is None or ctx.ticket.merged_into is None:
+                return
+            ctx.notes.append(f"ticket {ctx.ticket.id} was merged into {ctx.ticket.merged_into}")
+            ctx.ticket = await tx.get_ticket(ctx.ticket.merged_into)

@@ -189,4 +189,8 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX outbox_by_rcpt ON outbox (kind, rcpt_to, created_at);
     CREATE INDEX outbox_leases ON outbox (state, lease_until);
     """,
+    # 6: `#merge`: a merged ticket names the ticket its mail, history of record and token now lead to.
+    """
+    ALTER TABLE tickets ADD COLUMN merged_into INTEGER REFERENCES tickets (id);
+    """,
 )

@@ -33,6 +33,7 @@ UPDATABLE = frozenset(
         "wait_until",
         "clock_since",
         "first_responded_at",
+        "merged_into",
     }
 )
 # Bookkeeping that changes with every status move; the history shows the moves, not these.
@@ -188,6 +189,20 @@ class TicketQueries(QueryBase):
         for tag in remove:
             if await self.run("DELETE FROM ticket_tags WHERE ticket_id = ? AND tag = ?", (ticket_id, tag)):
                 await self.add_history(ticket_id, actor, "tags", tag, None, cause)
+
+    async def move_thread(self, source_id: int, target_id: int) -> None:
+        """`#merge`: the source ticket's messages (with their attachments), thread ids, sent mail and time
+        entries now belong to the target, so its timeline, References and time report hold them. The history
+        stays where it was made."""
+        # thread_ids has no ticket index: its rows are found through the messages and the mail they name.
+        await self.run(
+            "UPDATE thread_ids SET ticket_id = ?1 WHERE ticket_id = ?2 AND message_id IN ("
+            " SELECT message_id FROM messages WHERE ticket_id = ?2"
+            " UNION SELECT message_id FROM outbox WHERE ticket_id = ?2)",
+            (target_id, source_id),
+        )
+        for table in ("messages", "outbox", "time_entries"):
+            await self.run(f"UPDATE {table} SET ticket_id = ? WHERE ticket_id = ?", (target_id, source_id))
 
     async def link_tickets(self, ticket_id: int, other_id: int, actor: str, cause: str) -> bool:
         """Link two tickets both ways; False when they already were."""
