@@ -908,3 +908,40 @@ def test_thread_chain_of_a_long_ticket_reads_a_window_and_references_stay_the_sa
             await store.close()
 
     asyncio.run(run())
+
+
+def test_a_store_of_an_older_schema_is_migrated_and_keeps_its_tickets(tmp_path: Path) -> None:
+    """A store made by the previous maild (schema 5) opens under this one: migrated in place, its tickets
+    read back, not merged, and the new merged_into column takes a value."""
+    from maild.store.schema import MIGRATIONS
+
+    path = tmp_path / "maild.sqlite3"
+    old = sqlite3.connect(path, isolation_level=None)
+    for number, script in enumerate(MIGRATIONS[:5], start=1):
+        old.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+    old.execute(
+        "INSERT INTO tickets (subject, status, priority, queue, requester, language, created_at, updated_at)"
+        " VALUES ('Old one', 'open', 'normal', 'default', 'c@example.org', 'en', ?1, ?1)",
+        (NOW.isoformat(),),
+    )
+    old.close()
+
+    async def body(store: Store) -> None:
+        async with store.transaction() as tx:
+            [row] = await tx.all("PRAGMA user_version")
+            assert row[0] == len(MIGRATIONS)
+            ticket = await tx.get_ticket(1)
+            assert ticket is not None and ticket.subject == "Old one" and ticket.merged_into is None
+            other = await tx.create_ticket(
+                subject="New one",
+                requester="c@example.org",
+                queue="default",
+                priority="normal",
+                language="en",
+                status="new",
+            )
+            await tx.update_ticket(ticket, "ana@example.com", "test", merged_into=other.id)
+            again = await tx.get_ticket(1)
+            assert again is not None and again.merged_into == other.id
+
+    _store_test(tmp_path, body)
