@@ -279,6 +279,27 @@ def test_an_agent_given_the_ticket_is_told_once(start_daemon: Callable[..., Daem
     assert f"Luis <{LUIS}> le ha asignado {ticket['token']}." in dicho.body
 
 
+def test_the_assignee_hears_when_a_colleague_answers_their_customer(daemon: Daemon, smarthost: Smarthost) -> None:
+    """Luis answering Ana's customer sends Ana a copy of what went out; his command-only mail and Ana's own
+    reply send her none."""
+    ticket = new_ticket(daemon, smarthost)
+    agent_mail(daemon, ticket, "I am on it.\n")
+    assert daemon.ticket(ticket["id"])["assignee"] == ANA
+    agent_mail(daemon, ticket, "#time 5m\n", sender=f"Luis <{LUIS}>")
+    agent_mail(daemon, ticket, "I will drop by at noon.\n", sender=f"Luis <{LUIS}>")
+    wait_until(lambda: smarthost.matching(CUSTOMER, "drop by at noon"), 10, "the relay")
+    [copy] = wait_until(lambda: smarthost.matching(ANA, "Answered by"), 10, "Ana's copy")
+    assert copy["Subject"] == f"{ticket['token']} Answered by Luis: Printer on fire"
+    assert f"Luis <{LUIS}> answered the customer on {ticket['token']}, which is assigned to you" in copy.body
+    assert "I will drop by at noon." in copy.body
+    assert copy["In-Reply-To"] in copy["References"]
+    assert smarthost.matching(LUIS, "Answered by") == []
+    agent_mail(daemon, ticket, "See you at noon then.\n")
+    wait_until(lambda: smarthost.matching(CUSTOMER, "See you at noon"), 10, "Ana's relay")
+    assert len(smarthost.matching(ANA, "Answered by")) == 1
+    assert daemon.ticket(ticket["id"])["assignee"] == ANA
+
+
 def test_merge_moves_a_duplicate_into_the_first_ticket(daemon: Daemon, smarthost: Smarthost) -> None:
     """`#merge ID` moves the ticket's thread and people into ticket ID and closes it; the rest of the mail goes
     to ID's customers, and mail quoting the old token lands in ID, not in a new ticket. A merge with other

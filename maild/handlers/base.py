@@ -55,6 +55,7 @@ class Context:
     resolution: str | None = None  # commands: the method of a #resolve applied by this mail
     spawned_from: int | None = None  # ticket: the closed ticket this mail would have joined
     reopened: bool = False  # lifecycle: a customer's reply reopened a resolved ticket
+    relayed: bool = False  # relay: the agent's reply went out to the customers
     message: Message | None = None  # record
     notes: list[str] = field(default_factory=list)  # any step: facts worth a log line
 

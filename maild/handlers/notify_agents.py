@@ -1,5 +1,5 @@
-"""notify_agents: tell the assignee (or the queue's agents) about a new ticket, a customer's reply or a note,
-and an agent that another agent's mail made the assignee."""
+"""notify_agents: tell the assignee (or the queue's agents) about a new ticket, a customer's reply or a note;
+tell an agent that another agent's mail made them the assignee, or answered their customer."""
 
 from __future__ import annotations
 
@@ -26,17 +26,17 @@ class NotifyAgents:
             return CONTINUE
         handed_to = self.handed_to(ctx)
         if ctx.agent is not None and not ctx.created and not ctx.internal:
-            # An agent's reply to the customer: the other agents hear of it only when it gives them the ticket.
+            # An agent's reply to the customer: other agents hear of it when it gives them the ticket, and
+            # the assignee when a colleague answered their customer.
             if handed_to is not None:
                 await self.tell_new_assignee(ctx, tx, handed_to)
-            return CONTINUE
-        if ctx.created:
-            event = "agent.new_ticket"
+                return CONTINUE
+            assignee = config.agent(ticket.assignee) if ticket.assignee else None
+            if not ctx.relayed or assignee is None or assignee.email == ctx.sender:
+                return CONTINUE
+            event, recipients = "agent.colleague_reply", [assignee]
         else:
-            event = "agent.internal_note" if ctx.agent is not None else "agent.customer_reply"
-            if ctx.reopened:
-                event = "agent.reopened"
-        recipients = self.recipients(ctx)
+            event, recipients = self.event(ctx), self.recipients(ctx)
         # A notice answers the mail it reports, so that mail ends the chain (In-Reply-To names it): the
         # chain's order alone would put an earlier notice last when both were written in the same second.
         reported = ctx.message.message_id if ctx.message else ctx.parsed.message_id
@@ -64,6 +64,14 @@ class NotifyAgents:
             )
             await self.services.outbox.queue(tx, draft, ticket.id)
         return CONTINUE
+
+    def event(self, ctx: Context) -> str:
+        """The notice for a new ticket, a customer's reply (one that reopened) or an agent's note."""
+        if ctx.created:
+            return "agent.new_ticket"
+        if ctx.agent is not None:
+            return "agent.internal_note"
+        return "agent.reopened" if ctx.reopened else "agent.customer_reply"
 
     def handed_to(self, ctx: Context) -> Agent | None:
         """The agent an agent's commands in this mail made the assignee, unless that is the sender."""

@@ -50,4 +50,5 @@ class Relay:
             attachments=mail.attachments,
         )
         await self.services.outbox.queue(tx, draft, ticket.id)
+        ctx.relayed = True
         return CONTINUE
