@@ -33,6 +33,7 @@ from maild.spool import Spooler
 from maild.store import Store
 from maild.store.inbound import PENDING, SHUNTED
 from maild.store.outbox import QUEUED
+from maild.undelivered import UndeliveredNotice
 
 log = structlog.get_logger("maild.app")
 
@@ -47,6 +48,10 @@ def build_services(config: Config, clock: Clock) -> Services:
         clock=clock,
         lifecycle=Lifecycle(config, clock),
     )
+
+
+def build_undelivered(services: Services) -> UndeliveredNotice:
+    return UndeliveredNotice(services.config, services.renderer, services.outbox)
 
 
 def build_timer_actions(services: Services) -> TimerActions:
@@ -85,7 +90,9 @@ class App:
         pipeline = build_pipeline(services, store, metrics)
         runner = Runner(store, pipeline, wakeup=spooled, on_processed=(queued, changed))
         transport = make_transport(config.outbound)
-        outbound = OutboundWorker(store, config.outbound, transport, queued, clock, metrics=metrics)
+        outbound = OutboundWorker(
+            store, config.outbound, transport, queued, clock, metrics=metrics, undelivered=build_undelivered(services)
+        )
         scheduler = Scheduler(store, build_timer_actions(services), wakeup=changed, on_fired=queued)
         try:
             listener = SmtpListener(config, IntakeHandler(config, spooler)) if config.smtp.enabled else None
@@ -166,6 +173,7 @@ class App:
             return
         self.runner.pipeline = build_pipeline(services, self.store, self.metrics)
         self.scheduler.actions = build_timer_actions(services)
+        self.outbound.undelivered = build_undelivered(services)
         if self.listener:
             self.listener.handler.addresses = config.own_addresses
         self.config = config

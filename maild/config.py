@@ -158,6 +158,12 @@ class Config:
                 return by_address[rcpt.lower()]
         return DEFAULT_QUEUE
 
+    def ticket_agents(self, assignee: str | None, queue: str) -> list[Agent]:
+        """Who hears about a ticket: its assignee when that is an agent, else the agents of its queue."""
+        if assignee and (agent := self.agent(assignee)):
+            return [agent]
+        return self.queue_agents(queue)
+
     def queue_agents(self, queue: str) -> list[Agent]:
         """Agents who handle a queue: those listed for it, or every agent when none are listed."""
         listed = next((q.agents for q in self.queues if q.name == queue and q.agents), None)

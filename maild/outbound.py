@@ -23,6 +23,7 @@ from maild.config import Outbound
 from maild.metrics import Metrics
 from maild.models import OutboundMail
 from maild.store import Store
+from maild.undelivered import UndeliveredNotice
 from maild.worker import Worker
 
 log = structlog.get_logger("maild.outbound")
@@ -177,6 +178,7 @@ class OutboundWorker(Worker):
         clock: Clock,
         poll_seconds: float = 1.0,
         metrics: Metrics | None = None,
+        undelivered: UndeliveredNotice | None = None,
     ) -> None:
         super().__init__(wakeup, poll_seconds)
         self.store = store
@@ -184,6 +186,7 @@ class OutboundWorker(Worker):
         self.transport = transport
         self.clock = clock
         self.metrics = metrics
+        self.undelivered = undelivered  # replaced on reload, with the new templates and agents
 
     async def work(self) -> float | None:
         while not self.stopping and await self.send_due():
@@ -212,6 +215,9 @@ class OutboundWorker(Worker):
             failures: list[dict[str, Any]] = await tx.mail_failures(mail.id)
             failures += [{"rcpt": r, "error": e, "permanent": True} for r, e in delivery.permanent.items()]
             give_up = self.clock() - mail.created_at >= self.settings.give_up_after
+            lost = {**delivery.permanent, **(delivery.temporary if give_up else {})}
+            if lost and self.undelivered is not None:
+                await self.undelivered.tell(tx, mail, lost)
             if delivery.temporary and not give_up:
                 delay = min(self.settings.retry_base * 2 ** (mail.attempts - 1), self.settings.retry_max)
                 error = "; ".join(f"{r}: {e}" for r, e in delivery.temporary.items())

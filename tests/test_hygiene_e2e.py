@@ -200,6 +200,41 @@ def test_bounce_of_our_notice_is_recorded_not_threaded_as_a_reply(daemon: Daemon
     assert len(smarthost.mails) == before
 
 
+def test_agents_hear_when_their_reply_does_not_reach_the_customer(daemon: Daemon, smarthost: Smarthost) -> None:
+    """A reply the smarthost refuses for good, or one that bounces later, gets the assignee a notice naming
+    the address and the error; a bounced acknowledgement (above) does not, as it carried no agent's words."""
+    ticket = new_ticket(daemon, smarthost)
+    smarthost.refuse[CUSTOMER] = "550 5.1.1 <customer@example.org>: No such user"
+    daemon.send(make_mail(sender=ANA, subject=f"Re: {ticket['token']}", body="Please unplug it."), mail_from=ANA)
+    [notice] = wait_until(lambda: [m for m in smarthost.to(ANA) if "Not delivered" in m["Subject"]], 10, "notice")
+    assert notice["Subject"] == f"{ticket['token']} Not delivered: Printer on fire"
+    assert f"{CUSTOMER}: 550 5.1.1 <customer@example.org>: No such user" in notice.body
+    assert f'("{ticket["token"]} Re: Printer on fire") did not reach' in notice.body
+    assert notice["In-Reply-To"] in notice["References"]
+    assert [m for m in smarthost.mails if "Not delivered" in m["Subject"] and ANA not in m.rcpt_to] == []
+
+    del smarthost.refuse[CUSTOMER]
+    daemon.send(make_mail(sender=ANA, subject=f"Re: {ticket['token']}", body="Try it now."), mail_from=ANA)
+    [relayed] = wait_until(lambda: [m for m in smarthost.to(CUSTOMER) if "Try it now" in m.body], 10, "relay")
+    dsn = (
+        "From: Mail Delivery System <MAILER-DAEMON@mx.example.org>\r\n"
+        f"To: {SUPPORT}\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+        "Message-ID: <dsn-2@mx.example.org>\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+        "--B\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n"
+        "--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.org\r\n\r\n"
+        f"Final-Recipient: rfc822; {CUSTOMER}\r\nAction: failed\r\nStatus: 5.2.2\r\n\r\n"
+        "--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        f"From: ACME Support <{SUPPORT}>\r\nTo: {CUSTOMER}\r\nSubject: {relayed['Subject']}\r\n"
+        f"Message-ID: {relayed['Message-ID']}\r\n\r\n--B--\r\n"
+    ).encode()
+    daemon.send(dsn, mail_from="")
+    notices = wait_until(
+        lambda: [m for m in smarthost.to(ANA) if "Not delivered" in m["Subject"]][1:] or None, 10, "second notice"
+    )
+    assert f"{CUSTOMER}: returned by the receiving mail system (5.2.2)" in notices[0].body
+
+
 def _header_names(raw: bytes) -> list[bytes]:
     """The names of a mail's top-level headers, as its recipient's MTA reads them."""
     head = raw.split(b"\r\n\r\n", 1)[0]

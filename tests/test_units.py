@@ -632,6 +632,9 @@ def render_context(**overrides: Any) -> dict[str, Any]:
         "messages": [latest],
         "latest": latest,
         "assigned_by": Agent(email="luis@example.com", name="Luis", role="agent"),
+        "lost": [("customer@example.org", "550 5.1.1 No such user")],
+        "mail_subject": "[ACME#12] Re: Impresora en llamas",
+        "sent_at": "2026-11-23 10:00 UTC",
     }
     context.update(overrides)
     return context

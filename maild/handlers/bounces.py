@@ -1,16 +1,18 @@
-"""bounces: a delivery report about one of our own mails is recorded on that mail, for agents and operators."""
+"""bounces: a delivery report about one of our own mails is recorded on that mail, for agents and operators;
+when it says an agent's words will never arrive, the ticket's agents are told."""
 
 from __future__ import annotations
 
 from maild.handlers.base import CONTINUE, Context, Outcome, Services
 from maild.store import Tx
+from maild.undelivered import UndeliveredNotice
 
 
 class Bounces:
     name = "bounces"
 
     def __init__(self, services: Services) -> None:
-        pass
+        self.undelivered = UndeliveredNotice(services.config, services.renderer, services.outbox)
 
     async def process(self, ctx: Context, tx: Tx) -> Outcome:
         bounce = ctx.bounce
@@ -22,4 +24,8 @@ class Bounces:
             return CONTINUE
         await tx.record_bounce(outbox_id, ctx.inbound.id, list(bounce.recipients), bounce.status, bounce.permanent)
         ctx.notes.append(f"bounce recorded on outbox {outbox_id}: {', '.join(bounce.recipients) or '?'}")
+        mail = await tx.get_mail(outbox_id)
+        if bounce.permanent and mail is not None:
+            returned = f"returned by the receiving mail system ({bounce.status or 'no status given'})"
+            await self.undelivered.tell(tx, mail, dict.fromkeys(bounce.recipients or mail.rcpt_to, returned))
         return CONTINUE

@@ -105,11 +105,8 @@ class NotifyAgents:
         await self.services.outbox.queue(tx, draft, ticket.id)
 
     def recipients(self, ctx: Context) -> list[Agent]:
-        ticket, config = ctx.current_ticket, self.services.config
-        if ticket.assignee and (assignee := config.agent(ticket.assignee)):
-            agents = [assignee]
-        else:
-            agents = config.queue_agents(ticket.queue)
+        ticket = ctx.current_ticket
+        agents = self.services.config.ticket_agents(ticket.assignee, ticket.queue)
         return [a for a in agents if a.email != ctx.sender]
 
     async def warn_admins(self, ctx: Context, tx: Tx) -> None:
