@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import smtplib
 import time
@@ -188,7 +189,6 @@ def test_bounce_of_our_notice_is_recorded_not_threaded_as_a_reply(daemon: Daemon
     ).encode()
     daemon.send(dsn, mail_from="")
     daemon.wait_processed()
-    import json
 
     rows = json.loads(daemon.cli("outbox", "list", "--json").stdout)
     [acked] = [r for r in rows if r["message_id"] == ack["Message-ID"]]
@@ -233,6 +233,21 @@ def test_agents_hear_when_their_reply_does_not_reach_the_customer(daemon: Daemon
         lambda: [m for m in smarthost.to(ANA) if "Not delivered" in m["Subject"]][1:] or None, 10, "second notice"
     )
     assert f"{CUSTOMER}: returned by the receiving mail system (5.2.2)" in notices[0].body
+
+
+def test_agents_hear_when_delivery_to_the_customer_is_given_up(daemon: Daemon, smarthost: Smarthost) -> None:
+    """A reply deferred (4xx) until `give_up_after` gets the assignee the same notice, with the last error."""
+    daemon.stop()
+    config = daemon.config_path.read_text().replace('retry_max = "2s"', 'retry_max = "1s"\ngive_up_after = "2s"')
+    daemon.config_path.write_text(config)
+    daemon.start()
+    ticket = new_ticket(daemon, smarthost)
+    smarthost.refuse[CUSTOMER] = "450 4.2.0 Mailbox busy, try later"
+    daemon.send(make_mail(sender=ANA, subject=f"Re: {ticket['token']}", body="Please unplug it."), mail_from=ANA)
+    [notice] = wait_until(lambda: [m for m in smarthost.to(ANA) if "Not delivered" in m["Subject"]], 15, "notice")
+    assert f"{CUSTOMER}: 450 4.2.0 Mailbox busy, try later" in notice.body
+    [failed] = [r for r in json.loads(daemon.cli("outbox", "list", "--json").stdout) if r["state"] == "failed"]
+    assert failed["kind"] == "customer.reply" and failed["attempts"] >= 2
 
 
 def _header_names(raw: bytes) -> list[bytes]:
