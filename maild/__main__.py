@@ -1,3 +1,3 @@
 from maild.cli import main
 
-main()
+main(prog_name="maild")  # as the installed command is named, in usage and error lines

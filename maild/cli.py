@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -33,6 +34,19 @@ def config_option(command: Callable[..., Any]) -> Callable[..., Any]:
         default=None,
         help="Config file (default: $MAILD_CONFIG, ./config/maild.toml, /etc/maild/maild.toml).",
     )(command)
+
+
+_TICKET = re.compile(r"\[?\s*(?:[\w-]*\s*#\s*)?(\d{1,18})\s*\]?")
+
+
+def ticket_id(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    """A ticket as people copy it from a subject: 12, #12, ACME#12 or [ACME#12]."""
+    if value is None:
+        return None
+    found = _TICKET.fullmatch(value.strip())
+    if found is None or int(found.group(1)) < 1:
+        raise click.BadParameter(f"not a ticket: {value!r} (12, #12 or [ACME#12])")
+    return int(found.group(1))
 
 
 def limit_option(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -89,7 +103,26 @@ def emit_json(value: Any) -> None:
     click.echo(json.dumps(value, ensure_ascii=False, indent=2))
 
 
-@click.group()
+class MaildGroup(click.Group):
+    """CONTRACT §2: a user error exits 1 with one line on stderr; for click that is a bad argument, an
+    unknown option or command (click's own way is exit 2 after the usage text)."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("standalone_mode", True) is False:
+            return super().main(*args, **kwargs)
+        try:
+            code = super().main(*args, **{**kwargs, "standalone_mode": False})
+        except click.ClickException as exc:
+            where = exc.ctx.command_path if isinstance(exc, click.UsageError) and exc.ctx else "maild"
+            click.echo(f"{where}: {exc.format_message()} (--help for usage)", err=True)
+            sys.exit(1)
+        except click.Abort:
+            click.echo("maild: aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=MaildGroup)
 @click.version_option(package_name="maild")
 def main() -> None:
     """maild: an email-first ticketing daemon."""
@@ -287,7 +320,7 @@ def assignee_filter(config: Config, given: str) -> str:
 
 @ticket.command("show")
 @config_option
-@click.argument("ticket_id", type=int)
+@click.argument("ticket_id", callback=ticket_id)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def ticket_show(config_path: str | None, ticket_id: int, as_json: bool) -> None:
     """Show one ticket with its timeline and history."""
@@ -417,7 +450,7 @@ def outbox() -> None:
 @outbox.command("list")
 @config_option
 @click.option("--state", type=click.Choice(["queued", "sending", "sent", "failed"]), default=None)
-@click.option("--ticket", "ticket_id", type=int, default=None, help="Only mail about this ticket.")
+@click.option("--ticket", "ticket_id", callback=ticket_id, default=None, help="Only mail about this ticket.")
 @limit_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def outbox_list(config_path: str | None, state: str | None, ticket_id: int | None, limit: int, as_json: bool) -> None:

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 GOOD_CONFIG = """
 [maild]
 data_dir = "data"
@@ -164,6 +166,34 @@ def test_ticket_list_with_bad_config(tmp_path: Path) -> None:
     assert lines == ["maild: config: intake.smtp.prot: unknown key"]
     assert result.stdout == ""
     assert_no_traceback(result)
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["ticket", "show", "x12"], "maild ticket show: Invalid value for 'TICKET_ID': not a ticket: 'x12'"),
+        (["ticket", "show"], "maild ticket show: Missing argument 'TICKET_ID'."),
+        (["bogus"], "maild: No such command 'bogus'."),
+        (["outbox", "list", "--state", "nope"], "maild outbox list: Invalid value for '--state': 'nope' is not one"),
+        (["ticket", "list", "--limit", "-1"], "maild ticket list: Invalid value for '--limit'"),
+    ],
+)
+def test_a_bad_argument_exits_1_with_one_line(tmp_path: Path, args: list[str], line: str) -> None:
+    """Bad arguments, options and commands are user errors (CONTRACT §2): exit 1, one line naming the
+    command, no usage dump."""
+    result = maild(tmp_path, *args)
+    assert result.returncode == 1
+    [said] = result.stderr.splitlines()
+    assert said.startswith(line) and said.endswith("(--help for usage)")
+    assert result.stdout == ""
+    assert_no_traceback(result)
+
+
+def test_help_and_version_still_exit_0(tmp_path: Path) -> None:
+    """Taking over click's error handling keeps --help and --version as they were."""
+    assert "Usage: maild ticket show" in maild(tmp_path, "ticket", "show", "--help").stdout
+    version = maild(tmp_path, "--version")
+    assert version.returncode == 0 and version.stdout.startswith("maild, version ")
 
 
 def test_ticket_list_with_missing_config(tmp_path: Path) -> None:

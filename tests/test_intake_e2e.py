@@ -205,6 +205,8 @@ def test_ticket_show_json_has_the_contract_shape(daemon: Daemon, smarthost: Smar
     human = daemon.cli("ticket", "show", str(detail["id"])).stdout
     assert detail["token"] in human and "a.pdf" in human
     assert "[ACME#" in daemon.cli("ticket", "list").stdout
+    for copied in (detail["token"], f"ACME#{detail['id']}", f"#{detail['id']}"):  # as people paste it
+        assert json.loads(daemon.cli("ticket", "show", copied, "--json").stdout)["id"] == detail["id"]
     missing = daemon.cli("ticket", "show", "4242", check=False)
     assert missing.returncode == 1 and missing.stderr.strip() == "maild: no ticket 4242"
 
