@@ -280,8 +280,8 @@ def test_an_agent_given_the_ticket_is_told_once(start_daemon: Callable[..., Daem
 
 
 def test_the_assignee_hears_when_a_colleague_answers_their_customer(daemon: Daemon, smarthost: Smarthost) -> None:
-    """Luis answering Ana's customer sends Ana a copy of what went out; his command-only mail and Ana's own
-    reply send her none."""
+    """Luis answering Ana's customer sends Ana a copy of what went out, also when he takes the ticket in
+    that mail; his command-only mail and Ana's own reply send her none."""
     ticket = new_ticket(daemon, smarthost)
     agent_mail(daemon, ticket, "I am on it.\n")
     assert daemon.ticket(ticket["id"])["assignee"] == ANA
@@ -298,6 +298,12 @@ def test_the_assignee_hears_when_a_colleague_answers_their_customer(daemon: Daem
     wait_until(lambda: smarthost.matching(CUSTOMER, "See you at noon"), 10, "Ana's relay")
     assert len(smarthost.matching(ANA, "Answered by")) == 1
     assert daemon.ticket(ticket["id"])["assignee"] == ANA
+
+    # Luis takes the ticket while answering: Ana, who had it, hears what he said and that it is his now.
+    agent_mail(daemon, ticket, "#assign me\nI will handle it from here.\n", sender=f"Luis <{LUIS}>")
+    [taken] = wait_until(lambda: smarthost.matching(ANA, "handle it from here"), 10, "Ana's copy")
+    assert f"answered the customer on {ticket['token']} and took it over from you" in taken.body
+    assert daemon.ticket(ticket["id"])["assignee"] == LUIS
 
 
 def test_merge_moves_a_duplicate_into_the_first_ticket(daemon: Daemon, smarthost: Smarthost) -> None:

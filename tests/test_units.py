@@ -635,6 +635,7 @@ def render_context(**overrides: Any) -> dict[str, Any]:
         "lost": [("customer@example.org", "550 5.1.1 No such user")],
         "mail_subject": "[ACME#12] Re: Impresora en llamas",
         "sent_at": "2026-11-23 10:00 UTC",
+        "taken_over": False,
     }
     context.update(overrides)
     return context

@@ -32,11 +32,14 @@ class NotifyAgents:
                 await self.tell_new_assignee(ctx, tx, handed_to)
                 return CONTINUE
             assignee = config.agent(ticket.assignee) if ticket.assignee else None
+            taken_over = assignee is not None and assignee.email == ctx.sender
+            if taken_over:  # the sender took the ticket while answering: who had it hears what was said
+                assignee = self.previous_assignee(ctx)
             if not ctx.relayed or assignee is None or assignee.email == ctx.sender:
                 return CONTINUE
             event, recipients = "agent.colleague_reply", [assignee]
         else:
-            event, recipients = self.event(ctx), self.recipients(ctx)
+            event, recipients, taken_over = self.event(ctx), self.recipients(ctx), False
         # A notice answers the mail it reports, so that mail ends the chain (In-Reply-To names it): the
         # chain's order alone would put an earlier notice last when both were written in the same second.
         reported = ctx.message.message_id if ctx.message else ctx.parsed.message_id
@@ -53,6 +56,7 @@ class NotifyAgents:
                 participant=ctx.participant,
                 attachments=ctx.message.attachments if ctx.message else (),
                 assigned_by=ctx.agent if agent == handed_to else None,
+                taken_over=taken_over,
             )
             draft = Draft(
                 kind=event,
@@ -81,6 +85,11 @@ class NotifyAgents:
         if not any(field == "assignee" for field, _, _ in ctx.changes):
             return None
         return self.services.config.agent(assignee)
+
+    def previous_assignee(self, ctx: Context) -> Agent | None:
+        """The agent the ticket was assigned to before this mail's commands, if they changed it."""
+        before = [old for field, old, _ in ctx.changes if field == "assignee"]
+        return self.services.config.agent(before[0]) if before and before[0] else None
 
     async def tell_new_assignee(self, ctx: Context, tx: Tx, agent: Agent) -> None:
         """The ticket is now theirs: what it is about, the customer's latest words, and the mail that did it."""
