@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -16,6 +15,7 @@ import uvloop
 from maild.config import Config, ConfigError, find_config_path, load_config
 from maild.logs import configure_logging
 from maild.store import Store, StoreError
+from maild.tokens import ticket_reference
 
 T = TypeVar("T")
 EX_TEMPFAIL = 75  # sysexits.h: the MTA keeps the mail and retries
@@ -36,17 +36,14 @@ def config_option(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
-_TICKET = re.compile(r"\[?\s*(?:[\w-]*\s*#\s*)?(\d{1,18})\s*\]?")
-
-
 def ticket_id(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
     """A ticket as people copy it from a subject: 12, #12, ACME#12 or [ACME#12]."""
     if value is None:
         return None
-    found = _TICKET.fullmatch(value.strip())
-    if found is None or int(found.group(1)) < 1:
+    found = ticket_reference(value.strip())
+    if found is None or found < 1:
         raise click.BadParameter(f"not a ticket: {value!r} (12, #12 or [ACME#12])")
-    return int(found.group(1))
+    return found
 
 
 def limit_option(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -311,11 +308,11 @@ def assignee_filter(config: Config, given: str) -> str:
         return ""
     if "@" in wanted:
         return wanted.lower()
-    matches = [a.email for a in config.agents if a.name.casefold() == wanted.casefold()]
+    matches = config.agents_named(wanted)
     if len(matches) != 1:
         names = ", ".join(a.name for a in config.agents) or "none configured"
         fail(f"--assignee: no single agent named {wanted!r} (agents: {names}; or an address, or none)")
-    return matches[0]
+    return matches[0].email
 
 
 @ticket.command("show")

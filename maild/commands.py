@@ -64,6 +64,7 @@ from maild.statuses import (
     WAITING_THIRD_PARTY,
     WAITING_UNTIL,
 )
+from maild.tokens import ticket_reference
 
 MAX_COMMANDS = 50
 MAX_TIME_ENTRY = timedelta(hours=24)
@@ -326,7 +327,6 @@ _LABEL = r"[^\W_](?:[\w-]*[^\W_])?"
 _ADDRESS = re.compile(r"[^@\s<>(),;:\"\[\]\\]+@" + _LABEL + r"(?:\." + _LABEL + r")*")
 _MAILBOX = re.compile(r"(?:\"?([^\"<>]*?)\"?\s*)?<([^<>]*)>")
 _TAG = re.compile(r"\w[\w.-]*")
-_LINK = re.compile(r"\[\s*[\w-]*\s*#\s*(\d{1,18})\s*\]|(?:[\w-]*#)?(\d{1,18})")
 _SEPARATORS = re.compile(r"[\s,;]+")
 
 
@@ -569,10 +569,9 @@ def _merge(rest: str) -> Merge:
 def _ticket_id(rest: str, accepted: Text) -> int:
     if not rest:
         raise Refused(Text("missing", what=Text("ticket id")), accepted)
-    found = _LINK.fullmatch(rest)
-    if not found:
+    ticket_id = ticket_reference(rest)
+    if ticket_id is None:
         raise Refused(Text("not a ticket id", got=repr(rest)), accepted)
-    ticket_id = int(found.group(1) or found.group(2))
     if ticket_id < 1:
         raise Refused(Text("ticket ids start at 1"), accepted)
     return ticket_id

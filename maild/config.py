@@ -158,6 +158,10 @@ class Config:
                 return by_address[rcpt.lower()]
         return DEFAULT_QUEUE
 
+    def agents_named(self, name: str) -> list[Agent]:
+        """The agents whose name is ``name``, ignoring case (``#assign Ana``, ``--assignee ana``)."""
+        return [a for a in self.agents if a.name.casefold() == name.casefold()]
+
     def ticket_agents(self, assignee: str | None, queue: str) -> list[Agent]:
         """Who hears about a ticket: its assignee when that is an agent, else the agents of its queue."""
         if assignee and (agent := self.agent(assignee)):

@@ -5,6 +5,15 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+# A ticket as agents and operators write it: 12, #12, ACME#12 or [ACME#12] (any prefix, spaces in brackets).
+_REFERENCE = re.compile(r"\[\s*[\w-]*\s*#\s*(\d{1,18})\s*\]|(?:[\w-]*#)?(\d{1,18})")
+
+
+def ticket_reference(text: str) -> int | None:
+    """The ticket id ``text`` names (0 stays 0, for the caller to refuse), or None when it names none."""
+    found = _REFERENCE.fullmatch(text)
+    return int(found.group(1) or found.group(2)) if found else None
+
 
 def format_token(prefix: str, ticket_id: int) -> str:
     return f"[{prefix}#{ticket_id}]"

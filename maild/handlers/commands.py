@@ -269,7 +269,7 @@ class ApplyCommands:
             if self.config.agent(target) is None:
                 raise Refused(Text("not an agent", who=target), Text("accepted agent", names=names))
             return target
-        matches = [a for a in self.config.agents if a.name.casefold() == target.casefold()]
+        matches = self.config.agents_named(target)
         if len(matches) != 1:
             raise Refused(Text("no single agent", got=repr(target)), Text("accepted agent", names=names))
         return matches[0].email
