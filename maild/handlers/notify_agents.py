@@ -94,14 +94,13 @@ class NotifyAgents:
     async def tell_new_assignee(self, ctx: Context, tx: Tx, agent: Agent) -> None:
         """The ticket is now theirs: what it is about, the customer's latest words, and the mail that did it."""
         ticket, config = ctx.current_ticket, self.services.config
-        from_customer = [m for m in await tx.messages(ticket.id) if m.direction == "in" and m.visibility == "public"]
         rendered = self.services.renderer.render(
             "agent.assigned",
             config.language,
             **ticket_vars(ticket, config.ticket_prefix, config.from_name),
             agent=agent,
             assigned_by=ctx.agent,
-            latest=from_customer[-1] if from_customer else None,
+            latest=await tx.latest_message(ticket.id, "in", "public"),
             text=ctx.text,
         )
         draft = Draft(

@@ -10,6 +10,11 @@ from typing import Any
 from maild.clock import Clock, to_iso
 
 
+def sql_limit(limit: int | None) -> int:
+    """A LIMIT parameter where None lists all rows (SQLite reads a negative LIMIT as none)."""
+    return -1 if limit is None else limit
+
+
 class QueryBase:
     """Statements run inline, on the caller's thread, inside a transaction the store has opened.
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from maild.clock import from_iso
 from maild.models import Envelope, Inbound
-from maild.store.base import QueryBase
+from maild.store.base import QueryBase, sql_limit
 
 PENDING, DONE, SHUNTED, DROPPED = "pending", "done", "shunted", "dropped"
 
@@ -66,10 +66,8 @@ class InboundQueries(QueryBase):
         return changed == 1
 
     async def list_inbound(self, state: str, limit: int | None = 1000) -> list[Inbound]:
-        """Oldest first; ``limit=None`` lists all (SQLite reads a negative LIMIT as none)."""
-        rows = await self.all(
-            "SELECT * FROM inbound WHERE state = ? ORDER BY id LIMIT ?", (state, -1 if limit is None else limit)
-        )
+        """Oldest first; ``limit=None`` lists all."""
+        rows = await self.all("SELECT * FROM inbound WHERE state = ? ORDER BY id LIMIT ?", (state, sql_limit(limit)))
         return [_inbound(row) for row in rows]
 
     async def imap_position(self, mailbox: str) -> tuple[int, int] | None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from maild.clock import from_iso, to_iso
 from maild.models import OutboundMail
-from maild.store.base import QueryBase
+from maild.store.base import QueryBase, sql_limit
 
 QUEUED, SENDING, SENT, FAILED, DROPPED = "queued", "sending", "sent", "failed", "dropped"
 # Mails of a kind queued since an instant (to one recipient), counted up to a limit; ingest.py shows the plans.
@@ -200,13 +200,13 @@ class OutboxQueries(QueryBase):
     async def list_mail(
         self, state: str | None = None, ticket_id: int | None = None, limit: int | None = 1000
     ) -> list[OutboundMail]:
-        """Oldest first; ``limit=None`` lists all (SQLite reads a negative LIMIT as none)."""
+        """Oldest first; ``limit=None`` lists all."""
         sql, params = "SELECT * FROM outbox WHERE 1 = 1", list[Any]()
         if state:
             sql, params = sql + " AND state = ?", [*params, state]
         if ticket_id is not None:
             sql, params = sql + " AND ticket_id = ?", [*params, ticket_id]
-        rows = await self.all(sql + " ORDER BY id LIMIT ?", [*params, -1 if limit is None else limit])
+        rows = await self.all(sql + " ORDER BY id LIMIT ?", [*params, sql_limit(limit)])
         return [_mail(row) for row in rows]
 
     async def mail_failures(self, outbox_id: int) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from maild.clock import from_iso, to_iso
 from maild.models import Attachment, Direction, HistoryEntry, Message, Ticket, Visibility
-from maild.store.base import QueryBase
+from maild.store.base import QueryBase, sql_limit
 
 # Columns a caller may change through update_ticket; everything else is fixed at creation.
 UPDATABLE = frozenset(
@@ -101,7 +101,7 @@ class TicketQueries(QueryBase):
         limit: int | None = 1000,
     ) -> list[Ticket]:
         """Newest first, each filter narrowing the list; ``assignee=""`` is the unassigned ones and
-        ``limit=None`` lists all (SQLite reads a negative LIMIT as none)."""
+        ``limit=None`` lists all."""
         sql, params = "SELECT * FROM tickets WHERE 1 = 1", list[Any]()
         for column, values in (("status", statuses), ("queue", queues)):
             if values:
@@ -113,7 +113,7 @@ class TicketQueries(QueryBase):
             sql, params = sql + " AND assignee = ?", [*params, assignee]
         if requester is not None:
             sql, params = sql + " AND requester = ?", [*params, requester]
-        sql, params = sql + " ORDER BY id DESC LIMIT ?", [*params, -1 if limit is None else limit]
+        sql, params = sql + " ORDER BY id DESC LIMIT ?", [*params, sql_limit(limit)]
         return [_ticket(row) for row in await self.all(sql, params)]
 
     async def update_ticket(self, ticket: Ticket, actor: str, cause: str, **changes: Any) -> Ticket:
@@ -264,22 +264,15 @@ class TicketQueries(QueryBase):
             files.setdefault(a["message_id"], []).append(
                 Attachment(filename=a["filename"], content_type=a["content_type"], size=a["size"], sha256=a["sha256"])
             )
-        return [
-            Message(
-                id=r["id"],
-                ticket_id=r["ticket_id"],
-                direction=r["direction"],
-                visibility=r["visibility"],
-                author=r["author"],
-                message_id=r["message_id"],
-                subject=r["subject"],
-                text=r["text"],
-                created_at=from_iso(r["created_at"]),
-                inbound_id=r["inbound_id"],
-                attachments=tuple(files.get(r["id"], ())),
-            )
-            for r in rows
-        ]
+        return [_message(r, tuple(files.get(r["id"], ()))) for r in rows]
+
+    async def latest_message(self, ticket_id: int, direction: Direction, visibility: Visibility) -> Message | None:
+        """The ticket's newest message of that direction and visibility; its attachments are not read."""
+        row = await self.one(
+            "SELECT * FROM messages WHERE ticket_id = ? AND direction = ? AND visibility = ? ORDER BY id DESC LIMIT 1",
+            (ticket_id, direction, visibility),
+        )
+        return _message(row, ()) if row else None
 
     async def add_thread_id(self, message_id: str, ticket_id: int, direction: str) -> None:
         """Remember a Message-ID (received or sent) as belonging to a ticket; the first owner wins."""
@@ -299,6 +292,22 @@ class TicketQueries(QueryBase):
     async def thread_id_direction(self, message_id: str) -> str | None:
         row = await self.one("SELECT direction FROM thread_ids WHERE message_id = ?", (message_id,))
         return str(row[0]) if row else None
+
+
+def _message(r: Any, attachments: tuple[Attachment, ...]) -> Message:
+    return Message(
+        id=r["id"],
+        ticket_id=r["ticket_id"],
+        direction=r["direction"],
+        visibility=r["visibility"],
+        author=r["author"],
+        message_id=r["message_id"],
+        subject=r["subject"],
+        text=r["text"],
+        created_at=from_iso(r["created_at"]),
+        inbound_id=r["inbound_id"],
+        attachments=attachments,
+    )
 
 
 def _ticket(row: Any) -> Ticket:
