@@ -18,14 +18,13 @@ class Bounces:
         bounce = ctx.bounce
         if bounce is None or not bounce.original_message_id:
             return CONTINUE
-        outbox_id = await tx.outbox_id_for(bounce.original_message_id)
-        if outbox_id is None:
+        mail = await tx.mail_with_message_id(bounce.original_message_id)
+        if mail is None:
             ctx.notes.append("bounce of a mail that is not ours")
             return CONTINUE
-        await tx.record_bounce(outbox_id, ctx.inbound.id, list(bounce.recipients), bounce.status, bounce.permanent)
-        ctx.notes.append(f"bounce recorded on outbox {outbox_id}: {', '.join(bounce.recipients) or '?'}")
-        mail = await tx.get_mail(outbox_id)
-        if bounce.permanent and mail is not None:
+        await tx.record_bounce(mail.id, ctx.inbound.id, list(bounce.recipients), bounce.status, bounce.permanent)
+        ctx.notes.append(f"bounce recorded on outbox {mail.id}: {', '.join(bounce.recipients) or '?'}")
+        if bounce.permanent:
             returned = f"returned by the receiving mail system ({bounce.status or 'no status given'})"
             await self.undelivered.tell(tx, mail, dict.fromkeys(bounce.recipients or mail.rcpt_to, returned))
         return CONTINUE

@@ -124,13 +124,10 @@ class OutboxQueries(QueryBase):
         oldest = next((r[2] for r in rows if r[0] == QUEUED), None)
         return {"counts": counts, "oldest_queued_at": oldest}
 
-    async def get_mail(self, outbox_id: int) -> OutboundMail | None:
-        row = await self.one("SELECT * FROM outbox WHERE id = ?", (outbox_id,))
+    async def mail_with_message_id(self, message_id: str) -> OutboundMail | None:
+        """The mail we sent with this Message-ID, if it is ours."""
+        row = await self.one("SELECT * FROM outbox WHERE message_id = ?", (message_id,))
         return _mail(row) if row else None
-
-    async def outbox_id_for(self, message_id: str) -> int | None:
-        row = await self.one("SELECT id FROM outbox WHERE message_id = ?", (message_id,))
-        return int(row[0]) if row else None
 
     async def record_bounce(
         self, outbox_id: int, inbound_id: int, recipients: list[str], status: str, permanent: bool
