@@ -27,8 +27,9 @@ class UndeliveredNotice:
         self.renderer = renderer
         self.outbox = outbox
 
-    async def tell(self, tx: Tx, mail: OutboundMail, lost: Mapping[str, str]) -> None:
-        """Mail the ticket's agents which recipients of ``mail`` did not get it and why (address → error)."""
+    async def tell(self, tx: Tx, mail: OutboundMail, lost: Mapping[str, str], bounced: bool = False) -> None:
+        """Mail the ticket's agents which recipients of ``mail`` did not get it and why: address → the
+        server's error, or with ``bounced`` the status of the delivery report that returned it."""
         if not lost or mail.ticket_id is None or mail.kind not in TOLD_KINDS:
             return
         ticket = await tx.get_ticket(mail.ticket_id)
@@ -43,6 +44,7 @@ class UndeliveredNotice:
                 **ticket_vars(ticket, self.config.ticket_prefix, self.config.from_name),
                 agent=agent,
                 lost=sorted(lost.items()),
+                bounced=bounced,
                 mail_subject=" ".join(str(headers.get("Subject", "")).split()),
                 sent_at=f"{mail.created_at:%Y-%m-%d %H:%M} UTC",
             )

@@ -633,6 +633,7 @@ def render_context(**overrides: Any) -> dict[str, Any]:
         "latest": latest,
         "assigned_by": Agent(email="luis@example.com", name="Luis", role="agent"),
         "lost": [("customer@example.org", "550 5.1.1 No such user")],
+        "bounced": False,
         "mail_subject": "[ACME#12] Re: Impresora en llamas",
         "sent_at": "2026-11-23 10:00 UTC",
         "taken_over": False,

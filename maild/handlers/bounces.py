@@ -25,6 +25,6 @@ class Bounces:
         await tx.record_bounce(mail.id, ctx.inbound.id, list(bounce.recipients), bounce.status, bounce.permanent)
         ctx.notes.append(f"bounce recorded on outbox {mail.id}: {', '.join(bounce.recipients) or '?'}")
         if bounce.permanent:
-            returned = f"returned by the receiving mail system ({bounce.status or 'no status given'})"
-            await self.undelivered.tell(tx, mail, dict.fromkeys(bounce.recipients or mail.rcpt_to, returned))
+            lost = dict.fromkeys(bounce.recipients or mail.rcpt_to, bounce.status)
+            await self.undelivered.tell(tx, mail, lost, bounced=True)
         return CONTINUE
