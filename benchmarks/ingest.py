@@ -1070,6 +1070,16 @@ PLANS: tuple[tuple[str, str, tuple[Any, ...]], ...] = (
         LATEST_THREAD_CHAIN,
         (1, "agent.%", CHAIN_LATEST - 1),
     ),
+    (
+        "cli: ticket list --requester",
+        "SELECT * FROM tickets WHERE 1 = 1 AND requester = ? ORDER BY id DESC LIMIT ?",
+        ("requester@b", 1000),
+    ),
+    (
+        "cli: ticket list --assignee",
+        "SELECT * FROM tickets WHERE 1 = 1 AND assignee = ? ORDER BY id DESC LIMIT ?",
+        ("assignee@b", 1000),
+    ),
     ("runner: pending spool", "SELECT id FROM inbound WHERE state = ? ORDER BY id LIMIT ?", ("pending", 100)),
     (
         "lifecycle: cancel timers",
@@ -1137,6 +1147,10 @@ def _bind(param: Any, target: Target, since: str) -> Any:
         return json.dumps([target.requester])
     if param == "x":
         return since
+    if param == "requester@b":
+        return target.requester
+    if param == "assignee@b":
+        return target.assignee
     return param
 
 

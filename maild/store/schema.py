@@ -193,4 +193,10 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE tickets ADD COLUMN merged_into INTEGER REFERENCES tickets (id);
     """,
+    # 7: `ticket list --requester/--assignee`, a help desk's everyday question ("what else has this customer
+    # asked?", "what is on my plate?"), scanned the whole tickets table: 0.5 s on 1,000,000 tickets.
+    """
+    CREATE INDEX tickets_by_requester ON tickets (requester, id);
+    CREATE INDEX tickets_by_assignee ON tickets (assignee, id);
+    """,
 )
