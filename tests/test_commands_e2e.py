@@ -306,6 +306,36 @@ def test_the_assignee_hears_when_a_colleague_answers_their_customer(daemon: Daem
     assert daemon.ticket(ticket["id"])["assignee"] == LUIS
 
 
+PAT = "pat@example.com"
+
+
+def test_who_had_the_ticket_hears_where_a_colleague_sent_it(
+    start_daemon: Callable[..., Daemon], smarthost: Smarthost
+) -> None:
+    """A colleague answering the customer and handing the ticket on, or leaving it unassigned, tells whoever
+    had it what was said and where the ticket went; the new assignee gets the assignment notice."""
+    daemon = start_daemon(extra=f'\n[[agents]]\nemail = "{PAT}"\nname = "Pat"\nrole = "agent"\n')
+    ticket = new_ticket(daemon, smarthost)
+    agent_mail(daemon, ticket, "I am on it.\n")
+    assert daemon.ticket(ticket["id"])["assignee"] == ANA
+
+    agent_mail(daemon, ticket, "#assign Pat\nPat knows this printer; she will write to you.\n", sender=LUIS)
+    wait_until(lambda: smarthost.matching(CUSTOMER, "Pat knows this printer"), 10, "the relay")
+    [told] = wait_until(lambda: smarthost.matching(PAT, "Assigned to you"), 10, "Pat's assignment notice")
+    assert "Pat knows this printer" in told.body
+    [copy] = wait_until(lambda: smarthost.matching(ANA, "Answered by"), 10, "Ana's copy")
+    assert f"answered the customer on {ticket['token']} and assigned it to Pat <{PAT}>" in copy.body
+    assert "Pat knows this printer" in copy.body
+    assert smarthost.matching(PAT, "Answered by") == [] and smarthost.matching(LUIS, "Answered by") == []
+    assert daemon.ticket(ticket["id"])["assignee"] == PAT
+
+    agent_mail(daemon, ticket, "#assign none\nWhoever is free first, please call.\n", sender=LUIS)
+    [left] = wait_until(lambda: smarthost.matching(PAT, "Whoever is free first"), 10, "Pat's copy")
+    assert f"answered the customer on {ticket['token']} and left it unassigned" in left.body
+    assert daemon.ticket(ticket["id"])["assignee"] is None
+    assert len(smarthost.matching(ANA, "Answered by")) == 1
+
+
 def test_merge_moves_a_duplicate_into_the_first_ticket(daemon: Daemon, smarthost: Smarthost) -> None:
     """`#merge ID` moves the ticket's thread and people into ticket ID and closes it; the rest of the mail goes
     to ID's customers, and mail quoting the old token lands in ID, not in a new ticket. A merge with other

@@ -636,7 +636,8 @@ def render_context(**overrides: Any) -> dict[str, Any]:
         "bounced": False,
         "mail_subject": "[ACME#12] Re: Impresora en llamas",
         "sent_at": "2026-11-23 10:00 UTC",
-        "taken_over": False,
+        "reassigned": False,
+        "new_assignee": None,
     }
     context.update(overrides)
     return context
@@ -692,6 +693,32 @@ def test_agent_customer_reply_warns_about_non_participants(renderer: Renderer) -
     assert "customer@example.org wrote" in warned.body
     plain = renderer.render("agent.customer_reply", "en", **render_context(participant=True))
     assert "neither the requester nor a follower" not in plain.body
+
+
+@pytest.mark.parametrize(
+    ("language", "new_assignee", "said"),
+    [
+        ("en", None, "and left it unassigned"),
+        ("en", "luis", "and took it over from you"),
+        ("en", "pat", "and assigned it to Pat <pat@example.com>"),
+        ("es", None, "y lo ha dejado sin asignar"),
+        ("es", "luis", "y se ha quedado con él"),
+        ("es", "pat", "y se lo ha asignado a Pat <pat@example.com>"),
+    ],
+)
+def test_colleague_reply_says_where_the_ticket_went(
+    renderer: Renderer, language: str, new_assignee: str | None, said: str
+) -> None:
+    """The copy to whoever had the ticket says whether the colleague kept it, passed it on or left it
+    unassigned; without a change it says the ticket is still theirs."""
+    agents = {
+        "luis": Agent(email="luis@example.com", name="Luis", role="agent"),
+        "pat": Agent(email="pat@example.com", name="Pat", role="agent"),
+    }
+    moved = render_context(sender="luis@example.com", reassigned=True, new_assignee=agents.get(new_assignee or ""))
+    assert said in renderer.render("agent.colleague_reply", language, **moved).body
+    kept = renderer.render("agent.colleague_reply", language, **render_context(sender="luis@example.com"))
+    assert ("which is assigned to you" if language == "en" else "que tiene usted asignado") in kept.body
 
 
 def test_empty_text_and_subject_have_placeholders(renderer: Renderer) -> None:

@@ -24,22 +24,20 @@ class NotifyAgents:
         if ctx.spoofed:
             await self.warn_admins(ctx, tx)
             return CONTINUE
-        handed_to = self.handed_to(ctx)
+        had_it = self.assignee_before(ctx)
+        reassigned = had_it != ticket.assignee
+        handed_to = self.handed_to(ctx) if reassigned else None
         if ctx.agent is not None and not ctx.created and not ctx.internal:
-            # An agent's reply to the customer: other agents hear of it when it gives them the ticket, and
-            # the assignee when a colleague answered their customer.
+            # An agent's reply to the customer: another agent hears of it when it gives them the ticket, and
+            # whoever had the ticket when a colleague answered their customer (and where the ticket went).
             if handed_to is not None:
                 await self.tell_new_assignee(ctx, tx, handed_to)
+            colleague = self.agent_named(had_it)
+            if not ctx.relayed or colleague is None or colleague.email == ctx.sender:
                 return CONTINUE
-            assignee = config.agent(ticket.assignee) if ticket.assignee else None
-            taken_over = assignee is not None and assignee.email == ctx.sender
-            if taken_over:  # the sender took the ticket while answering: who had it hears what was said
-                assignee = self.previous_assignee(ctx)
-            if not ctx.relayed or assignee is None or assignee.email == ctx.sender:
-                return CONTINUE
-            event, recipients = "agent.colleague_reply", [assignee]
+            event, recipients = "agent.colleague_reply", [colleague]
         else:
-            event, recipients, taken_over = self.event(ctx), self.recipients(ctx), False
+            event, recipients = self.event(ctx), self.recipients(ctx)
         # A notice answers the mail it reports, so that mail ends the chain (In-Reply-To names it): the
         # chain's order alone would put an earlier notice last when both were written in the same second.
         reported = ctx.message.message_id if ctx.message else ctx.parsed.message_id
@@ -56,7 +54,8 @@ class NotifyAgents:
                 participant=ctx.participant,
                 attachments=ctx.message.attachments if ctx.message else (),
                 assigned_by=ctx.agent if agent == handed_to else None,
-                taken_over=taken_over,
+                reassigned=reassigned,
+                new_assignee=self.agent_named(ticket.assignee),
             )
             draft = Draft(
                 kind=event,
@@ -82,14 +81,16 @@ class NotifyAgents:
         assignee = ctx.current_ticket.assignee
         if ctx.agent is None or assignee is None or assignee == ctx.sender:
             return None
-        if not any(field == "assignee" for field, _, _ in ctx.changes):
-            return None
-        return self.services.config.agent(assignee)
+        return self.agent_named(assignee)
 
-    def previous_assignee(self, ctx: Context) -> Agent | None:
-        """The agent the ticket was assigned to before this mail's commands, if they changed it."""
+    @staticmethod
+    def assignee_before(ctx: Context) -> str | None:
+        """The ticket's assignee before this mail's commands (its assignee now if they did not change it)."""
         before = [old for field, old, _ in ctx.changes if field == "assignee"]
-        return self.services.config.agent(before[0]) if before and before[0] else None
+        return before[0] if before else ctx.current_ticket.assignee
+
+    def agent_named(self, address: str | None) -> Agent | None:
+        return self.services.config.agent(address) if address else None
 
     async def tell_new_assignee(self, ctx: Context, tx: Tx, agent: Agent) -> None:
         """The ticket is now theirs: what it is about, the customer's latest words, and the mail that did it."""
