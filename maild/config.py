@@ -10,12 +10,13 @@ import os
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, time, timedelta
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from maild.business_hours import WEEKDAYS, BusinessHours
 from maild.durations import parse_duration
 from maild.refusals import SHIPPED, read_catalog
 
@@ -132,6 +133,7 @@ class Config:
     agents: tuple[Agent, ...]
     queues: tuple[Queue, ...]
     metrics_listen: str | None
+    business_hours: BusinessHours | None = None  # None: the SLA clock counts every hour
     _agents_by_email: dict[str, Agent] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -261,6 +263,7 @@ class _Reader:
             "outbound",
             "lifecycle",
             "sla",
+            "business_hours",
             "security",
             "agents",
             "queues",
@@ -382,6 +385,18 @@ class _Reader:
                     resolution=self.get(table, f"sla.{priority}", "resolution", _duration, timedelta(days=2)),
                 )
 
+        bh = self.section(raw, "business_hours", {"days", "hours", "holidays"})
+        business_hours = None
+        if "business_hours" in raw:
+            opens, closes = self.get(bh, "business_hours", "hours", _opening_hours, (time(9), time(17)))
+            business_hours = BusinessHours(
+                zone=ZoneInfo(timezone),
+                days=self.get(bh, "business_hours", "days", _weekdays, frozenset(range(5))),
+                opens=opens,
+                closes=closes,
+                holidays=self.get(bh, "business_hours", "holidays", _dates, frozenset()),
+            )
+
         sec = self.section(
             raw,
             "security",
@@ -422,6 +437,7 @@ class _Reader:
             agents=agents,
             queues=queues,
             metrics_listen=metrics_listen,
+            business_hours=business_hours,
         )
 
     def templates_dir(self, table: Mapping[str, Any]) -> Path | None:
@@ -574,6 +590,44 @@ def _timezone(value: Any) -> str:
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(f"unknown time zone {text!r} (use an IANA name like Europe/Madrid)") from None
     return text
+
+
+def _weekdays(value: Any) -> frozenset[int]:
+    if not isinstance(value, list) or not value:
+        raise TypeError(f'expected a non-empty list of days like ["mon", "fri"], got {_kind(value)}')
+    days = [_string(day).lower()[:3] for day in value]
+    if unknown := [day for day in days if day not in WEEKDAYS]:
+        raise ValueError(f"expected days among {', '.join(WEEKDAYS)}, got {unknown[0]!r}")
+    return frozenset(WEEKDAYS.index(day) for day in days)
+
+
+def _opening_hours(value: Any) -> tuple[time, time | None]:
+    """``"09:00-17:00"``; ``24:00`` closes at midnight (``None``)."""
+    text = _string(value)
+    opens, _, closes = text.partition("-")
+    try:
+        begin = time.fromisoformat(opens.strip())
+        end = None if closes.strip() == "24:00" else time.fromisoformat(closes.strip())
+    except ValueError:
+        raise ValueError(f'expected opening hours like "09:00-17:00", got {text!r}') from None
+    if end is not None and end <= begin:
+        raise ValueError(f"the desk must close after it opens, got {text!r}")
+    return begin, end
+
+
+def _dates(value: Any) -> frozenset[date]:
+    if not isinstance(value, list):
+        raise TypeError(f"expected a list of dates like [2026-12-25], got {_kind(value)}")
+    days = set()
+    for item in value:
+        if type(item) is date:  # TOML's local date (a date-time is a date too, and refused)
+            days.add(item)
+            continue
+        try:
+            days.add(date.fromisoformat(_string(item)))
+        except (TypeError, ValueError):
+            raise ValueError(f"expected dates like 2026-12-25, got {item!r}") from None
+    return frozenset(days)
 
 
 def _choice(options: tuple[str, ...]) -> Check:

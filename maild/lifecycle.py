@@ -1,9 +1,9 @@
 """The ticket lifecycle (CONTRACT §3): status moves with their side effects, SLA clocks and timers.
 
 Every status change in maild goes through `Lifecycle.move`, which checks the transition table, counts the
-time spent on the agents' or the customer's side, extends SLA due dates by the time spent waiting for the
-customer, and replaces the ticket's timers with those its new status needs. Timers are rows in the store;
-`maild.scheduler` runs them when due.
+time spent on the agents' or the customer's side, extends SLA due dates by the open time spent waiting for
+the customer (SLA time is open time: `maild.business_hours`), and replaces the ticket's timers with those
+its new status needs. Timers are rows in the store; `maild.scheduler` runs them when due.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from maild.business_hours import ALWAYS_OPEN, OpenHours
 from maild.clock import Clock
 from maild.config import Config
 from maild.models import Ticket
@@ -29,19 +30,19 @@ class Lifecycle:
     def __init__(self, config: Config, clock: Clock) -> None:
         self.config = config
         self.clock = clock
+        self.hours: OpenHours = config.business_hours or ALWAYS_OPEN
 
     def sla_due(self, ticket: Ticket, priority: str) -> dict[str, datetime | None]:
-        """Due dates for a priority, counted from creation and pushed back by the time spent waiting for the
-        customer (the SLA clock pauses there)."""
+        """Due dates for a priority: its open time (`maild.business_hours`) counted from creation, plus the
+        open time of the finished pauses for the customer. A pause still running moves them when it ends
+        (`move`), as it does for due dates set earlier."""
         sla = self.config.sla.get(priority)
         if sla is None:
             return {"first_response_due_at": None, "due_at": None}
-        paused = timedelta(seconds=ticket.customer_seconds)
-        if ticket.status == WAITING_CUSTOMER and ticket.clock_since:
-            paused += self.clock() - ticket.clock_since
+        paused = timedelta(seconds=ticket.sla_paused_seconds)
         return {
-            "first_response_due_at": ticket.created_at + sla.first_response + paused,
-            "due_at": ticket.created_at + sla.resolution + paused,
+            "first_response_due_at": self.hours.add(ticket.created_at, sla.first_response + paused),
+            "due_at": self.hours.add(ticket.created_at, sla.resolution + paused),
         }
 
     def live_clock(self, ticket: Ticket) -> tuple[int, int]:
@@ -76,12 +77,14 @@ class Lifecycle:
             "clock_since": now,
         }
         if ticket.status == WAITING_CUSTOMER and ticket.clock_since:
-            # The SLA clock paused while we waited for the customer: the due dates move back by that long.
-            paused = now - ticket.clock_since
+            # The SLA clock paused while we waited for the customer: the due dates move back by the open
+            # time that passed.
+            paused = self.hours.open_time(ticket.clock_since, now)
+            changes["sla_paused_seconds"] = ticket.sla_paused_seconds + int(paused.total_seconds())
             if ticket.due_at and "due_at" not in fields:
-                changes["due_at"] = ticket.due_at + paused
+                changes["due_at"] = self.hours.add(ticket.due_at, paused)
             if ticket.first_response_due_at and not ticket.first_responded_at:
-                changes["first_response_due_at"] = ticket.first_response_due_at + paused
+                changes["first_response_due_at"] = self.hours.add(ticket.first_response_due_at, paused)
         ticket = await tx.update_ticket(ticket, actor, cause, status=status, **changes, **fields)
         await tx.cancel_timers(ticket.id, STATUS_TIMERS.values())
         if status == WAITING_CUSTOMER:

@@ -65,6 +65,7 @@ class Ticket:
     sla_breached: bool = False
     agent_seconds: int = 0
     customer_seconds: int = 0
+    sla_paused_seconds: int = 0  # open time (`maild.business_hours`) the SLA clock paused for the customer
     wait_until: datetime | None = None
     clock_since: datetime | None = None
     first_responded_at: datetime | None = None

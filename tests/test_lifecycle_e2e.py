@@ -163,6 +163,41 @@ def test_priority_change_recomputes_due_dates(start_daemon: Callable[..., Daemon
     assert daemon.ticket(ticket["id"])["due_at"] > after["due_at"]
 
 
+def test_sla_counts_only_business_hours(start_daemon: Callable[..., Daemon], smarthost: Smarthost) -> None:
+    """With `[business_hours]`, SLA due dates count open time only: the desk here opens 10:00-12:00 UTC on
+    tomorrow's weekday alone, so today's ticket is due tomorrow; the breach comes then, and a pause for the
+    customer while the desk is closed moves nothing."""
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date()
+    daemon = start_daemon(
+        extra=f'\n[business_hours]\ndays = ["{tomorrow:%a}"]\nhours = "10:00-12:00"\n'
+        '\n[sla.normal]\nfirst_response = "1h"\nresolution = "3h"\n'
+        '\n[sla.high]\nfirst_response = "30m"\nresolution = "1h"\n'
+    )
+    ticket = new_ticket(daemon, smarthost)
+    at = f"{tomorrow.isoformat()}T{{}}:00+00:00".format
+    week_later = (tomorrow + timedelta(days=7)).isoformat()
+    detail = daemon.ticket(ticket["id"])
+    # 1h of the 2 open hours tomorrow; 3h is tomorrow's two and one more a week later.
+    assert (detail["first_response_due_at"], detail["due_at"]) == (at("11:00"), f"{week_later}T11:00:00+00:00")
+
+    agent_mail(daemon, ticket, "#priority high\n#internal\n")
+    detail = daemon.ticket(ticket["id"])
+    assert (detail["first_response_due_at"], detail["due_at"]) == (at("10:30"), at("11:00"))
+    daemon.cli("tick", "--now", at("10:29"))
+    assert not daemon.ticket(ticket["id"])["sla_breached"]
+    daemon.cli("tick", "--now", at("10:31"))
+    assert daemon.ticket(ticket["id"])["sla_breached"]
+    wait_until(lambda: smarthost.matching(ANA, "SLA breached"), 10, "the escalation")
+
+    agent_mail(daemon, ticket, "#wait customer\nCould you send the printer's logs?\n")
+    assert daemon.ticket(ticket["id"])["status"] == "waiting_customer"
+    time.sleep(1.1)  # a pause of real time, none of it open
+    daemon.send(make_mail(subject=f"Re: {ticket['token']} Printer on fire", body="Logs attached."))
+    daemon.wait_processed()
+    detail = daemon.ticket(ticket["id"])
+    assert detail["status"] == "open" and detail["due_at"] == at("11:00")
+
+
 def test_timers_survive_a_restart(start_daemon: Callable[..., Daemon], smarthost: Smarthost) -> None:
     """A timer that fell due while the daemon was down runs when it starts again."""
     daemon = start(start_daemon, window="2s")

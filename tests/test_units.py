@@ -943,8 +943,9 @@ def test_thread_chain_of_a_long_ticket_reads_a_window_and_references_stay_the_sa
 
 
 def test_a_store_of_an_older_schema_is_migrated_and_keeps_its_tickets(tmp_path: Path) -> None:
-    """A store made by the previous maild (schema 5) opens under this one: migrated in place, its tickets
-    read back, not merged, and the new merged_into column takes a value."""
+    """A store made by an earlier maild (schema 5) opens under this one: migrated in place, its tickets
+    read back, not merged, the new merged_into column takes a value, and the SLA pauses so far (every hour
+    counted then) carry over as the customer's side of the clock."""
     from maild.store.schema import MIGRATIONS
 
     path = tmp_path / "maild.sqlite3"
@@ -952,8 +953,8 @@ def test_a_store_of_an_older_schema_is_migrated_and_keeps_its_tickets(tmp_path: 
     for number, script in enumerate(MIGRATIONS[:5], start=1):
         old.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
     old.execute(
-        "INSERT INTO tickets (subject, status, priority, queue, requester, language, created_at, updated_at)"
-        " VALUES ('Old one', 'open', 'normal', 'default', 'c@example.org', 'en', ?1, ?1)",
+        "INSERT INTO tickets (subject, status, priority, queue, requester, language, created_at, updated_at,"
+        " customer_seconds) VALUES ('Old one', 'open', 'normal', 'default', 'c@example.org', 'en', ?1, ?1, 120)",
         (NOW.isoformat(),),
     )
     old.close()
@@ -964,6 +965,7 @@ def test_a_store_of_an_older_schema_is_migrated_and_keeps_its_tickets(tmp_path: 
             assert row[0] == len(MIGRATIONS)
             ticket = await tx.get_ticket(1)
             assert ticket is not None and ticket.subject == "Old one" and ticket.merged_into is None
+            assert ticket.sla_paused_seconds == ticket.customer_seconds == 120
             other = await tx.create_ticket(
                 subject="New one",
                 requester="c@example.org",

@@ -199,4 +199,11 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX tickets_by_requester ON tickets (requester, id);
     CREATE INDEX tickets_by_assignee ON tickets (assignee, id);
     """,
+    # 8: `[business_hours]`: how much open time the SLA clock has paused waiting for the customer, so a new
+    # priority's due dates keep the pauses. Until now every hour counted, so the pauses so far are the
+    # customer's side of the clock.
+    """
+    ALTER TABLE tickets ADD COLUMN sla_paused_seconds INTEGER NOT NULL DEFAULT 0;
+    UPDATE tickets SET sla_paused_seconds = customer_seconds;
+    """,
 )

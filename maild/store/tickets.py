@@ -30,6 +30,7 @@ UPDATABLE = frozenset(
         "sla_breached",
         "agent_seconds",
         "customer_seconds",
+        "sla_paused_seconds",
         "wait_until",
         "clock_since",
         "first_responded_at",
@@ -37,7 +38,7 @@ UPDATABLE = frozenset(
     }
 )
 # Bookkeeping that changes with every status move; the history shows the moves, not these.
-UNRECORDED = frozenset({"clock_since", "agent_seconds", "customer_seconds"})
+UNRECORDED = frozenset({"clock_since", "agent_seconds", "customer_seconds", "sla_paused_seconds"})
 _TIME_COLUMNS = (
     "created_at",
     "updated_at",
