@@ -18,7 +18,7 @@ Keywords (canonical English ← aliases)
     status ← estado · wait ← esperar · time ← tiempo · resolve ← resolver · assign ← asignar ·
     priority ← prioridad · queue ← cola · category ← categoria, categoría · tag ← tags, etiqueta, etiquetas ·
     cc · internal ← nota, interna, interno · postpone ← aplazar, posponer · link ← enlazar, vincular ·
-    forward ← reenviar · requester ← solicitante · close ← cerrar · merge ← fusionar, unir.
+    forward ← reenviar · requester ← solicitante · close ← cerrar · merge ← fusionar, unir · language ← idioma.
 
 Arguments → ``Command.args`` (values are case-insensitive, ``-`` and ``_`` interchangeable)
     ``#status S``        `SetStatus` — S in `STATUSES` or nuevo, abierto, esperando_cliente, esperando_tercero,
@@ -43,6 +43,7 @@ Arguments → ``Command.args`` (values are case-insensitive, ``-`` and ``_`` int
     ``#requester ADDR``  `Requester` — one address, lower-cased, and the display name if one was given.
     ``#close``           `Close` — no arguments.
     ``#merge ID``        `Merge` — the ticket to merge this one into, written as for ``#link``.
+    ``#language L``      `SetLanguage` — L en/english/inglés or es/spanish/español: the customer's mail's language.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, TypeAlias
 
-from maild.config import PRIORITIES
+from maild.config import LANGUAGES, PRIORITIES
 from maild.durations import parse_duration
 from maild.refusals import Text
 from maild.statuses import (
@@ -180,6 +181,11 @@ class Merge:
     ticket_id: int  # the ticket that takes this one's thread
 
 
+@dataclass(frozen=True)
+class SetLanguage:
+    language: str  # one of config.LANGUAGES
+
+
 CommandArgs: TypeAlias = (
     SetStatus
     | Wait
@@ -198,6 +204,7 @@ CommandArgs: TypeAlias = (
     | Requester
     | Close
     | Merge
+    | SetLanguage
 )
 
 
@@ -239,6 +246,8 @@ class ParsedCommands:
 KEYWORDS: dict[str, str] = {
     **{k: k for k in ("status", "wait", "time", "resolve", "assign", "priority", "queue", "category")},
     **{k: k for k in ("tag", "cc", "internal", "postpone", "link", "forward", "requester", "close", "merge")},
+    "language": "language",
+    "idioma": "language",
     "tags": "tag",
     "estado": "status",
     "esperar": "wait",
@@ -295,6 +304,15 @@ PRIORITY_VALUES: dict[str, str] = {
     "alta": "high",
     "urgente": "urgent",
 }
+LANGUAGE_VALUES: dict[str, str] = {
+    **{language: language for language in LANGUAGES},
+    "english": "en",
+    "inglés": "en",
+    "ingles": "en",
+    "spanish": "es",
+    "español": "es",
+    "espanol": "es",
+}
 ASSIGN_ME = frozenset({"me", "yo"})
 ASSIGN_NONE = frozenset({"none", "nadie"})
 CATEGORY_NONE = frozenset({"none", "ninguna"})
@@ -316,6 +334,7 @@ _CC_ACCEPTED = Text("accepted cc")
 _ADDRESS_ACCEPTED = Text("accepted address")
 _LINK_ACCEPTED = Text("accepted link")
 _MERGE_ACCEPTED = Text("accepted merge")
+_LANGUAGE_ACCEPTED = Text("accepted one of", values=", ".join(LANGUAGES))
 _NO_ARGUMENTS = Text("accepted nothing")
 
 # --- syntax --------------------------------------------------------------------------------------------------
@@ -586,6 +605,10 @@ def _requester(rest: str) -> Requester:
     return Requester(address=address, name=name)
 
 
+def _language(rest: str) -> SetLanguage:
+    return SetLanguage(_choose(rest, LANGUAGE_VALUES, Text("language"), _LANGUAGE_ACCEPTED))
+
+
 def _close(rest: str) -> Close:
     _no_arguments(rest)
     return Close()
@@ -609,6 +632,7 @@ PARSERS: dict[str, Callable[[str], CommandArgs]] = {
     "requester": _requester,
     "close": _close,
     "merge": _merge,
+    "language": _language,
 }
 
 # --- the text ------------------------------------------------------------------------------------------------

@@ -306,6 +306,36 @@ def test_the_assignee_hears_when_a_colleague_answers_their_customer(daemon: Daem
     assert daemon.ticket(ticket["id"])["assignee"] == LUIS
 
 
+def test_the_customer_is_answered_in_the_language_they_write(
+    start_daemon: Callable[..., Daemon], smarthost: Smarthost
+) -> None:
+    """On an English desk a Spanish mail gets the Spanish acknowledgement, and a mail whose words say
+    nothing follows its Content-Language; `#language` (`#idioma`) puts a ticket right, for every later mail
+    to its customer."""
+    daemon = start_daemon(language="en")
+    spanish = new_ticket(
+        daemon, smarthost, subject="Impresora en llamas", body="Hola, mi impresora está en llamas. Gracias."
+    )
+    [ack] = smarthost.to(CUSTOMER)
+    assert ack["Subject"].startswith(f"{spanish['token']} Hemos recibido su solicitud")
+    assert daemon.ticket(spanish["id"])["language"] == "es"
+
+    agent_mail(daemon, spanish, "#language en\nYour printer is fixed.\n")
+    [transcript] = wait_until(lambda: smarthost.matching(ANA, "Applied"), 10, "the transcript")
+    assert "language: es → en" in transcript.body
+    [reply] = wait_until(lambda: smarthost.matching(CUSTOMER, "Your printer is fixed."), 10, "the relay")
+    assert "Reply to this message to continue" in reply.body
+    assert daemon.ticket(spanish["id"])["language"] == "en"
+
+    labelled = "other@example.org"
+    # Outlook's label, on top (EmailMessage.set_content would drop a Content-* header given before it).
+    raw = make_mail(sender=labelled, subject="Factura 2026/11", body="Ref. 44120")
+    daemon.send(b"Content-Language: es-ES\r\n" + raw, mail_from=labelled)
+    [labelled_ack] = smarthost.wait_for(labelled)
+    assert "Hemos recibido su solicitud" in labelled_ack["Subject"]
+
+
+PAT = "pat@example.com"
 PAT = "pat@example.com"
 
 

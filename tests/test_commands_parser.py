@@ -26,6 +26,7 @@ from maild.commands import (
     Requester,
     Resolve,
     SetCategory,
+    SetLanguage,
     SetQueue,
     SetStatus,
     Tags,
@@ -98,6 +99,8 @@ def only_error(line: str) -> CommandError:
         ("#merge 12", "merge"),
         ("#fusionar 12", "merge"),
         ("#unir 12", "merge"),
+        ("#language es", "language"),
+        ("#idioma en", "language"),
     ],
 )
 def test_every_keyword_and_spanish_alias_maps_to_its_english_keyword(line: str, keyword: str) -> None:
@@ -637,6 +640,22 @@ def test_merge_refuses_anything_but_one_ticket_id(line: str, reason: str) -> Non
     error = only_error(line)
     assert error.reason == reason
     assert error.accepted == "the number of another ticket, not closed, to merge this one into: 12, #12 or [ACME#12]"
+
+
+@pytest.mark.parametrize(
+    ("line", "language"),
+    [("#language es", "es"), ("#language English", "en"), ("#idioma inglés", "en"), ("#idioma Español", "es")],
+)
+def test_language_reads_a_code_or_a_name(line: str, language: str) -> None:
+    assert only_args(line) == SetLanguage(language)
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"), [("#language", "missing language"), ("#language fr", "unknown language 'fr'")]
+)
+def test_language_refuses_what_maild_does_not_speak(line: str, reason: str) -> None:
+    error = only_error(line)
+    assert error.reason == reason and error.accepted == "one of es, en"
 
 
 # --- #forward, #requester ----------------------------------------------------------------------------------

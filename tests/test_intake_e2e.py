@@ -261,13 +261,22 @@ def test_ticket_list_finds_an_agents_tickets_and_says_when_it_cuts_the_list(
 def test_notifications_use_the_configured_language(
     start_daemon: Callable[..., Daemon], smarthost: Smarthost, language: str, ack_words: str
 ) -> None:
-    """`language` picks the templates: Spanish or English acknowledgements and notices."""
+    """`language` picks the templates: Spanish or English acknowledgements (when the customer's mail does not
+    tell its own language) and notices (always: it is the agents' language)."""
     daemon = start_daemon(language=language)
-    daemon.send(make_mail())
+    daemon.send(make_mail(subject="HP LaserJet M404dn", body="E-1204 / 50.4"))
     [ack] = smarthost.wait_for(CUSTOMER)
     assert ack_words in ack["Subject"]
     [notice] = smarthost.wait_for(ANA)
     assert ("Nuevo ticket" if language == "es" else "New ticket") in notice["Subject"]
+    # A customer writing in English on a Spanish desk gets English, the agents still Spanish.
+    daemon.send(
+        make_mail(sender="other@example.org", body="Hello, my printer is on fire."), mail_from="other@example.org"
+    )
+    [other] = smarthost.wait_for("other@example.org")
+    assert "We have received" in other["Subject"]
+    new_ticket = "Nuevo ticket" if language == "es" else "New ticket"
+    wait_until(lambda: len(smarthost.matching(ANA, new_ticket)) == 2, 10, "the second notice")
 
 
 def test_starttls_is_offered_and_works(

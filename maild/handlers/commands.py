@@ -27,6 +27,7 @@ from maild.commands import (
     Requester,
     Resolve,
     SetCategory,
+    SetLanguage,
     SetQueue,
     SetStatus,
     Tags,
@@ -232,6 +233,8 @@ class ApplyCommands:
                 await self.move(ctx, tx, CLOSED, wait_until=None)
             case Merge(ticket_id=target_id):
                 await self.merge(ctx, tx, target_id)
+            case SetLanguage(language=language):
+                await self.update(ctx, tx, language=language)
 
     async def merge(self, ctx: Context, tx: Tx, target_id: int) -> None:
         """This ticket's thread, people, tags and links join the target, which the rest of the mail is about

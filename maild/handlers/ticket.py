@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from maild.commands import Requester
+from maild.config import LANGUAGES
 from maild.handlers.base import CONTINUE, Context, Outcome, Services
+from maild.language import customer_language
 from maild.statuses import CLOSED, NEW
 from maild.store import Tx
 from maild.tokens import strip_tokens
@@ -41,7 +43,12 @@ class OpenTicket:
             requester=on_behalf[-1] if on_behalf else ctx.sender,
             queue=self.config.queue_for([r.lower() for r in recipients]),
             priority="normal",
-            language=self.config.language,
+            language=customer_language(
+                ctx.text or mail.full_text,
+                [mail.header("content-language"), mail.header("accept-language")],
+                self.config.language,
+                LANGUAGES,
+            ),
             status=NEW,
         )
         ctx.created = True
