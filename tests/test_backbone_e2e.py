@@ -18,6 +18,7 @@ from tests.helpers import (
     CUSTOMER,
     LUIS,
     SUPPORT,
+    Captured,
     Daemon,
     Smarthost,
     make_mail,
@@ -414,6 +415,39 @@ def test_each_notice_answers_the_reply_it_reports(daemon: Daemon, smarthost: Sma
         assert references[0] == message_id_of(first)
         assert references[-1] == message_id_of(raw)
         assert len(references) == len(set(references))
+
+
+def test_a_relay_answers_the_customer_mail_the_agent_answered(daemon: Daemon, smarthost: Smarthost) -> None:
+    """The relay of an agent's reply to a notice has as In-Reply-To the customer's mail that notice reported:
+    the customer's newest (not our acknowledgement written in the same second), or an older one when the
+    agent answered an older notice."""
+    ticket, first = open_ticket(daemon, smarthost)
+    [ack] = smarthost.to(CUSTOMER)
+    second = make_mail(
+        subject=f"Re: {ticket['token']} Printer on fire", body="It smokes.", in_reply_to=ack["Message-ID"]
+    )
+    daemon.send(second)
+    [first_notice] = wait_until(lambda: smarthost.matching(ANA, "New ticket"), 10, "the new-ticket notice")
+    [second_notice] = wait_until(lambda: smarthost.matching(ANA, "It smokes."), 10, "the reply's notice")
+
+    def answer(notice: Captured, sender: str, body: str) -> Captured:
+        references = [*notice["References"].split(), notice["Message-ID"]]
+        reply = make_mail(
+            sender=sender,
+            subject=f"Re: {notice['Subject']}",
+            body=body,
+            in_reply_to=notice["Message-ID"],
+            references=references,
+        )
+        daemon.send(reply, mail_from=sender)
+        [relayed] = wait_until(lambda: smarthost.matching(CUSTOMER, body), 10, "the relay")
+        return relayed
+
+    relayed = answer(second_notice, ANA, "Unplug it now.")
+    assert relayed["In-Reply-To"] == message_id_of(second)
+    assert relayed["References"].split()[0] == message_id_of(first)
+    relayed = answer(first_notice, LUIS, "About your first mail: which model is it?")
+    assert relayed["In-Reply-To"] == message_id_of(first)
 
 
 def test_a_long_ticket_still_threads_under_its_first_mail(daemon: Daemon, smarthost: Smarthost) -> None:

@@ -979,3 +979,14 @@ def test_a_store_of_an_older_schema_is_migrated_and_keeps_its_tickets(tmp_path: 
             assert again is not None and again.merged_into == other.id
 
     _store_test(tmp_path, body)
+
+
+def test_a_relay_answers_the_last_customer_mail_the_agent_referenced() -> None:
+    """`relay.answering` moves the last referenced customer-thread id to the end (In-Reply-To); ids outside
+    the thread (notices) are ignored, and a mail referencing nothing keeps the thread's order."""
+    from maild.handlers.relay import answering
+
+    chain = ["<m1>", "<m2>", "<ack>"]
+    assert answering(chain, ("<m1>", "<n1>", "<m2>"), ("<n2>",)) == ["<m1>", "<ack>", "<m2>"]
+    assert answering(chain, ("<m1>", "<n1>"), ("<n1>",)) == ["<m2>", "<ack>", "<m1>"]
+    assert answering(chain, (), ("<elsewhere>",)) == chain
