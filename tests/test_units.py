@@ -876,8 +876,8 @@ def test_a_write_transaction_waiting_for_another_process_leaves_the_event_loop_f
 def test_thread_chain_of_a_long_ticket_reads_a_window_and_references_stay_the_same(
     tmp_path: Path, mails: int, step_seconds: int
 ) -> None:
-    """On a long ticket thread_chain reads the root and the newest of each kind only (a short one whole),
-    and the References a composed mail keeps are those of the whole chain, also when many share a second."""
+    """thread_chain reads the root and the newest of each kind only (on a short ticket: all of it), and the
+    References a composed mail keeps are those of the whole chain, also when many share a second."""
     from maild.compose import _trim
     from maild.store.outbox import CHAIN_LATEST
 
@@ -927,7 +927,7 @@ def test_thread_chain_of_a_long_ticket_reads_a_window_and_references_stay_the_sa
                             (ticket.id, ticket.id, f"{audience}.%"),
                         )
                     ]
-                    if mails > 10:  # over CHAIN_WHOLE_ROWS messages and outbox rows: the window
+                    if mails > 10:  # more than CHAIN_LATEST of a kind: the window
                         assert len(chain) <= 2 * (CHAIN_LATEST + 1) < len(full)
                     else:
                         assert chain == full

@@ -16,32 +16,24 @@ COUNT_SENT_SINCE = "SELECT count(*) FROM (SELECT 1 FROM outbox WHERE kind = ? AN
 COUNT_SENT_TO_SINCE = (
     "SELECT count(*) FROM (SELECT 1 FROM outbox WHERE kind = ? AND created_at >= ? AND rcpt_to = ? LIMIT ?)"
 )
-# A thread chain reads a ticket's whole thread up to this many messages and outbox rows (below it that is
-# the cheaper read: benchmarks/long_ticket.py), else only its root and the newest CHAIN_LATEST ids of each
-# kind: twice the References a composed mail keeps (12), so repeated ids still leave enough distinct ones.
-CHAIN_WHOLE_ROWS = 200
+# A thread chain reads a ticket's root and the newest CHAIN_LATEST ids of each kind: twice the References a
+# composed mail keeps (12), so repeated ids still leave enough distinct ones.
 CHAIN_LATEST = 24
-CHAIN_ROWS = (
-    "SELECT (SELECT count(*) FROM messages WHERE ticket_id = ?1) + (SELECT count(*) FROM outbox WHERE ticket_id = ?1)"
-)
-# ?1 ticket, ?2 the audience's kinds (LIKE); ingest.py shows the plans of these three.
-WHOLE_THREAD_CHAIN = (
-    "SELECT message_id, created_at, 0 AS src, id FROM messages"
-    " WHERE ticket_id = ?1 AND direction = 'in' AND visibility = 'public'"
-    " UNION ALL SELECT message_id, created_at, 1 AS src, id FROM outbox WHERE ticket_id = ?1 AND kind LIKE ?2"
-    " ORDER BY 2, 3, 4"
-)
-# ?3: how many of the newest ids come before the window's first.
-LATEST_THREAD_CHAIN = (
+# An outbox row's audience ("customer." of "customer.reply"), as the index outbox_by_audience (migration 9)
+# spells it: the newest of one audience are then a walk down that index, not a sort of the ticket's rows.
+AUDIENCE = "substr(kind, 1, instr(kind, '.'))"
+# ?1 ticket, ?2 the audience ("customer."), ?3 how many of the newest ids come before the window's first;
+# ingest.py shows its plan.
+THREAD_CHAIN = (
     "SELECT message_id, created_at, 0 AS src, id FROM messages"
     " WHERE ticket_id = ?1 AND direction = 'in' AND visibility = 'public' AND (id >= coalesce(("
     "  SELECT id FROM messages WHERE ticket_id = ?1 AND direction = 'in' AND visibility = 'public'"
     "  ORDER BY id DESC LIMIT 1 OFFSET ?3), 0) OR id = ("
     "  SELECT min(id) FROM messages WHERE ticket_id = ?1 AND direction = 'in' AND visibility = 'public'))"
     " UNION ALL SELECT message_id, created_at, 1 AS src, id FROM outbox"
-    " WHERE ticket_id = ?1 AND kind LIKE ?2 AND (id >= coalesce(("
-    "  SELECT id FROM outbox WHERE ticket_id = ?1 AND kind LIKE ?2 ORDER BY id DESC LIMIT 1 OFFSET ?3), 0)"
-    "  OR id = (SELECT min(id) FROM outbox WHERE ticket_id = ?1 AND kind LIKE ?2))"
+    f" WHERE ticket_id = ?1 AND {AUDIENCE} = ?2 AND (id >= coalesce(("
+    f"  SELECT id FROM outbox WHERE ticket_id = ?1 AND {AUDIENCE} = ?2 ORDER BY id DESC LIMIT 1 OFFSET ?3), 0)"
+    f"  OR id = (SELECT min(id) FROM outbox WHERE ticket_id = ?1 AND {AUDIENCE} = ?2))"
     " ORDER BY 2, 3, 4"
 )
 
@@ -214,18 +206,11 @@ class OutboxQueries(QueryBase):
         """Message-IDs a mail to this audience ("customer" or "agent") should reference, oldest first: the
         customers' own mails plus what maild already sent to that audience.
 
-        On a long ticket only the thread's root and the ``latest`` newest of each kind are read in full: all
-        a References header keeps (`compose.MAX_REFERENCES`). created_at, the sort key, lies behind an
-        outbox row's raw mail, in its overflow pages: reading it for every row made a ticket of 2,000 mails
-        cost 13-18 ms per call, on the event loop's thread; choosing the rows by id first costs 1.3-2.5 ms
-        there (benchmarks/long_ticket.py); within a table ids follow created_at, both set at insert, so the
-        newest by id are the newest. A short ticket is read whole, which is cheaper there."""
-        kinds = f"{audience}.%"
-        counted = await self.one(CHAIN_ROWS, (ticket_id,))
-        if counted is None or int(counted[0]) <= CHAIN_WHOLE_ROWS:
-            rows = await self.all(WHOLE_THREAD_CHAIN, (ticket_id, kinds))
-        else:
-            rows = await self.all(LATEST_THREAD_CHAIN, (ticket_id, kinds, latest - 1))
+        Only the thread's root and the ``latest`` newest of each kind are read: all a References header keeps
+        (`compose.MAX_REFERENCES`). created_at, the sort key, lies behind an outbox row's raw mail, in its
+        overflow pages, so the rows are chosen by id first (within a table ids follow created_at, both set at
+        insert): a ticket of 2,000 mails costs what a short one does (benchmarks/long_ticket.py)."""
+        rows = await self.all(THREAD_CHAIN, (ticket_id, f"{audience}.", latest - 1))
         return [str(row[0]) for row in rows]
 
 

@@ -206,4 +206,12 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE tickets ADD COLUMN sla_paused_seconds INTEGER NOT NULL DEFAULT 0;
     UPDATE tickets SET sla_paused_seconds = customer_seconds;
     """,
+    # 9: the References of every notice and relay read the newest outbox rows of one audience of a ticket;
+    # by (ticket_id, kind) that meant sorting all of the ticket's rows: 2.6 ms a mail on a ticket of 2,000.
+    # Indexed by the audience, the prefix of kind up to its dot (store.outbox.AUDIENCE, spelled the same),
+    # it is a walk of a few entries. It serves every lookup by ticket that the old index did.
+    """
+    CREATE INDEX outbox_by_audience ON outbox (ticket_id, substr(kind, 1, instr(kind, '.')));
+    DROP INDEX outbox_by_ticket;
+    """,
 )
