@@ -15,6 +15,7 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 # More closed days in a row than any calendar has: the config check refuses a desk that never opens, so
 # only a bug could walk this far.
 MAX_CLOSED_DAYS = 3660

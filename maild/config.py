@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from maild.business_hours import WEEKDAYS, BusinessHours
+from maild.business_hours import WEEKDAY_NAMES, WEEKDAYS, BusinessHours
 from maild.durations import parse_duration
 from maild.refusals import SHIPPED, read_catalog
 
@@ -595,10 +595,11 @@ def _timezone(value: Any) -> str:
 def _weekdays(value: Any) -> frozenset[int]:
     if not isinstance(value, list) or not value:
         raise TypeError(f'expected a non-empty list of days like ["mon", "fri"], got {_kind(value)}')
-    days = [_string(day).lower()[:3] for day in value]
-    if unknown := [day for day in days if day not in WEEKDAYS]:
-        raise ValueError(f"expected days among {', '.join(WEEKDAYS)}, got {unknown[0]!r}")
-    return frozenset(WEEKDAYS.index(day) for day in days)
+    names = {**{day: day for day in WEEKDAYS}, **{name: name[:3] for name in WEEKDAY_NAMES}}
+    days = [names.get(_string(day).lower()) for day in value]
+    if None in days:
+        raise ValueError(f"expected days among {', '.join(WEEKDAYS)}, got {value[days.index(None)]!r}")
+    return frozenset(WEEKDAYS.index(day) for day in days if day)
 
 
 def _opening_hours(value: Any) -> tuple[time, time | None]:

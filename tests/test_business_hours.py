@@ -93,7 +93,7 @@ def test_config_reads_business_hours(tmp_path: Path) -> None:
     """TOML dates or ISO strings for holidays, day names in any case; the zone is `[maild] timezone`."""
     path = tmp_path / "maild.toml"
     path.write_text(
-        CONFIG + '[business_hours]\ndays = ["Mon", "tue", "wed"]\nhours = "08:30-24:00"\n'
+        CONFIG + '[business_hours]\ndays = ["Mon", "tue", "Wednesday"]\nhours = "08:30-24:00"\n'
         'holidays = [2026-12-25, "2027-01-01"]\n'
     )
     hours = load_config(path).business_hours
@@ -123,6 +123,7 @@ def test_config_reads_business_hours(tmp_path: Path) -> None:
     ("table", "problem"),
     [
         ('days = ["mon", "funday"]', "business_hours.days: expected days among mon, tue"),
+        ('days = ["monkey"]', "business_hours.days: expected days among mon, tue"),
         ("days = []", "business_hours.days: expected a non-empty list"),
         ('hours = "17:00-09:00"', "business_hours.hours: the desk must close after it opens"),
         ('hours = "9 to 5"', "business_hours.hours: expected opening hours like"),

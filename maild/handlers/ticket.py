@@ -44,7 +44,7 @@ class OpenTicket:
             queue=self.config.queue_for([r.lower() for r in recipients]),
             priority="normal",
             language=customer_language(
-                ctx.text or mail.full_text,
+                ctx.text.strip() or mail.full_text,
                 [mail.header("content-language"), mail.header("accept-language")],
                 self.config.language,
                 LANGUAGES,
