@@ -68,6 +68,7 @@ class Draft:
     body: str
     cc: Sequence[str] = ()
     references: Sequence[str] = ()
+    in_reply_to: str | None = None  # the mail this one answers, when not the newest of ``references``
     auto_submitted: str | None = "auto-generated"
     attachments: Sequence[Part] = field(default_factory=tuple)
 
@@ -103,7 +104,10 @@ class Composer:
             ("Date", format_datetime(self.clock())),
             ("Message-ID", message_id),
         ]
-        references = _trim(list(draft.references))
+        references = list(draft.references)
+        if draft.in_reply_to:  # what this answers ends the chain, so it is the In-Reply-To and never trimmed
+            references = [*(r for r in references if r != draft.in_reply_to), draft.in_reply_to]
+        references = _trim(references)
         if references:
             headers += [("In-Reply-To", references[-1]), ("References", " ".join(references))]
         if draft.auto_submitted:

@@ -20,7 +20,7 @@ import pytest
 
 from maild.blobs import BlobStore
 from maild.commands import CommandError
-from maild.compose import LOOP_HEADER, MAX_REFERENCES, TICKET_HEADER, Composed, Composer, Draft
+from maild.compose import LOOP_HEADER, MAX_REFERENCES, TICKET_HEADER, Composed, Composer, Draft, _trim
 from maild.config import Agent
 from maild.durations import format_duration, parse_duration
 from maild.mime import Part
@@ -878,7 +878,6 @@ def test_thread_chain_of_a_long_ticket_reads_a_window_and_references_stay_the_sa
 ) -> None:
     """thread_chain reads the root and the newest of each kind only (on a short ticket: all of it), and the
     References a composed mail keeps are those of the whole chain, also when many share a second."""
-    from maild.compose import _trim
     from maild.store.outbox import CHAIN_LATEST
 
     start = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -982,11 +981,29 @@ def test_a_store_of_an_older_schema_is_migrated_and_keeps_its_tickets(tmp_path: 
 
 
 def test_a_relay_answers_the_last_customer_mail_the_agent_referenced() -> None:
-    """`relay.answering` moves the last referenced customer-thread id to the end (In-Reply-To); ids outside
-    the thread (notices) are ignored, and a mail referencing nothing keeps the thread's order."""
-    from maild.handlers.relay import answering
+    """`relay.answered` is the last referenced customer-thread id; ids outside the thread (notices) are
+    ignored, and a mail referencing nothing answers nothing in particular (the thread's newest, composed)."""
+    from maild.handlers.relay import answered
 
     chain = ["<m1>", "<m2>", "<ack>"]
-    assert answering(chain, ("<m1>", "<n1>", "<m2>"), ("<n2>",)) == ["<m1>", "<ack>", "<m2>"]
-    assert answering(chain, ("<m1>", "<n1>"), ("<n1>",)) == ["<m2>", "<ack>", "<m1>"]
-    assert answering(chain, (), ("<elsewhere>",)) == chain
+    assert answered(chain, ("<m1>", "<n1>", "<m2>"), ("<n2>",)) == "<m2>"
+    assert answered(chain, ("<m1>", "<n1>"), ("<n1>",)) == "<m1>"
+    assert answered(chain, (), ("<elsewhere>",)) is None
+
+
+def test_in_reply_to_names_what_a_mail_answers_and_ends_its_references() -> None:
+    """A draft's in_reply_to becomes In-Reply-To and the last of References (moved there if it was in the
+    chain, kept past trimming); without it the chain's newest is In-Reply-To."""
+    composer = Composer("support@example.com", "ACME Support", lambda: NOW)
+    chain = [f"<r{n}@x>" for n in range(20)]
+
+    def headers(**extra: Any) -> tuple[str, list[str]]:
+        raw = composer.compose(Draft(kind="k", to=["c@x"], subject="s", body="b", references=chain, **extra), 1).raw
+        parsed = email.message_from_bytes(raw)
+        return str(parsed["In-Reply-To"]), str(parsed["References"]).split()
+
+    assert headers() == ("<r19@x>", _trim(chain))
+    reply_to, references = headers(in_reply_to="<r3@x>")
+    assert reply_to == references[-1] == "<r3@x>" and references.count("<r3@x>") == 1
+    assert len(references) == MAX_REFERENCES and references[0] == "<r0@x>"
+    assert headers(in_reply_to="<new@x>")[1][-2:] == ["<r19@x>", "<new@x>"]

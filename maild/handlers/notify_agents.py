@@ -38,10 +38,10 @@ class NotifyAgents:
             event, recipients = "agent.colleague_reply", [colleague]
         else:
             event, recipients = self.event(ctx), self.recipients(ctx)
-        # A notice answers the mail it reports, so that mail ends the chain (In-Reply-To names it): the
-        # chain's order alone would put an earlier notice last when both were written in the same second.
+        # A notice answers the mail it reports: the chain's order alone would put an earlier notice last
+        # when both were written in the same second.
         reported = ctx.message.message_id if ctx.message else ctx.parsed.message_id
-        references = [*(r for r in await tx.thread_chain(ticket.id, "agent") if r != reported), reported]
+        references = await tx.thread_chain(ticket.id, "agent")
         for agent in recipients:
             rendered = self.services.renderer.render(
                 event,
@@ -63,6 +63,7 @@ class NotifyAgents:
                 subject=rendered.subject,
                 body=rendered.body,
                 references=references,
+                in_reply_to=reported,
                 attachments=ctx.parsed.attachments,
             )
             await self.services.outbox.queue(tx, draft, ticket.id)

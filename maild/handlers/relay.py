@@ -39,13 +39,15 @@ class Relay:
             agent=ctx.agent,
             text=ctx.text,
         )
+        chain = await tx.thread_chain(ticket.id, "customer")
         draft = Draft(
             kind=event,
             to=customers[:1],
             cc=customers[1:],
             subject=rendered.subject,
             body=rendered.body,
-            references=answering(await tx.thread_chain(ticket.id, "customer"), mail.references, mail.in_reply_to),
+            references=chain,
+            in_reply_to=answered(chain, mail.references, mail.in_reply_to),
             auto_submitted=None,
             attachments=mail.attachments,
         )
@@ -54,15 +56,12 @@ class Relay:
         return CONTINUE
 
 
-def answering(chain: list[str], references: tuple[str, ...], in_reply_to: tuple[str, ...]) -> list[str]:
-    """The customer thread with the mail the agent answered last, so In-Reply-To names it.
+def answered(chain: list[str], references: tuple[str, ...], in_reply_to: tuple[str, ...]) -> str | None:
+    """The customer mail the agent answered: the last of the agent's references in the customer thread.
 
     An agent answers a notice, whose References carry the customers' mails it followed, the one it reported
-    last: the last of the agent's references that is in the customer thread is what the agent answered. The
-    thread's own order cannot say it: written seconds apart, an acknowledgement and a customer's mail sort
-    by second. Without such a reference (a fresh mail with the token) the thread's newest stays last."""
+    last. The thread's own order cannot say it: written seconds apart, an acknowledgement and a customer's
+    mail sort by second. Without such a reference (a fresh mail with the token), None: the newest answers."""
     known = set(chain)
-    answered = [r for r in (*references, *in_reply_to) if r in known]
-    if not answered:
-        return chain
-    return [*(r for r in chain if r != answered[-1]), answered[-1]]
+    found = [r for r in (*references, *in_reply_to) if r in known]
+    return found[-1] if found else None
