@@ -29,6 +29,7 @@ from maild.outbox import Outbox
 from maild.pipeline import Pipeline, Runner
 from maild.render import Renderer, TemplateError
 from maild.scheduler import Scheduler, TimerActions
+from maild.sla_settings import SlaFollower
 from maild.spool import Spooler
 from maild.store import Store
 from maild.store.inbound import PENDING, SHUNTED
@@ -72,6 +73,7 @@ class App:
     runner: Runner
     outbound: OutboundWorker
     scheduler: Scheduler
+    sla_follower: SlaFollower
     listener: SmtpListener | None
     imap: ImapPoller | None
     metrics: Metrics
@@ -94,6 +96,7 @@ class App:
             store, config.outbound, transport, queued, clock, metrics=metrics, undelivered=build_undelivered(services)
         )
         scheduler = Scheduler(store, build_timer_actions(services), wakeup=changed, on_fired=queued)
+        sla_follower = SlaFollower(store, services.lifecycle, asyncio.Event(), on_changed=changed)
         try:
             listener = SmtpListener(config, IntakeHandler(config, spooler)) if config.smtp.enabled else None
         except BaseException:
@@ -101,11 +104,14 @@ class App:
             raise
         imap = ImapPoller(config, store, spooler) if config.imap.enabled else None
         metrics_server = MetricsServer(config.metrics_listen, metrics, store, clock) if config.metrics_listen else None
-        app = cls(config, store, spooler, runner, outbound, scheduler, listener, imap, metrics, metrics_server)
+        app = cls(
+            config, store, spooler, runner, outbound, scheduler, sla_follower, listener, imap, metrics, metrics_server
+        )
         spooler.start()
         runner.start()
         outbound.start()
         scheduler.start()
+        sla_follower.start()
         if metrics_server:
             try:
                 await metrics_server.start()
@@ -147,6 +153,7 @@ class App:
             await self.metrics_server.stop()
         await self.spooler.stop()
         await self.runner.stop()
+        await self.sla_follower.stop()
         await self.scheduler.stop()
         await self.outbound.stop()
         await self.store.close()
@@ -173,6 +180,8 @@ class App:
             return
         self.runner.pipeline = build_pipeline(services, self.store, self.metrics)
         self.scheduler.actions = build_timer_actions(services)
+        self.sla_follower.lifecycle = services.lifecycle
+        self.sla_follower.wakeup.set()
         self.outbound.undelivered = build_undelivered(services)
         if self.listener:
             self.listener.handler.addresses = config.own_addresses

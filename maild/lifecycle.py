@@ -34,15 +34,17 @@ class Lifecycle:
 
     def sla_due(self, ticket: Ticket, priority: str) -> dict[str, datetime | None]:
         """Due dates for a priority: its open time (`maild.business_hours`) counted from creation, plus the
-        open time of the finished pauses for the customer. A pause still running moves them when it ends
-        (`move`), as it does for due dates set earlier."""
+        open time of the finished pauses for the customer, plus the calendar time of `#postpone`s. A pause
+        still running moves them when it ends (`move`), as it does for due dates set earlier. Without an
+        SLA for the priority there are none, but for a date `#postpone` set by hand."""
         sla = self.config.sla.get(priority)
         if sla is None:
-            return {"first_response_due_at": None, "due_at": None}
+            return {"first_response_due_at": None, "due_at": ticket.due_at if ticket.sla_postponed_seconds else None}
         paused = timedelta(seconds=ticket.sla_paused_seconds)
+        postponed = timedelta(seconds=ticket.sla_postponed_seconds)
         return {
             "first_response_due_at": self.hours.add(ticket.created_at, sla.first_response + paused),
-            "due_at": self.hours.add(ticket.created_at, sla.resolution + paused),
+            "due_at": self.hours.add(ticket.created_at, sla.resolution + paused) + postponed,
         }
 
     def live_clock(self, ticket: Ticket) -> tuple[int, int]:
@@ -103,6 +105,30 @@ class Lifecycle:
         ticket = await tx.update_ticket(ticket, actor, cause, **fields)
         await self.schedule_sla(tx, ticket)
         return ticket
+
+    async def postpone(self, tx: Tx, ticket: Ticket, actor: str, cause: str, delta: timedelta) -> Ticket:
+        """Move the resolution due date (or set one, from now, when there is none) by calendar time, and
+        remember by how much, so that recomputed due dates keep it."""
+        return await self.update(
+            tx,
+            ticket,
+            actor,
+            cause,
+            due_at=(ticket.due_at or self.clock()) + delta,
+            sla_postponed_seconds=ticket.sla_postponed_seconds + int(delta.total_seconds()),
+        )
+
+    async def follow_settings(self, tx: Tx, ticket: Ticket) -> bool:
+        """Recompute the due dates by the current `[sla.*]` and `[business_hours]` (`maild.sla_settings`);
+        a first response already given keeps its due date. Whether they changed."""
+        due = self.sla_due(ticket, ticket.priority)
+        if ticket.first_responded_at is not None:
+            del due["first_response_due_at"]
+        if all(getattr(ticket, name) == value for name, value in due.items()):
+            return False
+        ticket = await tx.update_ticket(ticket, SYSTEM, "SLA settings changed", **due)
+        await self.schedule_sla(tx, ticket)
+        return True
 
     async def responded(self, tx: Tx, ticket: Ticket, actor: str) -> Ticket:
         """An agent's first public reply meets the first-response SLA."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -196,6 +197,52 @@ def test_sla_counts_only_business_hours(start_daemon: Callable[..., Daemon], sma
     daemon.wait_processed()
     detail = daemon.ticket(ticket["id"])
     assert detail["status"] == "open" and detail["due_at"] == at("11:00")
+
+
+def test_open_tickets_follow_changed_business_hours_and_sla(
+    start_daemon: Callable[..., Daemon], smarthost: Smarthost
+) -> None:
+    """When a reload adds `[business_hours]`, or a restart changes `[sla.*]`, open tickets' due dates are
+    recomputed by the new settings, keeping `#postpone`; resolved tickets and met first responses keep theirs."""
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date()
+    at = f"{tomorrow.isoformat()}T{{}}:00+00:00".format
+    week_later = tomorrow + timedelta(days=7)
+    sla = '\n[sla.normal]\nfirst_response = "1h"\nresolution = "3h"\n'
+    daemon = start_daemon(extra=sla)
+    waiting = new_ticket(daemon, smarthost, "Printer on fire")
+    postponed = new_ticket(daemon, smarthost, "Scanner jammed")
+    agent_mail(daemon, postponed, "#postpone 1d\n#internal\n")
+    answered = new_ticket(daemon, smarthost, "Toner low")
+    agent_mail(daemon, answered, "Ordered a new cartridge.")
+    done = new_ticket(daemon, smarthost, "Fax broken")
+    agent_mail(daemon, done, "#resolve responded\nFixed.")
+    before = {t["id"]: daemon.ticket(t["id"]) for t in (waiting, postponed, answered, done)}
+
+    # The desk now opens 10:00-12:00 UTC on tomorrow's weekday alone (as in the test above).
+    daemon.config_path.write_text(
+        daemon.config_path.read_text() + f'\n[business_hours]\ndays = ["{tomorrow:%a}"]\nhours = "10:00-12:00"\n'
+    )
+    assert daemon.process is not None
+    daemon.process.send_signal(signal.SIGHUP)
+    wait_until(lambda: [e for e in daemon.log_events() if e["event"] == "sla_settings_followed"], 10, "the recompute")
+    detail = daemon.ticket(waiting["id"])
+    assert (detail["first_response_due_at"], detail["due_at"]) == (at("11:00"), f"{week_later}T11:00:00+00:00")
+    assert ("maild", "due_at", "SLA settings changed") in {
+        (h["actor"], h["field"], h["cause"]) for h in detail["history"]
+    }
+    later = week_later + timedelta(days=1)
+    assert daemon.ticket(postponed["id"])["due_at"] == f"{later}T11:00:00+00:00"  # the day #postpone added
+    detail = daemon.ticket(answered["id"])
+    assert detail["first_response_due_at"] == before[answered["id"]]["first_response_due_at"]
+    assert detail["due_at"] == f"{week_later}T11:00:00+00:00"
+    assert daemon.ticket(done["id"])["due_at"] == before[done["id"]]["due_at"]
+
+    # Stopped, a faster resolution configured, started: the same tickets follow once more.
+    assert daemon.stop() == 0
+    daemon.config_path.write_text(daemon.config_path.read_text().replace('resolution = "3h"', 'resolution = "1h"'))
+    daemon.start()
+    wait_until(lambda: daemon.ticket(waiting["id"])["due_at"] == at("11:00"), 10, "the recompute at start")
+    assert daemon.ticket(postponed["id"])["due_at"] == (tomorrow + timedelta(days=1)).isoformat() + "T11:00:00+00:00"
 
 
 def test_timers_survive_a_restart(start_daemon: Callable[..., Daemon], smarthost: Smarthost) -> None:

@@ -213,7 +213,9 @@ class ApplyCommands:
                 ctx.changes += [("followers", None, a) for a in added] + [("followers", r, None) for r in removed]
                 ticket.followers = sorted({*ticket.followers, *added} - set(removed))
             case Postpone(delta=delta):
-                await self.update(ctx, tx, due_at=(ticket.due_at or self.services.clock()) + delta)
+                before = ticket.due_at
+                ctx.ticket = await self.services.lifecycle.postpone(tx, ticket, agent.email, "command", delta)
+                ctx.changes.append(("due_at", _shown(before), _shown(ctx.ticket.due_at)))
             case Link(ticket_id=other):
                 if other == ticket.id or await tx.get_ticket(other) is None:
                     raise Refused(Text("no other ticket", id=other), Text("accepted existing ticket"))

@@ -214,4 +214,14 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX outbox_by_audience ON outbox (ticket_id, substr(kind, 1, instr(kind, '.')));
     DROP INDEX outbox_by_ticket;
     """,
+    # 10: open tickets follow a change of `[sla.*]` or `[business_hours]` (maild.sla_settings): the store keeps
+    # the settings its due dates were computed with, and how far `#postpone` moved each ticket's, which a
+    # recomputation keeps. Postponements made before this are not known and count as none.
+    """
+    ALTER TABLE tickets ADD COLUMN sla_postponed_seconds INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE settings (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
 )

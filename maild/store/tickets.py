@@ -31,6 +31,7 @@ UPDATABLE = frozenset(
         "agent_seconds",
         "customer_seconds",
         "sla_paused_seconds",
+        "sla_postponed_seconds",
         "wait_until",
         "clock_since",
         "first_responded_at",
@@ -38,7 +39,9 @@ UPDATABLE = frozenset(
     }
 )
 # Bookkeeping that changes with every status move; the history shows the moves, not these.
-UNRECORDED = frozenset({"clock_since", "agent_seconds", "customer_seconds", "sla_paused_seconds"})
+UNRECORDED = frozenset(
+    {"clock_since", "agent_seconds", "customer_seconds", "sla_paused_seconds", "sla_postponed_seconds"}
+)
 _TIME_COLUMNS = (
     "created_at",
     "updated_at",
@@ -91,6 +94,27 @@ class TicketQueries(QueryBase):
     async def count_breached(self) -> int:
         row = await self.one("SELECT count(*) FROM tickets WHERE sla_breached = 1")
         return int(row[0]) if row else 0
+
+    async def tickets_with_running_sla(self, after_id: int, limit: int, stopped: Sequence[str]) -> list[int]:
+        """Ids above ``after_id``, in order, of tickets whose SLA may still be met: not breached, and not in
+        one of the ``stopped`` statuses."""
+        marks = ", ".join("?" * len(stopped))
+        rows = await self.all(
+            f"SELECT id FROM tickets WHERE id > ? AND sla_breached = 0 AND status NOT IN ({marks}) ORDER BY id LIMIT ?",
+            (after_id, *stopped, limit),
+        )
+        return [int(r[0]) for r in rows]
+
+    async def setting(self, name: str) -> str | None:
+        """A value maild keeps about the store itself (`settings` table), or None."""
+        row = await self.one("SELECT value FROM settings WHERE name = ?", (name,))
+        return str(row[0]) if row else None
+
+    async def set_setting(self, name: str, value: str) -> None:
+        await self.run(
+            "INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            (name, value),
+        )
 
     async def list_tickets(
         self,

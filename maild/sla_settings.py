@@ -1,0 +1,97 @@
+"""Open tickets follow a change of the SLA targets or the business hours, as Zammad's calendars do.
+
+A ticket's due dates are computed when it is created, when its priority changes and when a pause for the
+customer ends. Without this, a desk that changes `[sla.*]` or `[business_hours]` (by a reload or a restart)
+would keep the old dates on every open ticket until one of those happens. The store keeps the settings the
+dates were computed with; when the config's differ, `SlaFollower` recomputes the due dates of every ticket
+whose SLA is still running (not breached, not resolved or closed) with `Lifecycle.follow_settings`, a chunk
+of tickets per transaction so that mail keeps flowing, and records the new settings when all are done. A
+stop midway leaves the old settings recorded: the next start goes over the tickets again, which is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import structlog
+
+from maild.config import Config
+from maild.lifecycle import CLOCK_STOPPED, Lifecycle
+from maild.store import Store
+from maild.worker import Worker
+
+log = structlog.get_logger("maild.sla_settings")
+
+SETTING = "sla_settings"
+# Tickets per transaction. At ~0.1 ms of CPU a ticket, a mail waits for the store at most ~30 ms while a
+# recompute runs (500 a transaction: 50 ms); 20,000 open tickets took 2.2 s in all on the 2-core machine.
+CHUNK = 100
+
+
+def sla_settings(config: Config) -> str:
+    """What due dates depend on, as canonical JSON: the SLA targets and the business hours."""
+    hours = config.business_hours
+    return json.dumps(
+        {
+            "sla": {
+                priority: [sla.first_response.total_seconds(), sla.resolution.total_seconds()]
+                for priority, sla in config.sla.items()
+            },
+            "business_hours": None
+            if hours is None
+            else {
+                "timezone": str(hours.zone),
+                "days": sorted(hours.days),
+                "opens": hours.opens.isoformat(),
+                "closes": hours.closes.isoformat() if hours.closes else None,
+                "holidays": sorted(day.isoformat() for day in hours.holidays),
+            },
+        },
+        sort_keys=True,
+    )
+
+
+class SlaFollower(Worker):
+    """Brings open tickets' due dates in line with the settings; woken on start and after a reload."""
+
+    name = "sla_follower"
+
+    def __init__(self, store: Store, lifecycle: Lifecycle, wakeup: asyncio.Event, on_changed: asyncio.Event) -> None:
+        # It acts on a wake-up only; the poll is a fallback that costs one read.
+        super().__init__(wakeup, poll_seconds=3600.0)
+        self.store = store
+        self.lifecycle = lifecycle  # replaced on reload, with the new config
+        self.on_changed = on_changed
+
+    async def work(self) -> float | None:
+        lifecycle = self.lifecycle
+        wanted = sla_settings(lifecycle.config)
+        async with self.store.snapshot() as tx:
+            recorded = await tx.setting(SETTING)
+        if recorded == wanted:
+            return None
+        if recorded is None:
+            # A new store, or one from before maild recorded its settings: its dates are this config's.
+            async with self.store.transaction() as tx:
+                await tx.set_setting(SETTING, wanted)
+            return None
+        after, moved = 0, 0
+        while not self.stopping:
+            if self.lifecycle is not lifecycle:
+                return 0  # reloaded meanwhile: start over with the newest settings
+            async with self.store.transaction() as tx:
+                ids = await tx.tickets_with_running_sla(after, CHUNK, sorted(CLOCK_STOPPED))
+                for ticket_id in ids:
+                    ticket = await tx.get_ticket(ticket_id)
+                    if ticket is not None and await lifecycle.follow_settings(tx, ticket):
+                        moved += 1
+                if not ids:
+                    await tx.set_setting(SETTING, wanted)
+            if moved:
+                self.on_changed.set()  # SLA timers moved: the scheduler recomputes its sleep
+            if not ids:
+                log.info("sla_settings_followed", tickets=moved)
+                return None
+            after = ids[-1]
+        return None
