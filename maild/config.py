@@ -85,6 +85,7 @@ class Lifecycle:
 class Sla:
     first_response: timedelta
     resolution: timedelta
+    warn_before: timedelta | None = None  # the agents are warned this long before a due date; None: never
 
 
 @dataclass(frozen=True)
@@ -378,11 +379,12 @@ class _Reader:
         sla_raw = self.section(raw, "sla", set(PRIORITIES))
         sla: dict[str, Sla] = {}
         for priority in PRIORITIES:
-            table = self.section(sla_raw, f"sla.{priority}", {"first_response", "resolution"})
+            table = self.section(sla_raw, f"sla.{priority}", {"first_response", "resolution", "warn_before"})
             if table or priority in sla_raw:
                 sla[priority] = Sla(
                     first_response=self.get(table, f"sla.{priority}", "first_response", _duration, timedelta(hours=4)),
                     resolution=self.get(table, f"sla.{priority}", "resolution", _duration, timedelta(days=2)),
+                    warn_before=self.get(table, f"sla.{priority}", "warn_before", _duration, None),
                 )
 
         bh = self.section(raw, "business_hours", {"days", "hours", "holidays"})

@@ -20,6 +20,8 @@ from maild.store import Tx
 
 # The timer each waiting or resolved status starts; leaving the status cancels it.
 NO_RESPONSE, WAIT_OVER, FEEDBACK_CLOSE, SLA = "no_response", "wait_over", "feedback_close", "sla"
+# `[sla.*] warn_before` ahead of the SLA timer.
+SLA_WARNING = "sla_warning"
 STATUS_TIMERS = {WAITING_CUSTOMER: NO_RESPONSE, WAITING_UNTIL: WAIT_OVER, RESOLVED: FEEDBACK_CLOSE}
 # Time in these statuses counts on no side: the work is done.
 CLOCK_STOPPED = frozenset({RESOLVED, CLOSED})
@@ -119,16 +121,16 @@ class Lifecycle:
         )
 
     async def follow_settings(self, tx: Tx, ticket: Ticket) -> bool:
-        """Recompute the due dates by the current `[sla.*]` and `[business_hours]` (`maild.sla_settings`);
-        a first response already given keeps its due date. Whether they changed."""
+        """Recompute the due dates and their timers by the current `[sla.*]` and `[business_hours]`
+        (`maild.sla_settings`); a first response already given keeps its due date. Whether dates changed."""
         due = self.sla_due(ticket, ticket.priority)
         if ticket.first_responded_at is not None:
             del due["first_response_due_at"]
-        if all(getattr(ticket, name) == value for name, value in due.items()):
-            return False
-        ticket = await tx.update_ticket(ticket, SYSTEM, "SLA settings changed", **due)
-        await self.schedule_sla(tx, ticket)
-        return True
+        changed = any(getattr(ticket, name) != value for name, value in due.items())
+        if changed:
+            ticket = await tx.update_ticket(ticket, SYSTEM, "SLA settings changed", **due)
+        await self.schedule_sla(tx, ticket)  # a new warn_before moves the warning, not the dates
+        return changed
 
     async def responded(self, tx: Tx, ticket: Ticket, actor: str) -> Ticket:
         """An agent's first public reply meets the first-response SLA."""
@@ -137,19 +139,42 @@ class Lifecycle:
         return ticket
 
     async def schedule_sla(self, tx: Tx, ticket: Ticket) -> None:
-        """Keep one SLA timer at the earliest unmet due date; none when met, breached or paused."""
-        if ticket.sla_breached or ticket.status in (*CLOCK_STOPPED, WAITING_CUSTOMER):
-            await tx.cancel_timers(ticket.id, [SLA])
+        """Keep one SLA timer at the earliest unmet due date, and one `warn_before` ahead of it unless the
+        agents were warned of that date; none when met, breached or paused."""
+        due = self.next_due(ticket)
+        if due is None:
+            await tx.cancel_timers(ticket.id, [SLA, SLA_WARNING])
             return
+        await tx.set_timer(ticket.id, SLA, due)
+        warn_at = self.warn_at(ticket, due)
+        if warn_at is None:
+            await tx.cancel_timers(ticket.id, [SLA_WARNING])
+        else:
+            await tx.set_timer(ticket.id, SLA_WARNING, warn_at)
+
+    def next_due(self, ticket: Ticket) -> datetime | None:
+        """The earliest due date still to meet; None when the SLA is met, breached or paused."""
+        if ticket.sla_breached or ticket.status in (*CLOCK_STOPPED, WAITING_CUSTOMER):
+            return None
         dues = [
             d
             for d in (ticket.due_at, None if ticket.first_responded_at else ticket.first_response_due_at)
             if d is not None
         ]
-        if dues:
-            await tx.set_timer(ticket.id, SLA, min(dues))
-        else:
-            await tx.cancel_timers(ticket.id, [SLA])
+        return min(dues) if dues else None
+
+    def warn_at(self, ticket: Ticket, due: datetime) -> datetime | None:
+        """When to warn of ``due``: `warn_before` ahead of it, or None (no warning set, or given already)."""
+        sla = self.config.sla.get(ticket.priority)
+        if sla is None or sla.warn_before is None or ticket.sla_warned_for == due:
+            return None
+        return due - sla.warn_before
+
+    def warning_due(self, ticket: Ticket) -> datetime | None:
+        """The due date the agents should be warned of now, if any (not yet due, not warned of already)."""
+        due = self.next_due(ticket)
+        warn_at = self.warn_at(ticket, due) if due else None
+        return due if due and warn_at and warn_at <= self.clock() < due else None
 
     def breached(self, ticket: Ticket) -> bool:
         now = self.clock()

@@ -67,6 +67,7 @@ class Ticket:
     customer_seconds: int = 0
     sla_paused_seconds: int = 0  # open time (`maild.business_hours`) the SLA clock paused for the customer
     sla_postponed_seconds: int = 0  # calendar time `#postpone` moved the resolution due date by
+    sla_warned_for: datetime | None = None  # the due date the agents were last warned of (`warn_before`)
     wait_until: datetime | None = None
     clock_since: datetime | None = None
     first_responded_at: datetime | None = None

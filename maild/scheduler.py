@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from typing import Any
 
 import structlog
 
 from maild.compose import Draft
 from maild.config import Config
-from maild.lifecycle import FEEDBACK_CLOSE, NO_RESPONSE, SLA, SYSTEM, WAIT_OVER, Lifecycle
+from maild.lifecycle import FEEDBACK_CLOSE, NO_RESPONSE, SLA, SLA_WARNING, SYSTEM, WAIT_OVER, Lifecycle
 from maild.models import Ticket, Timer
 from maild.outbox import Outbox
 from maild.render import Renderer, ticket_vars
@@ -64,6 +65,8 @@ class TimerActions:
             return "closed"
         if timer.kind == SLA:
             return await self.check_sla(tx, ticket)
+        if timer.kind == SLA_WARNING:
+            return await self.warn_sla(tx, ticket)
         return "stale"
 
     async def check_sla(self, tx: Tx, ticket: Ticket) -> str:
@@ -76,18 +79,37 @@ class TimerActions:
         await self.mail(tx, ticket, "agent.sla_breach", recipients)
         return "breached"
 
+    async def warn_sla(self, tx: Tx, ticket: Ticket) -> str:
+        """Tell whoever works the ticket (its assignee, else its queue's agents) that a due date is near."""
+        due = self.lifecycle.warning_due(ticket)
+        if due is None:
+            await self.lifecycle.schedule_sla(tx, ticket)  # met, paused or moved since: wait for what is due
+            return "not due"
+        ticket = await tx.update_ticket(ticket, SYSTEM, "timer: SLA warning", sla_warned_for=due)
+        first_response = due == ticket.first_response_due_at and ticket.first_responded_at is None
+        await self.mail(
+            tx,
+            ticket,
+            "agent.sla_warning",
+            self.agents_for(ticket),
+            due=due,
+            due_what="first_response" if first_response else "resolution",
+        )
+        return "warned"
+
     def agents_for(self, ticket: Ticket) -> list[str]:
         if ticket.assignee:
             return [ticket.assignee]
         return [a.email for a in self.config.queue_agents(ticket.queue)]
 
-    async def mail(self, tx: Tx, ticket: Ticket, event: str, recipients: list[str]) -> None:
-        """Queue one mail per recipient (customers' language for customers, the default for agents)."""
+    async def mail(self, tx: Tx, ticket: Ticket, event: str, recipients: list[str], **extra: Any) -> None:
+        """Queue one mail per recipient (customers' language for customers, the default for agents);
+        ``extra`` are the event's own template variables."""
         language = ticket.language if event.startswith("customer.") else self.config.language
         references = await tx.thread_chain(ticket.id, event.split(".")[0])
         for recipient in dict.fromkeys(recipients):
             rendered = self.renderer.render(
-                event, language, **ticket_vars(ticket, self.config.ticket_prefix, self.config.from_name)
+                event, language, **ticket_vars(ticket, self.config.ticket_prefix, self.config.from_name), **extra
             )
             draft = Draft(
                 kind=event, to=[recipient], subject=rendered.subject, body=rendered.body, references=references

@@ -3,10 +3,11 @@
 A ticket's due dates are computed when it is created, when its priority changes and when a pause for the
 customer ends. Without this, a desk that changes `[sla.*]` or `[business_hours]` (by a reload or a restart)
 would keep the old dates on every open ticket until one of those happens. The store keeps the settings the
-dates were computed with; when the config's differ, `SlaFollower` recomputes the due dates of every ticket
-whose SLA is still running (not breached, not resolved or closed) with `Lifecycle.follow_settings`, a chunk
-of tickets per transaction so that mail keeps flowing, and records the new settings when all are done. A
-stop midway leaves the old settings recorded: the next start goes over the tickets again, which is harmless.
+dates (and their warnings' timers) were computed with; when the config's differ, `SlaFollower` recomputes
+the due dates and timers of every ticket whose SLA is still running (not breached, not resolved or closed)
+with `Lifecycle.follow_settings`, a chunk of tickets per transaction so that mail keeps flowing, and records
+the new settings when all are done. A stop midway leaves the old settings recorded: the next start goes over
+the tickets again, which is harmless.
 """
 
 from __future__ import annotations
@@ -30,12 +31,17 @@ CHUNK = 100
 
 
 def sla_settings(config: Config) -> str:
-    """What due dates depend on, as canonical JSON: the SLA targets and the business hours."""
+    """What due dates and their timers depend on, as canonical JSON: the SLA targets and warnings, and the
+    business hours."""
     hours = config.business_hours
     return json.dumps(
         {
             "sla": {
-                priority: [sla.first_response.total_seconds(), sla.resolution.total_seconds()]
+                priority: [
+                    sla.first_response.total_seconds(),
+                    sla.resolution.total_seconds(),
+                    sla.warn_before.total_seconds() if sla.warn_before is not None else None,
+                ]
                 for priority, sla in config.sla.items()
             },
             "business_hours": None

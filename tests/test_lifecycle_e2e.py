@@ -199,6 +199,35 @@ def test_sla_counts_only_business_hours(start_daemon: Callable[..., Daemon], sma
     assert detail["status"] == "open" and detail["due_at"] == at("11:00")
 
 
+def test_agents_are_warned_before_each_due_date(start_daemon: Callable[..., Daemon], smarthost: Smarthost) -> None:
+    """`warn_before` mails whoever works the ticket once ahead of each due date: the queue's agents before an
+    unassigned ticket's first response, the assignee alone before its resolution."""
+    daemon = start_daemon(extra='\n[sla.normal]\nfirst_response = "2h"\nresolution = "1d"\nwarn_before = "30m"\n')
+    ticket = new_ticket(daemon, smarthost)
+    created = datetime.fromisoformat(daemon.ticket(ticket["id"])["created_at"])
+
+    def tick(after: timedelta) -> None:
+        daemon.cli("tick", "--now", (created + after).isoformat())
+
+    tick(timedelta(minutes=89))
+    assert not smarthost.matching(ANA, "SLA due soon")
+    tick(timedelta(minutes=91))
+    [warning] = wait_until(lambda: smarthost.matching(ANA, "SLA due soon"), 10, "the warning")
+    first_due = daemon.ticket(ticket["id"])["first_response_due_at"]
+    assert f"first response is due at {first_due[:10]} {first_due[11:16]} UTC" in warning.body
+    wait_until(lambda: smarthost.matching(LUIS, "SLA due soon"), 10, "the other agent's warning")
+    tick(timedelta(minutes=100))
+    assert [h["cause"] for h in daemon.ticket(ticket["id"])["history"]].count("timer: SLA warning") == 1
+
+    agent_mail(daemon, ticket, "Looking into it.")  # Ana answers: she has the ticket, the first response is met
+    tick(timedelta(hours=23, minutes=31))
+    wait_until(lambda: len(smarthost.matching(ANA, "SLA due soon")) == 2, 10, "the resolution's warning")
+    assert "resolution is due at" in smarthost.matching(ANA, "SLA due soon")[1].body
+    time.sleep(0.5)  # the outbound worker had time to deliver a wrong second warning to Luis
+    assert len(smarthost.matching(LUIS, "SLA due soon")) == 1
+    assert not daemon.ticket(ticket["id"])["sla_breached"]
+
+
 def test_open_tickets_follow_changed_business_hours_and_sla(
     start_daemon: Callable[..., Daemon], smarthost: Smarthost
 ) -> None:

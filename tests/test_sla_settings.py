@@ -1,5 +1,5 @@
-"""Due dates that follow changed SLA settings (`maild.sla_settings`) and keep `#postpone`, over a temporary
-store; through mail (reload and restart) in test_lifecycle_e2e.py."""
+"""Due dates that follow changed SLA settings (`maild.sla_settings`) and keep `#postpone`, and the warnings
+ahead of them (`warn_before`), over a temporary store; through mail in test_lifecycle_e2e.py."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 
 from maild import sla_settings
+from maild.app import build_services, build_timer_actions
 from maild.config import Config, load_config
 from maild.lifecycle import Lifecycle
 from maild.models import Ticket
+from maild.scheduler import run_due
 from maild.sla_settings import SETTING, SlaFollower
 from maild.store import Store, Tx
 
@@ -114,3 +116,43 @@ def test_settings_name_what_due_dates_depend_on(tmp_path: Path) -> None:
     assert sla_settings.sla_settings(config(tmp_path, SLA.replace('"8h"', '"9h"') + HOURS)) != base
     assert sla_settings.sla_settings(config(tmp_path, SLA + HOURS + 'holidays = ["2026-12-25"]\n')) != base
     assert sla_settings.sla_settings(config(tmp_path, SLA)) != base
+
+
+def test_a_warning_skips_a_pause_and_follows_a_moved_due_date(tmp_path: Path) -> None:
+    """`warn_before` ahead of the first response: a ticket paused for the customer is not warned; one whose
+    pause moved its due date is warned at the new time, once, and the warning names that date."""
+    sla = '[sla.normal]\nfirst_response = "4h"\nresolution = "2d"\nwarn_before = "1h"\n'
+    sla += '[[agents]]\nemail = "ana@x.example"\nname = "Ana"\n'
+    now = [START]
+
+    async def run() -> None:
+        store = await Store.open(tmp_path / "maild.sqlite3", clock=lambda: now[0])
+        services = build_services(config(tmp_path, sla), store.clock)
+        actions, lifecycle = build_timer_actions(services), services.lifecycle
+
+        async def warnings_at(moment: datetime) -> list[str]:
+            now[0] = moment
+            await run_due(store, actions, moment)
+            async with store.snapshot() as tx:
+                return [m.raw.decode() for m in await tx.list_mail(limit=None) if m.kind == "agent.sla_warning"]
+
+        try:
+            async with store.transaction() as tx:
+                paused = await new_ticket(tx, lifecycle)
+                moved = await new_ticket(tx, lifecycle)
+                await lifecycle.move(tx, paused, "waiting_customer", "ana@x.example", "command")
+            now[0] = START + timedelta(hours=1)
+            async with store.transaction() as tx:
+                moved = await lifecycle.move(tx, moved, "waiting_customer", "ana@x.example", "command")
+            now[0] = START + timedelta(hours=3)
+            async with store.transaction() as tx:  # two hours paused: first response due 14:00, not 12:00
+                moved = await lifecycle.move(tx, moved, "open", "c@x.example", "customer reply")
+            assert await warnings_at(START + timedelta(hours=3)) == []
+            assert await warnings_at(START + timedelta(hours=4, minutes=59)) == []
+            [warning] = await warnings_at(START + timedelta(hours=5))
+            assert "first response is due at 2026-11-30 14:00 UTC" in warning
+            assert len(await warnings_at(START + timedelta(hours=5, minutes=30))) == 1
+        finally:
+            await store.close()
+
+    asyncio.run(run())

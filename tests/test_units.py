@@ -638,6 +638,8 @@ def render_context(**overrides: Any) -> dict[str, Any]:
         "sent_at": "2026-11-23 10:00 UTC",
         "reassigned": False,
         "new_assignee": None,
+        "due": NOW,
+        "due_what": "first_response",
     }
     context.update(overrides)
     return context

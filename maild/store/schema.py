@@ -224,4 +224,8 @@ MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL
     );
     """,
+    # 11: `[sla.*] warn_before`: the due date the agents were last warned of, so each is warned of once.
+    """
+    ALTER TABLE tickets ADD COLUMN sla_warned_for TEXT;
+    """,
 )
