@@ -30,7 +30,7 @@ SETTING = "sla_settings"
 CHUNK = 100
 
 
-def sla_settings(config: Config) -> str:
+def settings_json(config: Config) -> str:
     """What due dates and their timers depend on, as canonical JSON: the SLA targets and warnings, and the
     business hours."""
     hours = config.business_hours
@@ -72,7 +72,7 @@ class SlaFollower(Worker):
 
     async def work(self) -> float | None:
         lifecycle = self.lifecycle
-        wanted = sla_settings(lifecycle.config)
+        wanted = settings_json(lifecycle.config)
         async with self.store.snapshot() as tx:
             recorded = await tx.setting(SETTING)
         if recorded == wanted:
@@ -94,9 +94,9 @@ class SlaFollower(Worker):
                         moved += 1
                 if not ids:
                     await tx.set_setting(SETTING, wanted)
-            if moved:
-                self.on_changed.set()  # SLA timers moved: the scheduler recomputes its sleep
-            if not ids:
+            if ids:
+                self.on_changed.set()  # SLA timers were set again: the scheduler recomputes its sleep
+            else:
                 log.info("sla_settings_followed", tickets=moved)
                 return None
             after = ids[-1]

@@ -78,14 +78,14 @@ def test_the_follower_recomputes_running_slas_once(tmp_path: Path, monkeypatch: 
                 resolved = await lifecycle.move(tx, await new_ticket(tx, lifecycle), "resolved", "ana@x.example", "t")
             assert await follower.work() is None
             async with store.snapshot() as tx:
-                assert await tx.setting(SETTING) == sla_settings.sla_settings(before)
+                assert await tx.setting(SETTING) == sla_settings.settings_json(before)
                 assert (await tx.get_ticket(running[0])).due_at == START + timedelta(days=2)  # type: ignore[union-attr]
 
             follower.lifecycle = Lifecycle(after, store.clock)
             assert await follower.work() is None
             assert follower.on_changed.is_set()
             async with store.snapshot() as tx:
-                assert await tx.setting(SETTING) == sla_settings.sla_settings(after)
+                assert await tx.setting(SETTING) == sla_settings.settings_json(after)
                 for ticket_id in running:
                     ticket = await tx.get_ticket(ticket_id)
                     assert ticket is not None
@@ -111,11 +111,11 @@ def test_the_follower_recomputes_running_slas_once(tmp_path: Path, monkeypatch: 
 
 def test_settings_name_what_due_dates_depend_on(tmp_path: Path) -> None:
     """The recorded settings change with an SLA target or the business hours, not with anything else."""
-    base = sla_settings.sla_settings(config(tmp_path, SLA + HOURS))
-    assert sla_settings.sla_settings(config(tmp_path, SLA + HOURS, desk='language = "es"\n')) == base
-    assert sla_settings.sla_settings(config(tmp_path, SLA.replace('"8h"', '"9h"') + HOURS)) != base
-    assert sla_settings.sla_settings(config(tmp_path, SLA + HOURS + 'holidays = ["2026-12-25"]\n')) != base
-    assert sla_settings.sla_settings(config(tmp_path, SLA)) != base
+    base = sla_settings.settings_json(config(tmp_path, SLA + HOURS))
+    assert sla_settings.settings_json(config(tmp_path, SLA + HOURS, desk='language = "es"\n')) == base
+    assert sla_settings.settings_json(config(tmp_path, SLA.replace('"8h"', '"9h"') + HOURS)) != base
+    assert sla_settings.settings_json(config(tmp_path, SLA + HOURS + 'holidays = ["2026-12-25"]\n')) != base
+    assert sla_settings.settings_json(config(tmp_path, SLA)) != base
 
 
 def test_a_warning_skips_a_pause_and_follows_a_moved_due_date(tmp_path: Path) -> None:
@@ -152,6 +152,31 @@ def test_a_warning_skips_a_pause_and_follows_a_moved_due_date(tmp_path: Path) ->
             [warning] = await warnings_at(START + timedelta(hours=5))
             assert "first response is due at 2026-11-30 14:00 UTC" in warning
             assert len(await warnings_at(START + timedelta(hours=5, minutes=30))) == 1
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+def test_a_reload_adding_warn_before_sets_open_tickets_warnings(tmp_path: Path) -> None:
+    """`warn_before` added to a running desk times the warnings of tickets already open, their dates unmoved."""
+
+    async def run() -> None:
+        store = await Store.open(tmp_path / "maild.sqlite3", clock=lambda: START)
+        lifecycle = Lifecycle(config(tmp_path, SLA), store.clock)
+        follower = SlaFollower(store, lifecycle, asyncio.Event(), on_changed=asyncio.Event())
+        try:
+            async with store.transaction() as tx:
+                ticket = await new_ticket(tx, lifecycle)
+            await follower.work()
+            follower.lifecycle = Lifecycle(
+                config(tmp_path, SLA.replace('"4h"', '"4h"\nwarn_before = "1h"')), store.clock
+            )
+            await follower.work()
+            async with store.snapshot() as tx:
+                timers = [(t.kind, t.due_at) for t in await tx.pending_timers(ticket.id)]
+                assert (await tx.get_ticket(ticket.id)).due_at == ticket.due_at  # type: ignore[union-attr]
+            assert timers == [("sla_warning", START + timedelta(hours=3)), ("sla", START + timedelta(hours=4))]
         finally:
             await store.close()
 
