@@ -18,6 +18,7 @@ from maild.blobs import BlobStore
 from maild.clock import Clock, system_clock
 from maild.compose import Composer
 from maild.config import Config, ConfigError, load_config
+from maild.digest import AgentDigests, DigestWorker
 from maild.handlers import build_handlers
 from maild.handlers.base import Services
 from maild.intake.imap import ImapPoller
@@ -59,6 +60,10 @@ def build_timer_actions(services: Services) -> TimerActions:
     return TimerActions(services.config, services.lifecycle, services.renderer, services.outbox)
 
 
+def build_digests(services: Services) -> AgentDigests:
+    return AgentDigests(services.config, services.lifecycle, services.renderer, services.outbox)
+
+
 def build_pipeline(services: Services, store: Store, metrics: Metrics | None = None) -> Pipeline:
     return Pipeline(store, build_handlers(services), metrics)
 
@@ -74,6 +79,7 @@ class App:
     outbound: OutboundWorker
     scheduler: Scheduler
     sla_follower: SlaFollower
+    digest: DigestWorker
     listener: SmtpListener | None
     imap: ImapPoller | None
     metrics: Metrics
@@ -97,6 +103,7 @@ class App:
         )
         scheduler = Scheduler(store, build_timer_actions(services), wakeup=changed, on_fired=queued)
         sla_follower = SlaFollower(store, services.lifecycle, asyncio.Event(), on_changed=changed)
+        digest = DigestWorker(store, build_digests(services), asyncio.Event(), on_queued=queued)
         try:
             listener = SmtpListener(config, IntakeHandler(config, spooler)) if config.smtp.enabled else None
         except BaseException:
@@ -105,13 +112,25 @@ class App:
         imap = ImapPoller(config, store, spooler) if config.imap.enabled else None
         metrics_server = MetricsServer(config.metrics_listen, metrics, store, clock) if config.metrics_listen else None
         app = cls(
-            config, store, spooler, runner, outbound, scheduler, sla_follower, listener, imap, metrics, metrics_server
+            config,
+            store,
+            spooler,
+            runner,
+            outbound,
+            scheduler,
+            sla_follower,
+            digest,
+            listener,
+            imap,
+            metrics,
+            metrics_server,
         )
         spooler.start()
         runner.start()
         outbound.start()
         scheduler.start()
         sla_follower.start()
+        digest.start()
         if metrics_server:
             try:
                 await metrics_server.start()
@@ -154,6 +173,7 @@ class App:
         await self.spooler.stop()
         await self.runner.stop()
         await self.sla_follower.stop()
+        await self.digest.stop()
         await self.scheduler.stop()
         await self.outbound.stop()
         await self.store.close()
@@ -182,6 +202,8 @@ class App:
         self.scheduler.actions = build_timer_actions(services)
         self.sla_follower.lifecycle = services.lifecycle
         self.sla_follower.wakeup.set()
+        self.digest.digests = build_digests(services)
+        self.digest.wakeup.set()
         self.outbound.undelivered = build_undelivered(services)
         if self.listener:
             self.listener.handler.addresses = config.own_addresses

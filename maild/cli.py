@@ -222,11 +222,13 @@ def inject(config_path: str | None, mail_from: str, rcpt_to: tuple[str, ...]) ->
 @config_option
 @click.option("--now", "now_text", default=None, metavar="ISO8601", help="The instant to run for (default: now).")
 def tick(config_path: str | None, now_text: str | None) -> None:
-    """Run the lifecycle timers due at that instant (the daemon does this by itself; for operators and tests)."""
+    """Run the lifecycle timers due at that instant, and send the agents' digest if it is due then (the daemon
+    does this by itself; for operators and tests)."""
     from datetime import UTC
 
-    from maild.app import build_services, build_timer_actions
+    from maild.app import build_digests, build_services, build_timer_actions
     from maild.clock import from_iso, system_clock
+    from maild.digest import send_due_digest
     from maild.scheduler import run_due
 
     config = read_config(config_path)
@@ -240,8 +242,11 @@ def tick(config_path: str | None, now_text: str | None) -> None:
         # The timers judge the ticket as of --now; what is written (history, outbox) is stamped with the real
         # time, so the mail the timers queue goes out at once.
         store = await Store.open(config.db_path)
+        services = build_services(config, lambda: now)
         try:
-            return await run_due(store, build_timer_actions(build_services(config, lambda: now)), now)
+            count = await run_due(store, build_timer_actions(services), now)
+            await send_due_digest(store, build_digests(services), now)  # logged; the line below counts timers
+            return count
         finally:
             await store.close()
 

@@ -24,6 +24,7 @@ LANGUAGES = ("es", "en")
 PRIORITIES = ("low", "normal", "high", "urgent")
 ROLES = ("agent", "admin")
 DEFAULT_QUEUE = "default"
+WORKWEEK = frozenset(range(5))  # Monday to Friday
 SEARCH_PATHS = (Path("config/maild.toml"), Path("/etc/maild/maild.toml"))
 
 
@@ -101,6 +102,16 @@ class Security:
 
 
 @dataclass(frozen=True)
+class Digest:
+    """`[digest]`: each agent's morning mail of their open tickets (`maild.digest`)."""
+
+    at: time  # in the desk's time zone
+    days: frozenset[int]  # date.weekday(): Monday is 0
+    skipped: frozenset[date]  # the business holidays
+    zone: ZoneInfo
+
+
+@dataclass(frozen=True)
 class Agent:
     email: str
     name: str
@@ -135,6 +146,7 @@ class Config:
     queues: tuple[Queue, ...]
     metrics_listen: str | None
     business_hours: BusinessHours | None = None  # None: the SLA clock counts every hour
+    digest: Digest | None = None  # None: no digests
     _agents_by_email: dict[str, Agent] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -265,6 +277,7 @@ class _Reader:
             "lifecycle",
             "sla",
             "business_hours",
+            "digest",
             "security",
             "agents",
             "queues",
@@ -393,10 +406,20 @@ class _Reader:
             opens, closes = self.get(bh, "business_hours", "hours", _opening_hours, (time(9), time(17)))
             business_hours = BusinessHours(
                 zone=ZoneInfo(timezone),
-                days=self.get(bh, "business_hours", "days", _weekdays, frozenset(range(5))),
+                days=self.get(bh, "business_hours", "days", _weekdays, WORKWEEK),
                 opens=opens,
                 closes=closes,
                 holidays=self.get(bh, "business_hours", "holidays", _dates, frozenset()),
+            )
+
+        dg = self.section(raw, "digest", {"at", "days"})
+        digest = None
+        if "digest" in raw:
+            digest = Digest(
+                at=self.get(dg, "digest", "at", _clock_time, time(8)),
+                days=self.get(dg, "digest", "days", _weekdays, business_hours.days if business_hours else WORKWEEK),
+                skipped=business_hours.holidays if business_hours else frozenset(),
+                zone=ZoneInfo(timezone),
             )
 
         sec = self.section(
@@ -440,6 +463,7 @@ class _Reader:
             queues=queues,
             metrics_listen=metrics_listen,
             business_hours=business_hours,
+            digest=digest,
         )
 
     def templates_dir(self, table: Mapping[str, Any]) -> Path | None:
@@ -602,6 +626,18 @@ def _weekdays(value: Any) -> frozenset[int]:
     if None in days:
         raise ValueError(f"expected days among {', '.join(WEEKDAYS)}, got {value[days.index(None)]!r}")
     return frozenset(WEEKDAYS.index(day) for day in days if day)
+
+
+def _clock_time(value: Any) -> time:
+    """``"08:00"``: a time of day."""
+    text = _string(value)
+    try:
+        at = time.fromisoformat(text.strip())
+    except ValueError:
+        at = None
+    if at is None or at.tzinfo is not None:
+        raise ValueError(f'expected a time of day like "08:00" (in [maild] timezone), got {text!r}')
+    return at
 
 
 def _opening_hours(value: Any) -> tuple[time, time | None]:

@@ -28,6 +28,14 @@ CLOCK_STOPPED = frozenset({RESOLVED, CLOSED})
 SYSTEM = "maild"
 
 
+def unmet_due(ticket: Ticket) -> datetime | None:
+    """The earliest of the ticket's due dates not met yet (a first response given meets its date)."""
+    dues = [
+        d for d in (ticket.due_at, None if ticket.first_responded_at else ticket.first_response_due_at) if d is not None
+    ]
+    return min(dues) if dues else None
+
+
 class Lifecycle:
     def __init__(self, config: Config, clock: Clock) -> None:
         self.config = config
@@ -156,12 +164,7 @@ class Lifecycle:
         """The earliest due date still to meet; None when the SLA is met, breached or paused."""
         if ticket.sla_breached or ticket.status in (*CLOCK_STOPPED, WAITING_CUSTOMER):
             return None
-        dues = [
-            d
-            for d in (ticket.due_at, None if ticket.first_responded_at else ticket.first_response_due_at)
-            if d is not None
-        ]
-        return min(dues) if dues else None
+        return unmet_due(ticket)
 
     def warn_at(self, ticket: Ticket, due: datetime) -> datetime | None:
         """When to warn of ``due``: `warn_before` ahead of it, or None (no warning set, or given already)."""

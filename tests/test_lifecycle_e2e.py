@@ -228,6 +228,48 @@ def test_agents_are_warned_before_each_due_date(start_daemon: Callable[..., Daem
     assert not daemon.ticket(ticket["id"])["sla_breached"]
 
 
+def test_each_agent_gets_a_morning_digest(start_daemon: Callable[..., Daemon], smarthost: Smarthost) -> None:
+    """At `[digest] at` on a digest day each agent with something open gets one mail: their own tickets,
+    overdue first, then the unassigned ones in their queues; nobody gets it twice, nor on other days."""
+    daemon = start_daemon(
+        extra='\n[digest]\nat = "08:00"\ndays = ["mon", "tue", "wed", "thu", "fri"]\n'
+        '\n[sla.normal]\nfirst_response = "4h"\nresolution = "2d"\n'
+    )
+    mine_late = new_ticket(daemon, smarthost, "Printer on fire")
+    agent_mail(daemon, mine_late, "#assign me\n#internal\n")
+    mine = new_ticket(daemon, smarthost, "Scanner jammed")
+    agent_mail(daemon, mine, "#postpone 7d\nLooking into it.")  # answered, so not overdue
+    unassigned = new_ticket(daemon, smarthost, "Toner low")
+    done = new_ticket(daemon, smarthost, "Fax broken")
+    agent_mail(daemon, done, "#resolve responded\nFixed.")
+    created = datetime.fromisoformat(daemon.ticket(mine["id"])["created_at"])
+    # The next weekday after the tickets are three days old, at 07:59 and 08:00 UTC (the desk's zone).
+    day = (created + timedelta(days=3)).date()
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    saturday = day + timedelta(days=(5 - day.weekday()) % 7 or 7)
+
+    daemon.cli("tick", "--now", f"{day}T07:59:00+00:00")
+    time.sleep(0.5)
+    assert not smarthost.matching(ANA, "Your tickets")
+    daemon.cli("tick", "--now", f"{day}T08:00:00+00:00")
+    [digest] = wait_until(lambda: smarthost.matching(ANA, "Your tickets"), 10, "Ana's digest")
+    assert digest["Subject"] == f"Your tickets on {day}: 2 open, 1 overdue, 1 unassigned"
+    body = digest.body
+    assert body.index(mine_late["token"]) < body.index(mine["token"]) < body.index("Unassigned in your queues")
+    assert "OVERDUE since" in body.split(mine_late["token"])[1].split(mine["token"])[0]
+    assert body.index("Unassigned in your queues") < body.index(unassigned["token"])
+    assert done["token"] not in body
+    [luis] = wait_until(lambda: smarthost.matching(LUIS, "Your tickets"), 10, "Luis's digest")
+    assert luis["Subject"] == f"Your tickets on {day}: 0 open, 1 unassigned"
+    assert "Nothing is assigned to you." in luis.body
+
+    daemon.cli("tick", "--now", f"{day}T12:00:00+00:00")
+    daemon.cli("tick", "--now", f"{saturday}T08:00:00+00:00")
+    time.sleep(0.5)
+    assert len(smarthost.matching(ANA, "Your tickets")) == 1
+
+
 def test_open_tickets_follow_changed_business_hours_and_sla(
     start_daemon: Callable[..., Daemon], smarthost: Smarthost
 ) -> None:

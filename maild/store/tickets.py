@@ -107,6 +107,35 @@ class TicketQueries(QueryBase):
         )
         return [int(r[0]) for r in rows]
 
+    async def open_tickets_by_urgency(
+        self,
+        stopped: Sequence[str],
+        paused: str,
+        limit: int,
+        *,
+        assignee: str | None = None,
+        queues: Sequence[str] = (),
+    ) -> tuple[list[Ticket], int]:
+        """Tickets not in a ``stopped`` status, of ``assignee`` (None: the unassigned ones in ``queues``), and
+        how many there are: at most ``limit``, breached first, then by their earliest unmet due date (those
+        with none, or ``paused`` for the customer, last)."""
+        where = f"status NOT IN ({', '.join('?' * len(stopped))})"
+        params: list[Any] = list(stopped)
+        if assignee is not None:
+            where, params = where + " AND assignee = ?", [*params, assignee]
+        else:
+            where += f" AND assignee IS NULL AND queue IN ({', '.join('?' * len(queues))})"
+            params += queues
+        (total,) = await self.one(f"SELECT count(*) FROM tickets WHERE {where}", params) or (0,)
+        # ISO instants sort as text; "~" sorts after them all.
+        response = "CASE WHEN first_responded_at IS NULL THEN coalesce(first_response_due_at, '~') ELSE '~' END"
+        rows = await self.all(
+            f"SELECT * FROM tickets WHERE {where}"
+            f" ORDER BY sla_breached DESC, status = ?, min(coalesce(due_at, '~'), {response}), id LIMIT ?",
+            [*params, paused, limit],
+        )
+        return [_ticket(row) for row in rows], int(total)
+
     async def setting(self, name: str) -> str | None:
         """A value maild keeps about the store itself (`settings` table), or None."""
         row = await self.one("SELECT value FROM settings WHERE name = ?", (name,))
