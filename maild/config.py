@@ -103,7 +103,7 @@ class Security:
 
 @dataclass(frozen=True)
 class Digest:
-    """`[digest]`: each agent's morning mail of their open tickets (`maild.digest`)."""
+    """`[digest]`: each agent's daily mail of their open tickets (`maild.digest`)."""
 
     at: time  # in the desk's time zone
     days: frozenset[int]  # date.weekday(): Monday is 0

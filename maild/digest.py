@@ -1,4 +1,4 @@
-"""The agents' morning digest (`[digest]`): each agent's open tickets and what waits unassigned in their queues.
+"""The agents' daily digest (`[digest]`): each agent's open tickets and what waits unassigned in their queues.
 
 Agents work by mail alone, so they have no dashboard like RT's "RT at a glance" or Zammad's overviews to
 see what is on their plate; every other mail maild sends them is about one ticket. Once a day, at `at` in the
