@@ -18,7 +18,7 @@ import structlog
 
 from maild.compose import Draft
 from maild.config import DEFAULT_QUEUE, Agent, Config, Digest
-from maild.lifecycle import CLOCK_STOPPED, Lifecycle, unmet_due
+from maild.lifecycle import Lifecycle, unmet_due
 from maild.models import Ticket
 from maild.outbox import Outbox
 from maild.render import Renderer
@@ -86,10 +86,9 @@ class AgentDigests:
         return sent
 
     async def queue_one(self, tx: Tx, agent: Agent, day: date) -> bool:
-        stopped = sorted(CLOCK_STOPPED)
-        mine, mine_total = await tx.open_tickets_by_urgency(stopped, WAITING_CUSTOMER, MAX_LISTED, assignee=agent.email)
+        mine, mine_total = await tx.open_tickets_by_urgency(MAX_LISTED, assignee=agent.email)
         queues = [q for q in (DEFAULT_QUEUE, *(q.name for q in self.config.queues)) if self.handles(agent, q)]
-        waiting, waiting_total = await tx.open_tickets_by_urgency(stopped, WAITING_CUSTOMER, MAX_LISTED, queues=queues)
+        waiting, waiting_total = await tx.open_tickets_by_urgency(MAX_LISTED, queues=queues)
         if not mine_total and not waiting_total:
             return False  # nothing to say: no mail
         mine_entries = [self.entry(t) for t in mine]

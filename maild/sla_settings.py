@@ -18,7 +18,7 @@ import json
 import structlog
 
 from maild.config import Config
-from maild.lifecycle import CLOCK_STOPPED, Lifecycle
+from maild.lifecycle import Lifecycle
 from maild.store import Store
 from maild.worker import Worker
 
@@ -87,7 +87,7 @@ class SlaFollower(Worker):
             if self.lifecycle is not lifecycle:
                 return 0  # reloaded meanwhile: start over with the newest settings
             async with self.store.transaction() as tx:
-                ids = await tx.tickets_with_running_sla(after, CHUNK, sorted(CLOCK_STOPPED))
+                ids = await tx.tickets_with_running_sla(after, CHUNK)
                 for ticket_id in ids:
                     ticket = await tx.get_ticket(ticket_id)
                     if ticket is not None and await lifecycle.follow_settings(tx, ticket):

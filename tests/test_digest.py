@@ -14,6 +14,12 @@ from maild.app import build_digests, build_services
 from maild.config import Config, ConfigError, load_config
 from maild.digest import SETTING, send_due_digest
 from maild.store import Store
+from maild.store.tickets import (
+    COUNT_OPEN_OF_ASSIGNEE,
+    COUNT_OPEN_UNASSIGNED,
+    OPEN_OF_ASSIGNEE_BY_URGENCY,
+    OPEN_UNASSIGNED_BY_URGENCY,
+)
 
 MADRID = ZoneInfo("Europe/Madrid")
 DESK = """
@@ -97,6 +103,28 @@ def test_a_day_goes_out_once_and_never_before_a_later_one(tmp_path: Path) -> Non
             assert await send(madrid(2026, 12, 4, 9)) == 1
             async with store.snapshot() as tx:
                 assert await tx.setting(SETTING) == "2026-12-04"
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+def test_the_digest_reads_only_open_tickets(tmp_path: Path) -> None:
+    """Its queries go through the partial index of open tickets, never the tickets of all time."""
+    desk = config(tmp_path, "")
+
+    async def run() -> None:
+        store = await Store.open(desk.db_path)
+        try:
+            async with store.snapshot() as tx:
+                for sql, params in (
+                    (COUNT_OPEN_OF_ASSIGNEE, ["ana@example.com"]),
+                    (OPEN_OF_ASSIGNEE_BY_URGENCY, ["ana@example.com", 51]),
+                    (COUNT_OPEN_UNASSIGNED, ['["default"]']),
+                    (OPEN_UNASSIGNED_BY_URGENCY, ['["default"]', 51]),
+                ):
+                    plan = [row[3] for row in await tx.all("EXPLAIN QUERY PLAN " + sql, params)]
+                    assert plan[0].startswith("SEARCH tickets USING INDEX tickets_open"), plan
         finally:
             await store.close()
 

@@ -228,4 +228,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE tickets ADD COLUMN sla_warned_for TEXT;
     """,
+    # 12: the agents' digest lists each agent's open tickets and the unassigned ones of their queues; by
+    # tickets_by_assignee that read all of an agent's tickets of all time (0.6 s on 1,000,000), inside the
+    # transaction that holds the store. Open tickets are few: a partial index of them alone. Its condition is
+    # store.tickets.OPEN, spelled the same.
+    """
+    CREATE INDEX tickets_open ON tickets (assignee, queue) WHERE status NOT IN ('resolved', 'closed');
+    """,
 )

@@ -8,6 +8,7 @@ from typing import Any
 
 from maild.clock import from_iso, to_iso
 from maild.models import Attachment, Direction, HistoryEntry, Message, Ticket, Visibility
+from maild.statuses import CLOSED, RESOLVED, WAITING_CUSTOMER
 from maild.store.base import QueryBase, sql_limit
 
 # Columns a caller may change through update_ticket; everything else is fixed at creation.
@@ -43,6 +44,20 @@ UPDATABLE = frozenset(
 UNRECORDED = frozenset(
     {"clock_since", "agent_seconds", "customer_seconds", "sla_paused_seconds", "sla_postponed_seconds"}
 )
+# Open tickets: the partial index tickets_open (migration 12) holds just these, and SQLite uses it only for a
+# query that states this very condition, so it is spelled here once, as the migration spells it.
+OPEN = f"status NOT IN ('{RESOLVED}', '{CLOSED}')"
+# Breached first, then the earliest unmet due date (ISO instants sort as text; "~" after them all), tickets
+# waiting for the customer (their dates move when the pause ends) and those without dates last.
+_BY_URGENCY = (
+    f"ORDER BY sla_breached DESC, status = '{WAITING_CUSTOMER}', min(coalesce(due_at, '~'),"
+    " CASE WHEN first_responded_at IS NULL THEN coalesce(first_response_due_at, '~') ELSE '~' END), id"
+)
+COUNT_OPEN_OF_ASSIGNEE = f"SELECT count(*) FROM tickets WHERE {OPEN} AND assignee = ?"
+OPEN_OF_ASSIGNEE_BY_URGENCY = f"SELECT * FROM tickets WHERE {OPEN} AND assignee = ? {_BY_URGENCY} LIMIT ?"
+_UNASSIGNED_IN = "assignee IS NULL AND queue IN (SELECT value FROM json_each(?))"
+COUNT_OPEN_UNASSIGNED = f"SELECT count(*) FROM tickets WHERE {OPEN} AND {_UNASSIGNED_IN}"
+OPEN_UNASSIGNED_BY_URGENCY = f"SELECT * FROM tickets WHERE {OPEN} AND {_UNASSIGNED_IN} {_BY_URGENCY} LIMIT ?"
 _TIME_COLUMNS = (
     "created_at",
     "updated_at",
@@ -97,43 +112,26 @@ class TicketQueries(QueryBase):
         row = await self.one("SELECT count(*) FROM tickets WHERE sla_breached = 1")
         return int(row[0]) if row else 0
 
-    async def tickets_with_running_sla(self, after_id: int, limit: int, stopped: Sequence[str]) -> list[int]:
-        """Ids above ``after_id``, in order, of tickets whose SLA may still be met: not breached, and not in
-        one of the ``stopped`` statuses."""
-        marks = ", ".join("?" * len(stopped))
+    async def tickets_with_running_sla(self, after_id: int, limit: int) -> list[int]:
+        """Ids above ``after_id``, in order, of tickets whose SLA may still be met: open and not breached."""
         rows = await self.all(
-            f"SELECT id FROM tickets WHERE id > ? AND sla_breached = 0 AND status NOT IN ({marks}) ORDER BY id LIMIT ?",
-            (after_id, *stopped, limit),
+            f"SELECT id FROM tickets WHERE id > ? AND {OPEN} AND sla_breached = 0 ORDER BY id LIMIT ?",
+            (after_id, limit),
         )
         return [int(r[0]) for r in rows]
 
     async def open_tickets_by_urgency(
-        self,
-        stopped: Sequence[str],
-        paused: str,
-        limit: int,
-        *,
-        assignee: str | None = None,
-        queues: Sequence[str] = (),
+        self, limit: int, *, assignee: str | None = None, queues: Sequence[str] = ()
     ) -> tuple[list[Ticket], int]:
-        """Tickets not in a ``stopped`` status, of ``assignee`` (None: the unassigned ones in ``queues``), and
-        how many there are: at most ``limit``, breached first, then by their earliest unmet due date (those
-        with none, or ``paused`` for the customer, last)."""
-        where = f"status NOT IN ({', '.join('?' * len(stopped))})"
-        params: list[Any] = list(stopped)
+        """Open tickets (not resolved or closed) of ``assignee``, or the unassigned ones in ``queues``, and how
+        many there are: at most ``limit``, breached first, then by their earliest unmet due date (those with
+        none, or waiting for the customer, last)."""
         if assignee is not None:
-            where, params = where + " AND assignee = ?", [*params, assignee]
+            count, select, params = COUNT_OPEN_OF_ASSIGNEE, OPEN_OF_ASSIGNEE_BY_URGENCY, [assignee]
         else:
-            where += f" AND assignee IS NULL AND queue IN ({', '.join('?' * len(queues))})"
-            params += queues
-        (total,) = await self.one(f"SELECT count(*) FROM tickets WHERE {where}", params) or (0,)
-        # ISO instants sort as text; "~" sorts after them all.
-        response = "CASE WHEN first_responded_at IS NULL THEN coalesce(first_response_due_at, '~') ELSE '~' END"
-        rows = await self.all(
-            f"SELECT * FROM tickets WHERE {where}"
-            f" ORDER BY sla_breached DESC, status = ?, min(coalesce(due_at, '~'), {response}), id LIMIT ?",
-            [*params, paused, limit],
-        )
+            count, select, params = COUNT_OPEN_UNASSIGNED, OPEN_UNASSIGNED_BY_URGENCY, [json.dumps(list(queues))]
+        (total,) = await self.one(count, params) or (0,)
+        rows = await self.all(select, [*params, limit])
         return [_ticket(row) for row in rows], int(total)
 
     async def setting(self, name: str) -> str | None:
