@@ -3,14 +3,15 @@
 Agents work by mail alone, so they have no dashboard like RT's "RT at a glance" or Zammad's overviews to
 see what is on their plate; every other mail maild sends them is about one ticket. Once a day, at `at` in the
 desk's time zone on the digest days, each agent with anything open gets one mail listing it, most urgent
-first. The store records the last day sent, so a restart sends no day twice, and a daemon that was down at
+first. The store records the days sent, so a restart sends no day twice, and a daemon that was down at
 that hour sends the day's digest when it starts (one, not one per missed day). `maild tick --now` sends it
-too, as of the instant it is given.
+too, as of the instant it is given; a day it sends in the future does not stop today's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -29,7 +30,8 @@ from maild.worker import Worker
 
 log = structlog.get_logger("maild.digest")
 
-SETTING = "digest_sent_for"  # the local day of the last digest
+SETTING = "digest_sent_on"  # the local days of the latest digests, a JSON list
+KEPT_DAYS = 31
 MAX_LISTED = 50  # per section; the rest is counted, and `maild ticket list` shows it
 
 
@@ -124,16 +126,16 @@ def _digest_day(digest: Digest, day: date) -> bool:
 
 
 async def send_due_digest(store: Store, digests: AgentDigests, now: datetime) -> int:
-    """Queue the digest due at ``now`` unless that day's (or a later one's) went out; the mails queued."""
+    """Queue the digest due at ``now`` unless that day's went out; the mails queued."""
     day = digests.day_due(now)
     if day is None:
         return 0
     async with store.transaction() as tx:
-        last = await tx.setting(SETTING)
-        if last is not None and last >= day.isoformat():
+        days: list[str] = json.loads(await tx.setting(SETTING) or "[]")
+        if day.isoformat() in days:
             return 0
         sent = await digests.queue(tx, day)
-        await tx.set_setting(SETTING, day.isoformat())
+        await tx.set_setting(SETTING, json.dumps(sorted([*days, day.isoformat()])[-KEPT_DAYS:]))
     log.info("digest", day=day.isoformat(), mails=sent)
     return sent
 
