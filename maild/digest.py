@@ -94,6 +94,9 @@ class AgentDigests:
         if not mine_total and not waiting_total:
             return False  # nothing to say: no mail
         mine_entries = [self.entry(t) for t in mine]
+        overdue = sum(1 for e in mine_entries if e.overdue)
+        # Most urgent first: when every listed ticket is overdue, more may be beyond the list.
+        more_overdue = overdue == len(mine_entries) < mine_total
         rendered = self.renderer.render(
             "agent.digest",
             self.config.language,
@@ -101,7 +104,7 @@ class AgentDigests:
             day=day,
             mine=mine_entries,
             mine_total=mine_total,
-            overdue=sum(1 for e in mine_entries if e.overdue),
+            overdue=f"{overdue}{'+' if more_overdue else ''}" if overdue else "",  # for the subject
             waiting=[self.entry(t) for t in waiting],
             waiting_total=waiting_total,
             support_address=self.config.support_address,

@@ -644,7 +644,7 @@ def render_context(**overrides: Any) -> dict[str, Any]:
         "day": NOW.date(),
         "mine": [Entry("[ACME#12]", ticket, NOW, True)],
         "mine_total": 1,
-        "overdue": 1,
+        "overdue": "1",
         "waiting": [],
         "waiting_total": 0,
         "support_address": "support@example.com",
