@@ -18,7 +18,8 @@ Keywords (canonical English ← aliases)
     status ← estado · wait ← esperar · time ← tiempo · resolve ← resolver · assign ← asignar ·
     priority ← prioridad · queue ← cola · category ← categoria, categoría · tag ← tags, etiqueta, etiquetas ·
     cc · internal ← nota, interna, interno · postpone ← aplazar, posponer · link ← enlazar, vincular ·
-    forward ← reenviar · requester ← solicitante · close ← cerrar · merge ← fusionar, unir · language ← idioma.
+    forward ← reenviar · requester ← solicitante · close ← cerrar · merge ← fusionar, unir · language ← idioma ·
+    digest ← resumen.
 
 Arguments → ``Command.args`` (values are case-insensitive, ``-`` and ``_`` interchangeable)
     ``#status S``        `SetStatus` — S in `STATUSES` or nuevo, abierto, esperando_cliente, esperando_tercero,
@@ -44,6 +45,7 @@ Arguments → ``Command.args`` (values are case-insensitive, ``-`` and ``_`` int
     ``#close``           `Close` — no arguments.
     ``#merge ID``        `Merge` — the ticket to merge this one into, written as for ``#link``.
     ``#language L``      `SetLanguage` — L en/english/inglés or es/spanish/español: the customer's mail's language.
+    ``#digest``          `SendDigest` — no arguments: the agent's digest (`maild.digest`) now, by mail.
 """
 
 from __future__ import annotations
@@ -186,6 +188,11 @@ class SetLanguage:
     language: str  # one of config.LANGUAGES
 
 
+@dataclass(frozen=True)
+class SendDigest:
+    pass
+
+
 CommandArgs: TypeAlias = (
     SetStatus
     | Wait
@@ -205,6 +212,7 @@ CommandArgs: TypeAlias = (
     | Close
     | Merge
     | SetLanguage
+    | SendDigest
 )
 
 
@@ -248,6 +256,8 @@ KEYWORDS: dict[str, str] = {
     **{k: k for k in ("tag", "cc", "internal", "postpone", "link", "forward", "requester", "close", "merge")},
     "language": "language",
     "idioma": "language",
+    "digest": "digest",
+    "resumen": "digest",
     "tags": "tag",
     "estado": "status",
     "esperar": "wait",
@@ -614,6 +624,11 @@ def _close(rest: str) -> Close:
     return Close()
 
 
+def _digest(rest: str) -> SendDigest:
+    _no_arguments(rest)
+    return SendDigest()
+
+
 PARSERS: dict[str, Callable[[str], CommandArgs]] = {
     "status": _status,
     "wait": _wait,
@@ -633,6 +648,7 @@ PARSERS: dict[str, Callable[[str], CommandArgs]] = {
     "close": _close,
     "merge": _merge,
     "language": _language,
+    "digest": _digest,
 }
 
 # --- the text ------------------------------------------------------------------------------------------------

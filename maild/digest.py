@@ -14,6 +14,7 @@ import asyncio
 import json
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import structlog
 
@@ -79,6 +80,10 @@ class AgentDigests:
                 return at
         return None  # no digest day in a year (all holidays): the hourly poll looks again
 
+    def today(self) -> date:
+        """The desk's date now, in its time zone."""
+        return self.lifecycle.clock().astimezone(ZoneInfo(self.config.timezone)).date()
+
     async def queue(self, tx: Tx, day: date) -> int:
         """Queue the digest of ``day`` to every agent with something open; the number of mails."""
         sent = 0
@@ -87,11 +92,12 @@ class AgentDigests:
                 sent += 1
         return sent
 
-    async def queue_one(self, tx: Tx, agent: Agent, day: date) -> bool:
+    async def queue_one(self, tx: Tx, agent: Agent, day: date, *, asked: bool = False) -> bool:
+        """Queue ``agent``'s digest; whether it was. Unless ``asked`` for (`#digest`), none when nothing is open."""
         mine, mine_total = await tx.open_tickets_by_urgency(MAX_LISTED, assignee=agent.email)
         queues = [q for q in (DEFAULT_QUEUE, *(q.name for q in self.config.queues)) if self.handles(agent, q)]
         waiting, waiting_total = await tx.open_tickets_by_urgency(MAX_LISTED, queues=queues)
-        if not mine_total and not waiting_total:
+        if not mine_total and not waiting_total and not asked:
             return False  # nothing to say: no mail
         mine_entries = [self.entry(t) for t in mine]
         overdue = sum(1 for e in mine_entries if e.overdue)

@@ -434,3 +434,39 @@ def test_time_report_sums_billable_and_nonbillable(daemon: Daemon, smarthost: Sm
     assert json.loads(daemon.cli("report", "time", "--from", "2000-01-01", "--to", "2000-01-02", "--json").stdout) == []
     bad = daemon.cli("report", "time", "--from", "yesterday", "--to", "2100-01-01", check=False)
     assert bad.returncode == 1 and "expected dates" in bad.stderr
+
+
+def test_an_agent_asks_for_the_digest_by_mail(daemon: Daemon, smarthost: Smarthost) -> None:
+    """`#digest` alone in a new mail (or a reply to a digest) brings the agent their digest now, even with
+    nothing open, and opens no ticket; beside other commands on a ticket it is sent too; from a customer it
+    is only text."""
+    daemon.send(make_mail(sender=LUIS, subject="my list", body="#digest\n"), mail_from=LUIS)
+    daemon.wait_processed()
+    [empty] = wait_until(lambda: smarthost.matching(LUIS, "Your tickets on"), 10, "Luis's digest")
+    assert "Nothing is assigned to you." in empty.body
+    # As the digest says: a reply to it with the line alone brings a fresh one.
+    reply = make_mail(
+        sender=LUIS,
+        subject=f"Re: {empty['Subject']}",
+        body="#digest\n\n> Nothing is assigned to you.\n",
+        in_reply_to=empty["Message-ID"],
+        references=[empty["Message-ID"]],
+    )
+    daemon.send(reply, mail_from=LUIS)
+    daemon.wait_processed()
+    wait_until(lambda: len(smarthost.matching(LUIS, "Your tickets on")) == 2, 10, "the second digest")
+    assert daemon.tickets() == []
+    assert daemon.spool_states() == {"dropped": 2}
+
+    ticket = new_ticket(daemon, smarthost)
+    agent_mail(daemon, ticket, "#assign me\n#digest\n#internal\n")
+    [digest] = wait_until(lambda: smarthost.matching(ANA, "Your tickets on"), 10, "Ana's digest")
+    assert digest["Subject"].endswith(": 1 open")
+    assert ticket["token"] in digest.body
+    [transcript] = wait_until(lambda: smarthost.matching(ANA, "Applied"), 10, "the transcript")
+    assert "digest: - → sent" in transcript.body
+
+    daemon.send(make_mail(subject="Question", body="#digest\nWhat is my order's status?"))
+    daemon.wait_processed()
+    assert [t["subject"] for t in daemon.tickets()].count("Question") == 1
+    assert not smarthost.matching(CUSTOMER, "Your tickets on")

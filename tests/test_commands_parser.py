@@ -25,6 +25,7 @@ from maild.commands import (
     Priority,
     Requester,
     Resolve,
+    SendDigest,
     SetCategory,
     SetLanguage,
     SetQueue,
@@ -101,6 +102,8 @@ def only_error(line: str) -> CommandError:
         ("#unir 12", "merge"),
         ("#language es", "language"),
         ("#idioma en", "language"),
+        ("#digest", "digest"),
+        ("#resumen", "digest"),
     ],
 )
 def test_every_keyword_and_spanish_alias_maps_to_its_english_keyword(line: str, keyword: str) -> None:
@@ -534,16 +537,23 @@ def test_cc_refuses_empty_or_bad_addresses(line: str, reason: str) -> None:
 
 @pytest.mark.parametrize(
     ("line", "args"),
-    [("#internal", Internal()), ("#nota", Internal()), ("#close", Close()), ("#cerrar", Close())],
+    [
+        ("#internal", Internal()),
+        ("#nota", Internal()),
+        ("#close", Close()),
+        ("#cerrar", Close()),
+        ("#digest", SendDigest()),
+        ("#resumen", SendDigest()),
+    ],
 )
-def test_internal_and_close_take_no_arguments(line: str, args: CommandArgs) -> None:
-    """#internal and #close alone are valid commands."""
+def test_internal_close_and_digest_take_no_arguments(line: str, args: CommandArgs) -> None:
+    """#internal, #close and #digest alone are valid commands."""
     assert only_args(line) == args
 
 
-@pytest.mark.parametrize("line", ["#internal the customer is angry", "#close now", "#cerrar ya"])
-def test_internal_and_close_refuse_trailing_text(line: str) -> None:
-    """Text after #internal or #close is an error, not silently dropped."""
+@pytest.mark.parametrize("line", ["#internal the customer is angry", "#close now", "#cerrar ya", "#digest please"])
+def test_internal_close_and_digest_refuse_trailing_text(line: str) -> None:
+    """Text after #internal, #close or #digest is an error, not silently dropped."""
     error = only_error(line)
     assert error.reason.startswith("takes no arguments")
     assert error.accepted == "the keyword alone, nothing after it"

@@ -8,6 +8,7 @@ from maild.handlers.acknowledge import Acknowledge
 from maild.handlers.base import Handler, Services
 from maild.handlers.bounces import Bounces
 from maild.handlers.commands import ApplyCommands
+from maild.handlers.digest_request import DigestRequest
 from maild.handlers.identify import Identify
 from maild.handlers.lifecycle import Lifecycle
 from maild.handlers.loop_guard import LoopGuard
@@ -25,6 +26,7 @@ PIPELINE: tuple[str, ...] = (
     "identify",  # agent or outsider
     "read_commands",  # an agent's #command lines taken out of the text
     "thread",  # token or References → existing ticket
+    "digest_request",  # an agent's "#digest" alone, outside any ticket → their digest, no ticket
     "ticket",  # no ticket yet → open one; followers; is the sender a participant
     "record",  # timeline message + attachments
     "bounces",  # a bounce of our own mail → recorded on that outbound mail
@@ -41,6 +43,7 @@ _FACTORIES: dict[str, Callable[[Services], Handler]] = {
     "identify": Identify,
     "read_commands": ReadCommands,
     "thread": Thread,
+    "digest_request": DigestRequest,
     "ticket": OpenTicket,
     "record": Record,
     "bounces": Bounces,
