@@ -511,8 +511,10 @@ def outbox_drop(config_path: str | None, outbox_id: int) -> None:
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(config_path: str | None, as_json: bool) -> None:
-    """Backlogs at a glance: spool, shunted, outbox (and its oldest), last intake, timers due, tickets."""
+    """Backlogs at a glance: spool, shunted, outbox (and its oldest), last intake, timers due, tickets, and
+    the day of the last agents' digest."""
     from maild.clock import from_iso, system_clock
+    from maild.digest import sent_days
 
     config = read_config(config_path)
 
@@ -531,6 +533,7 @@ def status(config_path: str | None, as_json: bool) -> None:
                 "next_timer_at": next_timer.isoformat() if next_timer else None,
                 "tickets": await tx.count_tickets(),
                 "sla_breached": await tx.count_breached(),
+                "digest_sent_on": next(reversed(await sent_days(tx)), None),
             }
 
     report = run(lambda: with_store(config, action))
@@ -548,6 +551,9 @@ def status(config_path: str | None, as_json: bool) -> None:
         + (", ".join(f"{n} {s}" for s, n in sorted(report["tickets"].items())) or "none")
         + f"; {report['sla_breached']} SLA breached",
     ]
+    if config.digest is not None:
+        at = config.digest.at.strftime("%H:%M")
+        lines.append(f"digest       daily at {at}, last sent on {report['digest_sent_on'] or 'no day yet'}")
     click.echo("\n".join(lines))
 
 

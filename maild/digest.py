@@ -134,13 +134,19 @@ def _digest_day(digest: Digest, day: date) -> bool:
     return day.weekday() in digest.days and day not in digest.skipped
 
 
+async def sent_days(tx: Tx) -> list[str]:
+    """The days (ISO dates) the latest daily digests went out on, oldest first."""
+    days: list[str] = json.loads(await tx.setting(SETTING) or "[]")
+    return days
+
+
 async def send_due_digest(store: Store, digests: AgentDigests, now: datetime) -> int:
     """Queue the digest due at ``now`` unless that day's went out; the mails queued."""
     day = digests.day_due(now)
     if day is None:
         return 0
     async with store.transaction() as tx:
-        days: list[str] = json.loads(await tx.setting(SETTING) or "[]")
+        days = await sent_days(tx)
         if day.isoformat() in days:
             return 0
         sent = await digests.queue(tx, day)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from collections.abc import Callable
@@ -263,6 +264,8 @@ def test_each_agent_gets_a_morning_digest(start_daemon: Callable[..., Daemon], s
     [luis] = wait_until(lambda: smarthost.matching(LUIS, "Your tickets"), 10, "Luis's digest")
     assert luis["Subject"] == f"Your tickets on {day}: 0 open, 1 unassigned"
     assert "Nothing is assigned to you." in luis.body
+    assert json.loads(daemon.cli("status", "--json").stdout)["digest_sent_on"] == str(day)
+    assert f"digest       daily at 08:00, last sent on {day}" in daemon.cli("status").stdout
 
     daemon.cli("tick", "--now", f"{day}T12:00:00+00:00")
     daemon.cli("tick", "--now", f"{saturday}T08:00:00+00:00")

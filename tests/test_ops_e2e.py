@@ -21,6 +21,7 @@ def test_status_reports_backlogs(daemon: Daemon, smarthost: Smarthost) -> None:
     assert report["spool_pending"] == 0 and report["shunted"] == 0
     assert report["last_received_at"] is not None
     assert report["tickets"] == {"new": 1}
+    assert report["digest_sent_on"] is None
     wait_until(lambda: json.loads(daemon.cli("status", "--json").stdout)["outbox_queued"] == 1, 10, "a queued ack")
     human = daemon.cli("status").stdout
     assert "1 queued (oldest" in human and "1 new" in human
