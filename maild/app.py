@@ -44,7 +44,7 @@ def build_services(config: Config, clock: Clock) -> Services:
     composer = Composer(config.support_address, config.from_name, clock)
     return Services(
         config=config,
-        renderer=Renderer(config.language, config.templates_dir),
+        renderer=Renderer(config.language, config.templates_dir, config.timezone),
         outbox=Outbox(composer),
         blobs=BlobStore(config.blob_dir),
         clock=clock,

@@ -7,8 +7,10 @@ A template is a mail: a ``Subject:`` line, a blank line, then the body. Undefine
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import jinja2
 
@@ -35,10 +37,12 @@ class TemplateError(Exception):
 
 
 class Renderer:
-    def __init__(self, default_language: str, overrides: Path | None = None) -> None:
+    def __init__(self, default_language: str, overrides: Path | None = None, timezone: str = "UTC") -> None:
         """``overrides``: a folder laid out like maild/templates whose files replace the shipped ones
-        (and whose refusals.toml entries replace the shipped wording of those refusals)."""
+        (and whose refusals.toml entries replace the shipped wording of those refusals); ``timezone``: the
+        desk's, in which the ``when`` filter writes instants."""
         self.default_language = default_language
+        self.zone = ZoneInfo(timezone)
         try:
             self.refusals = load_catalog(overrides)
         except CatalogError as exc:
@@ -53,11 +57,18 @@ class Renderer:
             lstrip_blocks=True,
         )
         self._env.filters["localize"] = self._localize
+        self._env.filters["when"] = self.when
 
     @jinja2.pass_context
     def _localize(self, context: jinja2.runtime.Context, value: Any) -> str:
         """``{{ error.reason | localize }}``: a refusal's reason in the language of the mail being rendered."""
         return localize(value, context["language"], self.refusals)
+
+    def when(self, instant: datetime) -> str:
+        """``{{ ticket.due_at | when }}``: an instant as the desk reads it, in its time zone, named
+        ("2026-12-03 10:00 CET")."""
+        local = instant.astimezone(self.zone)
+        return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
 
     def render(self, name: str, language: str | None = None, **context: Any) -> Rendered:
         """Render ``<language>/<name>.txt`` (falling back to the default language) into subject and body."""

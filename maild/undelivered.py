@@ -46,7 +46,7 @@ class UndeliveredNotice:
                 lost=sorted(lost.items()),
                 bounced=bounced,
                 mail_subject=" ".join(str(headers.get("Subject", "")).split()),
-                sent_at=f"{mail.created_at:%Y-%m-%d %H:%M} UTC",
+                sent_at=self.renderer.when(mail.created_at),
             )
             draft = Draft(
                 kind="agent.undelivered",

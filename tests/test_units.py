@@ -18,10 +18,11 @@ from typing import Any
 import jinja2
 import pytest
 
+from maild.app import build_services
 from maild.blobs import BlobStore
 from maild.commands import CommandError
 from maild.compose import LOOP_HEADER, MAX_REFERENCES, TICKET_HEADER, Composed, Composer, Draft, _trim
-from maild.config import Agent
+from maild.config import Agent, load_config
 from maild.digest import Entry
 from maild.durations import format_duration, parse_duration
 from maild.mime import Part
@@ -1019,3 +1020,24 @@ def test_in_reply_to_names_what_a_mail_answers_and_ends_its_references() -> None
     assert reply_to == references[-1] == "<r3@x>" and references.count("<r3@x>") == 1
     assert len(references) == MAX_REFERENCES and references[0] == "<r0@x>"
     assert headers(in_reply_to="<new@x>")[1][-2:] == ["<r19@x>", "<new@x>"]
+
+
+def test_instants_are_written_in_the_desks_time_zone(tmp_path: Path) -> None:
+    """The `when` filter writes an instant as the desk reads it, named with its zone (summer time too), and
+    the daemon's renderer takes the zone from `[maild] timezone`."""
+    madrid = Renderer("en", timezone="Europe/Madrid")
+    assert madrid.when(datetime(2026, 12, 3, 9, tzinfo=UTC)) == "2026-12-03 10:00 CET"
+    assert madrid.when(datetime(2026, 7, 3, 9, tzinfo=UTC)) == "2026-07-03 11:00 CEST"
+    assert Renderer("en").when(datetime(2026, 12, 3, 9, tzinfo=UTC)) == "2026-12-03 09:00 UTC"
+    path = tmp_path / "maild.toml"
+    path.write_text('[maild]\ntimezone = "America/Mexico_City"\n[mail]\nsupport_address = "s@example.com"\n')
+    renderer = build_services(load_config(path), lambda: NOW).renderer
+    assert renderer.when(datetime(2026, 12, 3, 9, tzinfo=UTC)) == "2026-12-03 03:00 CST"
+    breach = renderer.render("agent.sla_breach", "en", **render_context(ticket=_breached()))
+    assert "Resolution is due at 2026-11-23 05:00 CST." in breach.body
+
+
+def _breached() -> Ticket:
+    ticket = render_context()["ticket"]
+    ticket.due_at = datetime(2026, 11, 23, 11, tzinfo=UTC)
+    return ticket
