@@ -470,3 +470,20 @@ def test_an_agent_asks_for_the_digest_by_mail(daemon: Daemon, smarthost: Smartho
     daemon.wait_processed()
     assert [t["subject"] for t in daemon.tickets()].count("Question") == 1
     assert not smarthost.matching(CUSTOMER, "Your tickets on")
+
+
+def test_dates_read_and_shown_in_the_desks_time_zone(start_daemon: Callable[..., Daemon], smarthost: Smarthost) -> None:
+    """On a desk in Madrid, "#wait until 2031-01-15 09:00" means 09:00 there (08:00 UTC), and the transcript
+    shows it as the agent wrote it, with the desk's offset."""
+    daemon = start_daemon()
+    daemon.stop()
+    daemon.config_path.write_text(
+        daemon.config_path.read_text().replace("[maild]\n", '[maild]\ntimezone = "Europe/Madrid"\n')
+    )
+    daemon.start()
+    ticket = new_ticket(daemon, smarthost)
+    agent_mail(daemon, ticket, "#wait until 2031-01-15 09:00\n#internal\n")
+    history = daemon.ticket(ticket["id"])["history"]
+    assert [h["new"] for h in history if h["field"] == "wait_until"] == ["2031-01-15T08:00:00+00:00"]
+    [transcript] = wait_until(lambda: smarthost.matching(ANA, "Applied"), 10, "the transcript")
+    assert "wait_until: - → 2031-01-15T09:00+01:00" in transcript.body

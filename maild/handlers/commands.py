@@ -132,13 +132,16 @@ class ApplyCommands:
         )
         await self.services.outbox.queue(tx, draft, ticket.id)
 
+    def shown(self, value: Any) -> str | None:
+        return _shown(value, ZoneInfo(self.config.timezone))
+
     async def update(self, ctx: Context, tx: Tx, **changes: Any) -> None:
         assert ctx.agent is not None
         ticket = ctx.current_ticket
         for name, new in changes.items():
             old = getattr(ticket, name)
             if old != new:
-                ctx.changes.append((name, _shown(old), _shown(new)))
+                ctx.changes.append((name, self.shown(old), self.shown(new)))
         ctx.ticket = await self.services.lifecycle.update(tx, ticket, ctx.agent.email, "command", **changes)
 
     async def move(self, ctx: Context, tx: Tx, status: str, **changes: Any) -> None:
@@ -150,7 +153,7 @@ class ApplyCommands:
             raise Refused(exc.reason, Text("accepted one of", values=", ".join(STATUSES))) from None
         for name, new in {"status": status, **changes}.items():
             if getattr(ticket, name) != new:
-                ctx.changes.append((name, _shown(getattr(ticket, name)), _shown(new)))
+                ctx.changes.append((name, self.shown(getattr(ticket, name)), self.shown(new)))
         ctx.ticket = await self.services.lifecycle.move(tx, ticket, status, ctx.agent.email, "command", **changes)
 
     async def apply(self, command: Command, ctx: Context, tx: Tx) -> None:
@@ -218,7 +221,7 @@ class ApplyCommands:
             case Postpone(delta=delta):
                 before = ticket.due_at
                 ctx.ticket = await self.services.lifecycle.postpone(tx, ticket, agent.email, "command", delta)
-                ctx.changes.append(("due_at", _shown(before), _shown(ctx.ticket.due_at)))
+                ctx.changes.append(("due_at", self.shown(before), self.shown(ctx.ticket.due_at)))
             case Link(ticket_id=other):
                 if other == ticket.id or await tx.get_ticket(other) is None:
                     raise Refused(Text("no other ticket", id=other), Text("accepted existing ticket"))
@@ -307,9 +310,10 @@ class ApplyCommands:
         await self.services.outbox.queue(tx, draft, ticket.id)
 
 
-def _shown(value: Any) -> str | None:
+def _shown(value: Any, zone: ZoneInfo) -> str | None:
+    """A field's value in the transcript; an instant in the desk's zone, with its offset, as agents write it."""
     if value is None:
         return None
     if isinstance(value, datetime):
-        return value.isoformat(timespec="minutes")
+        return value.astimezone(zone).isoformat(timespec="minutes")
     return str(value)
