@@ -128,6 +128,20 @@ class Lifecycle:
             sla_postponed_seconds=ticket.sla_postponed_seconds + int(delta.total_seconds()),
         )
 
+    async def adopt_postponement(self, tx: Tx, ticket: Ticket) -> bool:
+        """Take what the resolution due date lies beyond the settings as postponed by hand (`#postpone`s made
+        before maild remembered them), so that recomputing keeps it. Whether there was any."""
+        if ticket.due_at is None or ticket.sla_postponed_seconds:
+            return False
+        computed = self.sla_due(ticket, ticket.priority)["due_at"]
+        seconds = int((ticket.due_at - (computed or ticket.created_at)).total_seconds())
+        if computed is None:
+            seconds = max(seconds, 1)  # no SLA: the date was set by hand, all of it (a second at least marks it)
+        if seconds <= 0:
+            return False
+        await tx.update_ticket(ticket, SYSTEM, "settings recorded", sla_postponed_seconds=seconds)
+        return True
+
     async def follow_settings(self, tx: Tx, ticket: Ticket) -> bool:
         """Recompute the due dates and their timers by the current `[sla.*]` and `[business_hours]`
         (`maild.sla_settings`); a first response already given keeps its due date. Whether dates changed."""

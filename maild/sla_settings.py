@@ -7,7 +7,8 @@ dates (and their warnings' timers) were computed with; when the config's differ,
 the due dates and timers of every ticket whose SLA is still running (not breached, not resolved or closed)
 with `Lifecycle.follow_settings`, a chunk of tickets per transaction so that mail keeps flowing, and records
 the new settings when all are done. A stop midway leaves the old settings recorded: the next start goes over
-the tickets again, which is harmless.
+the tickets again, which is harmless. The first start on a store records its settings and, for tickets from
+before maild remembered `#postpone`s, takes what their due dates lie beyond the settings as postponed.
 """
 
 from __future__ import annotations
@@ -77,27 +78,26 @@ class SlaFollower(Worker):
             recorded = await tx.setting(SETTING)
         if recorded == wanted:
             return None
-        if recorded is None:
-            # A new store, or one from before maild recorded its settings: its dates are this config's.
-            async with self.store.transaction() as tx:
-                await tx.set_setting(SETTING, wanted)
-            return None
-        after, moved = 0, 0
+        # A store from before maild recorded its settings (or a new one): its dates are this config's, and
+        # what lies beyond them was postponed by hand before maild remembered postponements.
+        adopting = recorded is None
+        step = lifecycle.adopt_postponement if adopting else lifecycle.follow_settings
+        after, changed = 0, 0
         while not self.stopping:
             if self.lifecycle is not lifecycle:
                 return 0  # reloaded meanwhile: start over with the newest settings
             async with self.store.transaction() as tx:
-                ids = await tx.tickets_with_running_sla(after, CHUNK)
+                ids = await tx.tickets_with_running_sla(after, CHUNK, unpostponed_due=adopting)
                 for ticket_id in ids:
                     ticket = await tx.get_ticket(ticket_id)
-                    if ticket is not None and await lifecycle.follow_settings(tx, ticket):
-                        moved += 1
+                    if ticket is not None and await step(tx, ticket):
+                        changed += 1
                 if not ids:
                     await tx.set_setting(SETTING, wanted)
             if ids:
                 self.on_changed.set()  # SLA timers were set again: the scheduler recomputes its sleep
             else:
-                log.info("sla_settings_followed", tickets=moved)
+                log.info("sla_settings_adopted" if adopting else "sla_settings_followed", tickets=changed)
                 return None
             after = ids[-1]
         return None

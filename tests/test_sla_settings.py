@@ -181,3 +181,39 @@ def test_a_reload_adding_warn_before_sets_open_tickets_warnings(tmp_path: Path) 
             await store.close()
 
     asyncio.run(run())
+
+
+def test_postponements_from_before_are_adopted_on_the_first_run(tmp_path: Path) -> None:
+    """On a store from before maild remembered `#postpone`, the first run takes what a due date lies beyond
+    the settings as postponed, so that a later change of the settings keeps it; a date set by hand on a
+    ticket without SLA stays too."""
+
+    async def run() -> None:
+        store = await Store.open(tmp_path / "maild.sqlite3", clock=lambda: START)
+        lifecycle = Lifecycle(config(tmp_path, SLA), store.clock)
+        follower = SlaFollower(store, lifecycle, asyncio.Event(), on_changed=asyncio.Event())
+        try:
+            async with store.transaction() as tx:  # as the old #postpone left them: the date moved, nothing else
+                postponed = await new_ticket(tx, lifecycle)
+                await tx.update_ticket(postponed, "ana@x.example", "command", due_at=START + timedelta(days=3))
+                by_hand = await new_ticket(tx, lifecycle, priority="low")  # no [sla.low]
+                await tx.update_ticket(by_hand, "ana@x.example", "command", due_at=START + timedelta(days=5))
+                plain = await new_ticket(tx, lifecycle)
+            await follower.work()
+            async with store.snapshot() as tx:
+                tickets = [await tx.get_ticket(t.id) for t in (postponed, by_hand, plain)]
+            assert [t.sla_postponed_seconds for t in tickets if t] == [86400, 5 * 86400, 0]
+
+            follower.lifecycle = Lifecycle(config(tmp_path, SLA + HOURS), store.clock)
+            await follower.work()
+            async with store.snapshot() as tx:
+                tickets = [await tx.get_ticket(t.id) for t in (postponed, by_hand, plain)]
+            assert [t.due_at for t in tickets if t] == [
+                START.replace(hour=17) + timedelta(days=8),  # 48 open hours, then the day
+                START + timedelta(days=5),
+                START.replace(hour=17) + timedelta(days=7),
+            ]
+        finally:
+            await store.close()
+
+    asyncio.run(run())

@@ -216,7 +216,7 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 10: open tickets follow a change of `[sla.*]` or `[business_hours]` (maild.sla_settings): the store keeps
     # the settings its due dates were computed with, and how far `#postpone` moved each ticket's, which a
-    # recomputation keeps. Postponements made before this are not known and count as none.
+    # recomputation keeps. Those made before are inferred at the first start (Lifecycle.adopt_postponement).
     """
     ALTER TABLE tickets ADD COLUMN sla_postponed_seconds INTEGER NOT NULL DEFAULT 0;
     CREATE TABLE settings (
