@@ -112,15 +112,14 @@ class TicketQueries(QueryBase):
         row = await self.one("SELECT count(*) FROM tickets WHERE sla_breached = 1")
         return int(row[0]) if row else 0
 
-    async def tickets_with_running_sla(self, after_id: int, limit: int, *, unpostponed_due: bool = False) -> list[int]:
-        """Ids above ``after_id``, in order, of tickets whose SLA may still be met: open and not breached; with
+    async def tickets_with_running_sla(self, *, unpostponed_due: bool = False) -> list[int]:
+        """Ids, in order, of the tickets whose SLA may still be met: open and not breached; with
         ``unpostponed_due``, only those with a resolution due date that no known `#postpone` moved."""
         more = " AND due_at IS NOT NULL AND sla_postponed_seconds = 0" if unpostponed_due else ""
-        rows = await self.all(
-            f"SELECT id FROM tickets WHERE id > ? AND {OPEN} AND sla_breached = 0{more} ORDER BY id LIMIT ?",
-            (after_id, limit),
-        )
-        return [int(r[0]) for r in rows]
+        # Through tickets_open, the open tickets alone: ORDER BY id would make SQLite walk the whole table in
+        # id order instead (0.6 s on 1,000,000 tickets, against 0.1 s for 50,000 open ones), so Python sorts.
+        rows = await self.all(f"SELECT id FROM tickets WHERE {OPEN} AND sla_breached = 0{more}")
+        return sorted(int(r[0]) for r in rows)
 
     async def open_tickets_by_urgency(
         self, limit: int, *, assignee: str | None = None, queues: Sequence[str] = ()
