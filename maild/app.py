@@ -41,14 +41,17 @@ log = structlog.get_logger("maild.app")
 
 
 def build_services(config: Config, clock: Clock) -> Services:
-    composer = Composer(config.support_address, config.from_name, clock)
+    renderer = Renderer(config.language, config.templates_dir, config.timezone)
+    outbox = Outbox(Composer(config.support_address, config.from_name, clock))
+    lifecycle = Lifecycle(config, clock)
     return Services(
         config=config,
-        renderer=Renderer(config.language, config.templates_dir, config.timezone),
-        outbox=Outbox(composer),
+        renderer=renderer,
+        outbox=outbox,
         blobs=BlobStore(config.blob_dir),
         clock=clock,
-        lifecycle=Lifecycle(config, clock),
+        lifecycle=lifecycle,
+        digests=AgentDigests(config, lifecycle, renderer, outbox),
     )
 
 
@@ -58,10 +61,6 @@ def build_undelivered(services: Services) -> UndeliveredNotice:
 
 def build_timer_actions(services: Services) -> TimerActions:
     return TimerActions(services.config, services.lifecycle, services.renderer, services.outbox)
-
-
-def build_digests(services: Services) -> AgentDigests:
-    return AgentDigests(services.config, services.lifecycle, services.renderer, services.outbox)
 
 
 def build_pipeline(services: Services, store: Store, metrics: Metrics | None = None) -> Pipeline:
@@ -103,7 +102,7 @@ class App:
         )
         scheduler = Scheduler(store, build_timer_actions(services), wakeup=changed, on_fired=queued)
         sla_follower = SlaFollower(store, services.lifecycle, asyncio.Event(), on_changed=changed)
-        digest = DigestWorker(store, build_digests(services), asyncio.Event(), on_queued=queued)
+        digest = DigestWorker(store, services.digests, asyncio.Event(), on_queued=queued)
         try:
             listener = SmtpListener(config, IntakeHandler(config, spooler)) if config.smtp.enabled else None
         except BaseException:
@@ -202,7 +201,7 @@ class App:
         self.scheduler.actions = build_timer_actions(services)
         self.sla_follower.lifecycle = services.lifecycle
         self.sla_follower.wakeup.set()
-        self.digest.digests = build_digests(services)
+        self.digest.digests = services.digests
         self.digest.wakeup.set()
         self.outbound.undelivered = build_undelivered(services)
         if self.listener:

@@ -226,7 +226,7 @@ def tick(config_path: str | None, now_text: str | None) -> None:
     does this by itself; for operators and tests)."""
     from datetime import UTC
 
-    from maild.app import build_digests, build_services, build_timer_actions
+    from maild.app import build_services, build_timer_actions
     from maild.clock import from_iso, system_clock
     from maild.digest import send_due_digest
     from maild.scheduler import run_due
@@ -245,7 +245,7 @@ def tick(config_path: str | None, now_text: str | None) -> None:
         services = build_services(config, lambda: now)
         try:
             count = await run_due(store, build_timer_actions(services), now)
-            await send_due_digest(store, build_digests(services), now)  # logged; the line below counts timers
+            await send_due_digest(store, services.digests, now)  # logged; the line below counts timers
             return count
         finally:
             await store.close()

@@ -84,6 +84,10 @@ class AgentDigests:
         """The desk's date now, in its time zone."""
         return self.lifecycle.clock().astimezone(ZoneInfo(self.config.timezone)).date()
 
+    async def queue_asked(self, tx: Tx, agent: Agent) -> None:
+        """`#digest`: ``agent``'s digest of today, even when nothing is open."""
+        await self.queue_one(tx, agent, self.today(), asked=True)
+
     async def queue(self, tx: Tx, day: date) -> int:
         """Queue the digest of ``day`` to every agent with something open; the number of mails."""
         sent = 0

@@ -163,16 +163,11 @@ class Lifecycle:
     async def schedule_sla(self, tx: Tx, ticket: Ticket) -> None:
         """Keep one SLA timer at the earliest unmet due date, and one `warn_before` ahead of it unless the
         agents were warned of that date; none when met, breached or paused."""
+        # Every processed mail comes here: one statement cancels both, as one did for the SLA timer alone.
         due = self.next_due(ticket)
-        if due is None:
-            await tx.cancel_timers(ticket.id, [SLA, SLA_WARNING])
-            return
-        await tx.set_timer(ticket.id, SLA, due)
-        warn_at = self.warn_at(ticket, due)
-        if warn_at is None:
-            await tx.cancel_timers(ticket.id, [SLA_WARNING])
-        else:
-            await tx.set_timer(ticket.id, SLA_WARNING, warn_at)
+        warn_at = self.warn_at(ticket, due) if due else None
+        timers = {kind: at for kind, at in ((SLA, due), (SLA_WARNING, warn_at)) if at is not None}
+        await tx.replace_timers(ticket.id, [SLA, SLA_WARNING], timers)
 
     def next_due(self, ticket: Ticket) -> datetime | None:
         """The earliest due date still to meet; None when the SLA is met, breached or paused."""

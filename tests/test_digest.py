@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from maild.app import build_digests, build_services
+from maild.app import build_services
 from maild.config import Config, ConfigError, load_config
 from maild.digest import SETTING, send_due_digest
 from maild.store import Store
@@ -50,9 +50,7 @@ def madrid(*fields: int) -> datetime:
 
 def test_digest_days_and_hour_follow_the_desk(tmp_path: Path) -> None:
     """By default the business days (Mon-Fri), business holidays skipped, at `at` in the desk's zone."""
-    digests = build_digests(
-        build_services(config(tmp_path, HOURS + '[digest]\nat = "08:30"\n'), lambda: madrid(2026, 1, 1))
-    )
+    digests = build_services(config(tmp_path, HOURS + '[digest]\nat = "08:30"\n'), lambda: madrid(2026, 1, 1)).digests
     assert digests.day_due(madrid(2026, 12, 3, 8, 29)) is None  # Thursday, before the hour
     assert digests.day_due(madrid(2026, 12, 3, 8, 30)) == date(2026, 12, 3)
     assert digests.day_due(datetime(2026, 12, 3, 7, 30, tzinfo=UTC)) == date(2026, 12, 3)  # 08:30 in Madrid
@@ -96,7 +94,7 @@ def test_a_day_goes_out_once(tmp_path: Path) -> None:
                 )
 
             async def send(now: datetime) -> int:
-                return await send_due_digest(store, build_digests(build_services(desk, lambda: now)), now)
+                return await send_due_digest(store, build_services(desk, lambda: now).digests, now)
 
             assert await send(madrid(2026, 12, 3, 9)) == 1  # Ana: one unassigned ticket in her queue
             assert await send(madrid(2026, 12, 3, 17)) == 0

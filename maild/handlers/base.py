@@ -10,6 +10,7 @@ from maild.blobs import BlobStore
 from maild.clock import Clock
 from maild.commands import Command, CommandError
 from maild.config import Agent, Config
+from maild.digest import AgentDigests
 from maild.lifecycle import Lifecycle
 from maild.mime import ParsedMail
 from maild.models import Inbound, Message, Ticket
@@ -28,6 +29,7 @@ class Services:
     lifecycle: Lifecycle
     blobs: BlobStore
     clock: Clock
+    digests: AgentDigests  # the agents' digest, for `#digest`
 
 
 @dataclass

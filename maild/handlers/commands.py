@@ -37,7 +37,6 @@ from maild.commands import (
 )
 from maild.compose import Draft
 from maild.config import DEFAULT_QUEUE
-from maild.digest import AgentDigests
 from maild.durations import format_duration
 from maild.handlers.base import CONTINUE, Context, Outcome, Services, Stop
 from maild.refusals import Text
@@ -57,7 +56,6 @@ class ApplyCommands:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.config = services.config
-        self.digests = AgentDigests(services.config, services.lifecycle, services.renderer, services.outbox)
 
     async def process(self, ctx: Context, tx: Tx) -> Outcome:
         if ctx.agent is None or not (ctx.commands or ctx.command_errors):
@@ -244,7 +242,7 @@ class ApplyCommands:
             case SetLanguage(language=language):
                 await self.update(ctx, tx, language=language)
             case SendDigest():
-                await self.digests.queue_one(tx, agent, self.digests.today(), asked=True)
+                await self.services.digests.queue_asked(tx, agent)
                 ctx.changes.append(("digest", None, "sent"))
 
     async def merge(self, ctx: Context, tx: Tx, target_id: int) -> None:

@@ -4,7 +4,6 @@ answered with the digest and opens no ticket."""
 from __future__ import annotations
 
 from maild.commands import SendDigest
-from maild.digest import AgentDigests
 from maild.handlers.base import CONTINUE, Context, Outcome, Services, Stop
 from maild.store import Tx
 
@@ -13,7 +12,7 @@ class DigestRequest:
     name = "digest_request"
 
     def __init__(self, services: Services) -> None:
-        self.digests = AgentDigests(services.config, services.lifecycle, services.renderer, services.outbox)
+        self.digests = services.digests
 
     async def process(self, ctx: Context, tx: Tx) -> Outcome:
         # With a ticket, or with other commands, the mail goes on and the commands step sends the digest.
@@ -21,5 +20,5 @@ class DigestRequest:
             return CONTINUE
         if not all(isinstance(command.args, SendDigest) for command in ctx.commands):
             return CONTINUE
-        await self.digests.queue_one(tx, ctx.agent, self.digests.today(), asked=True)
+        await self.digests.queue_asked(tx, ctx.agent)
         return Stop("digest sent on request")

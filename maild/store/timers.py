@@ -15,11 +15,17 @@ PENDING, DONE, CANCELLED = "pending", "done", "cancelled"
 class TimerQueries(QueryBase):
     async def set_timer(self, ticket_id: int, kind: str, due_at: datetime) -> None:
         """Schedule ``kind`` for the ticket at ``due_at``, replacing a pending one of the same kind."""
-        await self.cancel_timers(ticket_id, [kind])
-        await self.run(
-            "INSERT INTO timers (ticket_id, kind, due_at, created_at) VALUES (?, ?, ?, ?)",
-            (ticket_id, kind, to_iso(due_at), self.now_iso()),
-        )
+        await self.replace_timers(ticket_id, [kind], {kind: due_at})
+
+    async def replace_timers(self, ticket_id: int, kinds: Iterable[str], due: dict[str, datetime]) -> None:
+        """Cancel the ticket's pending timers of ``kinds`` (one statement), then schedule those in ``due``."""
+        await self.cancel_timers(ticket_id, kinds)
+        now = self.now_iso()
+        for kind, due_at in due.items():
+            await self.run(
+                "INSERT INTO timers (ticket_id, kind, due_at, created_at) VALUES (?, ?, ?, ?)",
+                (ticket_id, kind, to_iso(due_at), now),
+            )
 
     async def cancel_timers(self, ticket_id: int, kinds: Iterable[str]) -> None:
         kinds = list(kinds)
