@@ -167,6 +167,60 @@ def test_parse_mail_refuses_hostile_shapes_and_reads_odd_encodings() -> None:
     assert mail.text == "こんにちは" and mail.from_address == "a@example.org"
 
 
+def test_without_received_drops_the_trace_fields_and_nothing_else() -> None:
+    """Received fields of the header block go, folded lines and all, whatever their case; X-Received, other
+    fields, and Received lines in the body or after the header block's end stay byte for byte."""
+    from maild.mime import without_received
+
+    head = (
+        b"Received: from mx.example.com\r\n\tby mail.example.com with LMTP\r\n"
+        b"From: a@example.org\r\n"
+        b"RECEIVED: by x; Mon, 3 Mar 2025 10:00:00 +0100\r\n"
+        b"X-Received: by 2002:a05 with SMTP id 1;\r\n        Mon, 03 Mar 2025 01:00:00 -0800\r\n"
+        b"Subject: hello\r\n  folded\r\n"
+        b"received: from y\r\n"
+    )
+    body = b"\r\nReceived: in the body\r\n"
+    assert without_received(head + body) == (
+        b"From: a@example.org\r\n"
+        b"X-Received: by 2002:a05 with SMTP id 1;\r\n        Mon, 03 Mar 2025 01:00:00 -0800\r\n"
+        b"Subject: hello\r\n  folded\r\n" + body
+    )
+    assert without_received(head.replace(b"\r\n", b"\n")) == (
+        b"From: a@example.org\nX-Received: by 2002:a05 with SMTP id 1;\n        Mon, 03 Mar 2025 01:00:00 -0800\n"
+        b"Subject: hello\n  folded\n"
+    )
+    # The email package ends the header block at a line that is not a field: what follows is body.
+    odd = b"From: a@example.org\r\nnot a field\r\nReceived: body text\r\n\r\nx\r\n"
+    assert without_received(odd) == odd
+    # A lone CR breaks lines for the email package but not for this scan: such a message is left whole.
+    lone_cr = b"Received: from x\rFrom: a@example.org\r\r\nbody"
+    assert without_received(lone_cr) is lone_cr
+    mbox = b"From a@example.org Tue May 10 11:28:07 2005\r\nReceived: from x\r\nSubject: y\r\n\r\nz"
+    assert without_received(mbox) == b"From a@example.org Tue May 10 11:28:07 2005\r\nSubject: y\r\n\r\nz"
+    plain = b"From: a@example.org\r\nSubject: x\r\n\r\nReceived: in the body\r\n"
+    assert without_received(plain) is plain
+
+
+def test_parse_mail_reads_delivered_mail_as_it_reads_it_undelivered() -> None:
+    """Received fields added on the way (as Postfix, amavis and Gmail do) change nothing maild reads."""
+    from maild.mime import parse_mail
+
+    raw = make_mail(subject="Printer on fire", body="It burns.\n\nOn Monday, Ana wrote:\n> hello\n")
+    trace = (
+        b"Received: from mail-wr1-f41.google.com (mail-wr1-f41.google.com [209.85.221.41])\r\n"
+        b"\t(using TLSv1.3 with cipher TLS_AES_128_GCM_SHA256 (128/128 bits))\r\n"
+        b"\tby mx.example.com (Postfix) with ESMTPS id 4Zx1Yq2Kj9z9sWd\r\n"
+        b"\tfor <support@example.com>; Mon,  3 Mar 2025 10:00:01 +0100 (CET)\r\n"
+        b"Received: by mail-wr1-f41.google.com with SMTP id ffacd0b85a97d-390e3b3d3f4so1234567f8f.2\r\n"
+        b"        for <support@example.com>; Mon, 03 Mar 2025 01:00:00 -0800 (PST)\r\n"
+    )
+    plain, delivered = parse_mail(raw, "<f@x>"), parse_mail(trace + raw, "<f@x>")
+    assert delivered == plain and "received" not in delivered.headers
+    assert delivered.message is not None and delivered.message.get_all("Received") is None
+    assert (delivered.subject, delivered.text) == ("Printer on fire", "It burns.")
+
+
 def test_prepare_runs_before_the_transaction_so_the_store_stays_free(tmp_path: Path) -> None:
     """The pipeline decodes a mail (a step's `prepare`) before it opens the message's transaction: a spool
     commit made meanwhile does not wait for the decoding, and the step's `process` still runs in order."""
