@@ -69,6 +69,7 @@ BENCH_ARGS ?=
 bench: install-test
 	$(BIN)/python benchmarks/ingest.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/pipeline_cpu.py
+	$(BIN)/python benchmarks/pipeline_cpu.py --delivered
 	$(BIN)/python benchmarks/long_ticket.py
 	$(BIN)/python benchmarks/quote_stripping.py
 	$(BIN)/python benchmarks/automail.py
