@@ -44,5 +44,9 @@ class BlobStore:
             os.close(dir_fd)
         return digest
 
+    def remove(self, sha256: str) -> None:
+        """Delete a file no message names any more (`maild erase`); gone already is fine."""
+        self.path(sha256).unlink(missing_ok=True)
+
     def get(self, sha256: str) -> bytes:
         return self.path(sha256).read_bytes()

@@ -12,6 +12,8 @@ from typing import Any, NoReturn, TypeVar
 import click
 import uvloop
 
+from maild import erase as erasure
+from maild.blobs import BlobStore
 from maild.config import Config, ConfigError, find_config_path, load_config
 from maild.logs import configure_logging
 from maild.store import Store, StoreError
@@ -573,6 +575,55 @@ def backup(config_path: str | None, target: str) -> None:
 
     run(lambda: with_store(config, action))
     click.echo(f"backed up {config.db_path} to {path}")
+
+
+@main.group()
+def erase() -> None:
+    """Remove tickets, or a customer, from the store for good (a data-protection request). Without --yes it
+    only says what would go."""
+
+
+def erase_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    command = click.option("--json", "as_json", is_flag=True, help="Print JSON.")(command)
+    command = click.option("--yes", "apply", is_flag=True, help="Erase; without it, only say what would go.")(command)
+    return config_option(command)
+
+
+def ticket_ids(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[int]:
+    return [found for value in values if (found := ticket_id(ctx, param, value)) is not None]
+
+
+@erase.command("ticket")
+@erase_options
+@click.argument("ticket_ids", nargs=-1, required=True, callback=ticket_ids)
+def erase_ticket(config_path: str | None, ticket_ids: list[int], apply: bool, as_json: bool) -> None:
+    """Erase tickets and the tickets merged into them: messages, attachments, received and sent mail,
+    history, time entries. IDs as 12, #12 or [ACME#12]."""
+    config = read_config(config_path)
+    show_erasure(config, lambda store, blobs: erasure.erase_tickets(store, blobs, ticket_ids, apply=apply), as_json)
+
+
+@erase.command("customer")
+@erase_options
+@click.argument("address")
+def erase_customer(config_path: str | None, address: str, apply: bool, as_json: bool) -> None:
+    """Erase the tickets ADDRESS opened (with those merged into them), its mail that opened none, mail to it,
+    and its address among other tickets' followers and history."""
+    config = read_config(config_path)
+    show_erasure(
+        config, lambda store, blobs: erasure.erase_customer(store, blobs, config, address, apply=apply), as_json
+    )
+
+
+def show_erasure(config: Config, erase: Callable[[Store, BlobStore], Awaitable[erasure.Report]], as_json: bool) -> None:
+    try:
+        report = run(lambda: with_store(config, lambda store: erase(store, BlobStore(config.blob_dir))))
+    except erasure.EraseRefused as exc:
+        fail(str(exc))
+    if as_json:
+        emit_json(report.as_json())
+        return
+    click.echo(report.as_text())
 
 
 @main.command()

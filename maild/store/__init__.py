@@ -21,6 +21,7 @@ from pathlib import Path
 import aiosqlite
 
 from maild.clock import Clock, system_clock
+from maild.store.erase import EraseQueries
 from maild.store.inbound import InboundQueries
 from maild.store.outbox import OutboxQueries
 from maild.store.schema import MIGRATIONS
@@ -33,7 +34,7 @@ class StoreError(Exception):
     """The database cannot be opened or is newer than this maild."""
 
 
-class Tx(InboundQueries, TicketQueries, OutboxQueries, TimeQueries, TimerQueries):
+class Tx(InboundQueries, TicketQueries, OutboxQueries, TimeQueries, TimerQueries, EraseQueries):
     """Named queries bound to one open transaction; obtained from `Store.transaction()` only."""
 
 
@@ -77,21 +78,40 @@ class Store:
             await self._db.close()
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Tx]:
-        """A write transaction: committed when the block ends, rolled back if it raises."""
+    async def transaction(self, *, check_references: bool = True) -> AsyncIterator[Tx]:
+        """A write transaction: committed when the block ends, rolled back if it raises.
+
+        ``check_references=False`` turns SQLite's foreign-key checks off for it, for `maild erase` alone:
+        deleting a ticket makes SQLite look for rows naming it in every table that references tickets,
+        thread_ids included, which has no index by ticket (a walk of millions of rows per ticket on a large
+        store, the write lock held). The erasure deletes those rows itself, found by their keys.
+        """
         async with self._lock:
-            await self._db.execute("BEGIN IMMEDIATE")
+            if not check_references:
+                await self._db.execute("PRAGMA foreign_keys = OFF")  # outside a transaction, or it is ignored
             try:
-                yield Tx(self._raw, self.clock)
-            except BaseException:
-                await self._db.execute("ROLLBACK")
-                raise
-            await self._db.execute("COMMIT")
+                await self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield Tx(self._raw, self.clock)
+                except BaseException:
+                    await self._db.execute("ROLLBACK")
+                    raise
+                await self._db.execute("COMMIT")
+            finally:
+                if not check_references:
+                    await self._db.execute("PRAGMA foreign_keys = ON")
 
     async def backup(self, target: Path) -> None:
         """A consistent copy of the live database (SQLite's online backup API), safe while the daemon runs."""
         async with self._lock, aiosqlite.connect(target) as copy:
             await self._db.backup(copy)
+
+    async def checkpoint(self) -> bool:
+        """Copy the WAL into the database file and empty it, so old page images (an erasure's) leave the disk;
+        False when a reader kept part of it, which a later checkpoint of the daemon's then copies."""
+        async with self._lock, self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cursor:
+            row = await cursor.fetchone()
+        return row is not None and row[0] == 0
 
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[Tx]:

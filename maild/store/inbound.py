@@ -10,6 +10,7 @@ from maild.models import Envelope, Inbound
 from maild.store.base import QueryBase, sql_limit
 
 PENDING, DONE, SHUNTED, DROPPED = "pending", "done", "shunted", "dropped"
+ERASED = "erased"  # `maild erase`: the row and its dedupe key kept, the mail gone
 
 
 class InboundQueries(QueryBase):

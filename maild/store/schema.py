@@ -235,4 +235,12 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX tickets_open ON tickets (assignee, queue) WHERE status NOT IN ('resolved', 'closed');
     """,
+    # 13: `maild erase` finds everything a ticket holds by keys: the received mails that went to it (dropped
+    # ones included, which left no message), the tickets merged into it, and whether an attachment's file is
+    # still named by another message once a ticket's are gone.
+    """
+    CREATE INDEX inbound_by_ticket ON inbound (ticket_id) WHERE ticket_id IS NOT NULL;
+    CREATE INDEX tickets_merged ON tickets (merged_into) WHERE merged_into IS NOT NULL;
+    CREATE INDEX attachments_by_sha256 ON attachments (sha256);
+    """,
 )

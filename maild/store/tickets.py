@@ -47,6 +47,14 @@ UNRECORDED = frozenset(
 # Open tickets: the partial index tickets_open (migration 12) holds just these, and SQLite uses it only for a
 # query that states this very condition, so it is spelled here once, as the migration spells it.
 OPEN = f"status NOT IN ('{RESOLVED}', '{CLOSED}')"
+# `settings`: the highest ticket id `maild erase` removed. A new ticket is numbered above it as well as above
+# the tickets there are, so an erased ticket's token, still in the customer's old mails, never leads to a
+# ticket opened since (SQLite would give the highest id again once its row is gone).
+ERASED_THROUGH = "tickets_erased_through"
+NEXT_TICKET_ID = (
+    "max((SELECT coalesce(max(id), 0) FROM tickets),"
+    " coalesce((SELECT CAST(value AS INTEGER) FROM settings WHERE name = ?), 0)) + 1"
+)
 # Breached first, then the earliest unmet due date (ISO instants sort as text; "~" after them all), tickets
 # waiting for the customer (their dates move when the pause ends) and those without dates last.
 _BY_URGENCY = (
@@ -86,9 +94,9 @@ class TicketQueries(QueryBase):
     ) -> Ticket:
         now = self.now_iso()
         ticket_id = await self.insert(
-            "INSERT INTO tickets (subject, status, priority, queue, requester, language, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (subject, status, priority, queue, requester, language, now, now),
+            "INSERT INTO tickets (id, subject, status, priority, queue, requester, language, created_at, updated_at)"
+            f" VALUES ({NEXT_TICKET_ID}, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (ERASED_THROUGH, subject, status, priority, queue, requester, language, now, now),
         )
         ticket = await self.get_ticket(ticket_id)
         assert ticket is not None

@@ -1,0 +1,152 @@
+"""`maild erase`: remove tickets, or a customer and their tickets, for a data-protection request (the right
+to erasure of GDPR art. 17), as RT's shredder and Zammad's data privacy tasks do.
+
+One transaction removes everything the store holds of them, or nothing; a dry run is the same transaction
+rolled back, so it reports exactly what `--yes` would remove. Attachment files that no message names any
+more are deleted inside it, while the store's write lock keeps the daemon from recording a mail that names
+one (a mail arriving later writes its file again). Copies outside the store (backups, logs, the MTA's
+queues, agents' mailboxes) are not maild's to reach; the report says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from maild.blobs import BlobStore
+from maild.config import Config
+from maild.store import Store, Tx
+from maild.store.erase import Erased
+
+OUTSIDE = (
+    "copies outside maild's store are not erased: backups, logs, the MTA's queues, agents' mailboxes,"
+    " an IMAP intake's processed mailbox, a file transport's folder"
+)
+
+
+class EraseRefused(Exception):
+    """The request cannot be carried out as asked; the message says why, in one line."""
+
+
+@dataclass
+class Report:
+    applied: bool
+    erased: Erased
+    notes: list[str] = field(default_factory=list)  # what else to know: what stays, and why; what goes too
+    wal_emptied: bool | None = None  # after applying: False when a reader kept old pages in the WAL a while
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "applied": self.applied,
+            **asdict(self.erased),
+            "files": len(self.erased.unreferenced_files),
+            "notes": self.notes,
+            "wal_emptied": self.wal_emptied,
+        }
+
+    def as_text(self) -> str:
+        erased, verb = self.erased, "erased" if self.applied else "would erase"
+        lines = [
+            f"{verb} tickets: {', '.join(map(str, erased.tickets)) or 'none'}; {erased.messages} messages,"
+            f" {erased.attachments} attachments ({len(erased.unreferenced_files)} file(s) no other ticket shares),"
+            f" {erased.received} received and {erased.sent} sent mails, {erased.history} history entries,"
+            f" {erased.time_minutes} minutes of recorded time"
+        ]
+        if erased.followed or erased.history_mentions:
+            lines.append(
+                f"{verb} the address among the followers of {erased.followed} other tickets and from"
+                f" {erased.history_mentions} entries of their history"
+            )
+        lines += [f"note: {note}" for note in self.notes]
+        if not self.applied:
+            lines.append("nothing changed: run again with --yes to erase")
+            return "\n".join(lines)
+        if self.wal_emptied is False:
+            lines.append(
+                "note: a reader held the database's WAL; the daemon's next checkpoint overwrites the old pages"
+            )
+        lines.append(f"note: {OUTSIDE}")
+        return "\n".join(lines)
+
+
+class _DryRun(Exception):
+    """Raised inside the transaction to roll a dry run back."""
+
+
+async def erase_tickets(store: Store, blobs: BlobStore, ticket_ids: list[int], *, apply: bool) -> Report:
+    """Erase the tickets and those merged into them; a merged ticket alone is refused, its mail lives on."""
+
+    async def erase(tx: Tx, report: Report) -> None:
+        for ticket_id in ticket_ids:
+            ticket = await tx.get_ticket(ticket_id)
+            if ticket is None:
+                raise EraseRefused(f"no ticket {ticket_id}")
+            if ticket.merged_into is not None:
+                raise EraseRefused(
+                    f"ticket {ticket_id} was merged into {ticket.merged_into}, which holds its mail:"
+                    f" erase {ticket.merged_into} (it takes {ticket_id} with it)"
+                )
+        await tx.erase_tickets(await tx.merged_into_these(ticket_ids), report.erased)
+
+    return await _run(store, blobs, erase, apply=apply)
+
+
+async def erase_customer(store: Store, blobs: BlobStore, config: Config, address: str, *, apply: bool) -> Report:
+    """Erase the tickets ``address`` opened (with those merged into them) and its traces elsewhere."""
+    address = address.strip().lower()
+    if "@" not in address:
+        raise EraseRefused(f"not an address: {address!r}")
+    if config.agent(address) is not None or address in config.own_addresses:
+        raise EraseRefused(f"{address} is one of this desk's own addresses (an agent, the support or a queue)")
+
+    async def erase(tx: Tx, report: Report) -> None:
+        own = await tx.tickets_of_requester(address)
+        closure = await tx.merged_into_these([ticket_id for ticket_id, merged_into in own if merged_into is None])
+        for ticket_id, merged_into in own:
+            if ticket_id not in closure:
+                report.notes.append(
+                    f"ticket {ticket_id} was merged into {merged_into}, another customer's ticket that holds its"
+                    f" mail: erase {merged_into} too if it must go"
+                )
+        for ticket_id in closure:
+            ticket = await tx.get_ticket(ticket_id)
+            if ticket is not None and ticket.requester != address:
+                report.notes.append(
+                    f"ticket {ticket_id}, opened by {ticket.requester}, goes too: it was merged into one of these"
+                )
+        await tx.erase_tickets(closure, report.erased)
+        await tx.erase_customer_traces(address, report.erased)
+        elsewhere = await tx.messages_by_author(address)
+        if elsewhere:
+            report.notes.append(
+                f"{elsewhere} message(s) {address} wrote on other customers' tickets (part of their record;"
+                " erase those tickets to remove them)"
+            )
+        if pending := await tx.pending_from(address):
+            report.notes.append(
+                f"{pending} mail(s) from {address} still wait in the spool: run this again once processed"
+            )
+
+    return await _run(store, blobs, erase, apply=apply)
+
+
+async def _run(
+    store: Store, blobs: BlobStore, erase: Callable[[Tx, Report], Awaitable[None]], *, apply: bool
+) -> Report:
+    report = Report(applied=apply, erased=Erased())
+    try:
+        async with store.transaction(check_references=False) as tx:
+            await tx.overwrite_deleted()
+            await erase(tx, report)
+            if not apply:
+                raise _DryRun
+            # Inside the transaction: the daemon records a mail (and writes its file) only holding the write
+            # lock, so no mail can come to name a file between the check that none does and its removal. If
+            # the commit failed after this, the rows would stay without their files: erasing again ends it.
+            for digest in report.erased.unreferenced_files:
+                blobs.remove(digest)
+    except _DryRun:
+        return report
+    report.wal_emptied = await store.checkpoint()
+    return report

@@ -1,0 +1,85 @@
+"""`maild erase` over a temporary store: the rows mail rarely makes (bounces, mail about no ticket, mail still
+in the spool), and the numbering of tickets after an erasure."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from maild.blobs import BlobStore
+from maild.config import load_config
+from maild.erase import erase_customer, erase_tickets
+from maild.models import Envelope
+from maild.store import Store
+
+CUSTOMER = "customer@example.org"
+
+
+def _config(tmp_path: Path) -> Path:
+    path = tmp_path / "maild.toml"
+    path.write_text(
+        f'[maild]\ndata_dir = "{tmp_path}"\n[mail]\nsupport_address = "support@example.com"\n'
+        '[[agents]]\nemail = "ana@example.com"\nname = "Ana"\n'
+    )
+    return path
+
+
+async def _ticket(store: Store, requester: str = CUSTOMER) -> int:
+    async with store.transaction() as tx:
+        ticket = await tx.create_ticket(
+            subject="Hello", requester=requester, queue="default", priority="normal", language="en", status="new"
+        )
+    return ticket.id
+
+
+def test_a_customer_erasure_reaches_bounces_and_mail_about_no_ticket_and_spares_the_spool(tmp_path: Path) -> None:
+    config = load_config(_config(tmp_path))
+
+    async def scenario() -> None:
+        store = await Store.open(config.db_path)
+        ticket_id = await _ticket(store)
+        async with store.transaction() as tx:
+            mail = {"mail_from": "support@example.com", "rcpt_to": [CUSTOMER], "raw": b"Subject: x\r\n\r\nx"}
+            sent = await tx.enqueue_mail(ticket_id=ticket_id, kind="customer.ack", message_id="<a@us>", **mail)
+            await tx.enqueue_mail(ticket_id=None, kind="customer.refused", message_id="<b@us>", **mail)
+            bounce = await tx.insert_inbound(Envelope("smtp", "", ("support@example.com",)), "mid:<dsn@mx>", b"DSN")
+            assert bounce is not None
+            await tx.finish_inbound(bounce, "done", ticket_id=ticket_id)
+            await tx.record_bounce(sent, bounce, [CUSTOMER], "5.1.1", True)
+            waiting = await tx.insert_inbound(Envelope("smtp", CUSTOMER, ("support@example.com",)), "mid:<w@c>", b"W")
+        blobs = BlobStore(config.blob_dir)
+        report = await erase_customer(store, blobs, config, CUSTOMER, apply=True)
+        assert (report.erased.tickets, report.erased.sent, report.erased.received) == ([ticket_id], 2, 1)
+        assert report.notes == [f"1 mail(s) from {CUSTOMER} still wait in the spool: run this again once processed"]
+        async with store.snapshot() as tx:
+            assert await tx.all("SELECT * FROM bounces") == []
+            assert await tx.all("SELECT * FROM outbox") == []
+            assert [tuple(r) for r in await tx.all("SELECT state, raw FROM inbound ORDER BY id")] == [
+                ("erased", b""),
+                ("pending", b"W"),
+            ]
+            assert waiting is not None
+            assert await tx.all("PRAGMA foreign_key_check") == []
+        await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_tickets_are_numbered_above_every_erased_one(tmp_path: Path) -> None:
+    config = load_config(_config(tmp_path))
+
+    async def scenario() -> None:
+        store = await Store.open(config.db_path)
+        first, second, third = [await _ticket(store) for _ in range(3)]
+        blobs = BlobStore(config.blob_dir)
+        await erase_tickets(store, blobs, [third], apply=True)
+        assert await _ticket(store) == third + 1
+        await erase_tickets(store, blobs, [second], apply=True)  # not the highest: the floor stays
+        assert await _ticket(store) == third + 2
+        dry = await erase_tickets(store, blobs, [first], apply=False)
+        assert dry.erased.tickets == [first] and not dry.applied
+        async with store.snapshot() as tx:
+            assert await tx.get_ticket(first) is not None  # a dry run changes nothing
+        await store.close()
+
+    asyncio.run(scenario())
