@@ -19,6 +19,7 @@ from maild.clock import Clock, system_clock
 from maild.compose import Composer
 from maild.config import Config, ConfigError, load_config
 from maild.digest import AgentDigests, DigestWorker
+from maild.erase import RetentionWorker
 from maild.handlers import build_handlers
 from maild.handlers.base import Services
 from maild.intake.imap import ImapPoller
@@ -79,6 +80,7 @@ class App:
     scheduler: Scheduler
     sla_follower: SlaFollower
     digest: DigestWorker
+    retention: RetentionWorker
     listener: SmtpListener | None
     imap: ImapPoller | None
     metrics: Metrics
@@ -103,6 +105,7 @@ class App:
         scheduler = Scheduler(store, build_timer_actions(services), wakeup=changed, on_fired=queued)
         sla_follower = SlaFollower(store, services.lifecycle, asyncio.Event(), on_changed=changed)
         digest = DigestWorker(store, services.digests, asyncio.Event(), on_queued=queued)
+        retention = RetentionWorker(store, services.blobs, config.retention, asyncio.Event())
         try:
             listener = SmtpListener(config, IntakeHandler(config, spooler)) if config.smtp.enabled else None
         except BaseException:
@@ -119,6 +122,7 @@ class App:
             scheduler,
             sla_follower,
             digest,
+            retention,
             listener,
             imap,
             metrics,
@@ -130,6 +134,7 @@ class App:
         scheduler.start()
         sla_follower.start()
         digest.start()
+        retention.start()
         if metrics_server:
             try:
                 await metrics_server.start()
@@ -173,6 +178,7 @@ class App:
         await self.runner.stop()
         await self.sla_follower.stop()
         await self.digest.stop()
+        await self.retention.stop()
         await self.scheduler.stop()
         await self.outbound.stop()
         await self.store.close()
@@ -203,6 +209,8 @@ class App:
         self.sla_follower.wakeup.set()
         self.digest.digests = services.digests
         self.digest.wakeup.set()
+        self.retention.keep = config.retention
+        self.retention.wakeup.set()
         self.outbound.undelivered = build_undelivered(services)
         if self.listener:
             self.listener.handler.addresses = config.own_addresses

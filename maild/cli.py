@@ -224,8 +224,9 @@ def inject(config_path: str | None, mail_from: str, rcpt_to: tuple[str, ...]) ->
 @config_option
 @click.option("--now", "now_text", default=None, metavar="ISO8601", help="The instant to run for (default: now).")
 def tick(config_path: str | None, now_text: str | None) -> None:
-    """Run the lifecycle timers due at that instant, and send the agents' digest if it is due then (the daemon
-    does this by itself; for operators and tests)."""
+    """Run the lifecycle timers due at that instant, send the agents' digest if it is due then, and erase the
+    tickets `[retention]` says were closed long enough (the daemon does all this by itself; for operators and
+    tests)."""
     from datetime import UTC
 
     from maild.app import build_services, build_timer_actions
@@ -248,6 +249,8 @@ def tick(config_path: str | None, now_text: str | None) -> None:
         try:
             count = await run_due(store, build_timer_actions(services), now)
             await send_due_digest(store, services.digests, now)  # logged; the line below counts timers
+            if config.retention is not None:
+                await erasure.sweep(store, services.blobs, config.retention, now)  # logged too
             return count
         finally:
             await store.close()
@@ -613,6 +616,38 @@ def erase_customer(config_path: str | None, address: str, apply: bool, as_json: 
     show_erasure(
         config, lambda store, blobs: erasure.erase_customer(store, blobs, config, address, apply=apply), as_json
     )
+
+
+@erase.command("closed")
+@erase_options
+@click.option(
+    "--before",
+    "before_text",
+    default=None,
+    metavar="DATE",
+    help="Closed and unchanged since before this date or instant (desk time zone unless it has an offset);"
+    " default: now less [retention] erase_closed_after.",
+)
+def erase_closed(config_path: str | None, before_text: str | None, apply: bool, as_json: bool) -> None:
+    """Erase the tickets closed and unchanged since before DATE, with those merged into them (the
+    `[retention]` rule, at once or for another date)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from maild.clock import system_clock
+
+    config = read_config(config_path)
+    if before_text is not None:
+        try:
+            before = datetime.fromisoformat(before_text)
+        except ValueError:
+            fail(f"--before: not an ISO 8601 date or instant: {before_text!r} (e.g. 2024-01-01)")
+        before = before if before.tzinfo else before.replace(tzinfo=ZoneInfo(config.timezone))
+    elif config.retention is not None:
+        before = system_clock() - config.retention
+    else:
+        fail("--before DATE is needed when the config has no [retention] erase_closed_after")
+    show_erasure(config, lambda store, blobs: erasure.erase_closed(store, blobs, before, apply=apply), as_json)
 
 
 def show_erasure(config: Config, erase: Callable[[Store, BlobStore], Awaitable[erasure.Report]], as_json: bool) -> None:

@@ -147,6 +147,7 @@ class Config:
     metrics_listen: str | None
     business_hours: BusinessHours | None = None  # None: the SLA clock counts every hour
     digest: Digest | None = None  # None: no digests
+    retention: timedelta | None = None  # `[retention] erase_closed_after`; None: closed tickets are kept
     _agents_by_email: dict[str, Agent] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -278,6 +279,7 @@ class _Reader:
             "sla",
             "business_hours",
             "digest",
+            "retention",
             "security",
             "agents",
             "queues",
@@ -422,6 +424,9 @@ class _Reader:
                 zone=ZoneInfo(timezone),
             )
 
+        ret = self.section(raw, "retention", {"erase_closed_after"})
+        retention = self.get(ret, "retention", "erase_closed_after", _retention, None)
+
         sec = self.section(
             raw,
             "security",
@@ -464,6 +469,7 @@ class _Reader:
             metrics_listen=metrics_listen,
             business_hours=business_hours,
             digest=digest,
+            retention=retention,
         )
 
     def templates_dir(self, table: Mapping[str, Any]) -> Path | None:
@@ -579,6 +585,13 @@ def _host_port(value: Any) -> str:
 
 def _duration(value: Any) -> timedelta:
     return parse_duration(_string(value))
+
+
+def _retention(value: Any) -> timedelta:
+    keep = _duration(value)
+    if keep < timedelta(days=1):
+        raise ValueError(f"at least 1d: closed tickets are erased for good (got {_string(value)!r})")
+    return keep
 
 
 def _address(value: Any) -> str:

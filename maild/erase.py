@@ -10,14 +10,22 @@ queues, agents' mailboxes) are not maild's to reach; the report says so.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
+import structlog
+
 from maild.blobs import BlobStore
+from maild.clock import to_iso
 from maild.config import Config
 from maild.store import Store, Tx
 from maild.store.erase import Erased
+from maild.worker import Worker
+
+log = structlog.get_logger("maild.erase")
 
 OUTSIDE = (
     "copies outside maild's store are not erased: backups, logs, the MTA's queues, agents' mailboxes,"
@@ -68,6 +76,15 @@ class Report:
             )
         lines.append(f"note: {OUTSIDE}")
         return "\n".join(lines)
+
+
+@dataclass
+class _Page:
+    """Where `erase_closed` is: the last (updated_at, id) taken, how many the last batch took and all did."""
+
+    after: tuple[str, int] = ("", 0)
+    taken: int = 0
+    total: int = 0
 
 
 class _DryRun(Exception):
@@ -131,22 +148,89 @@ async def erase_customer(store: Store, blobs: BlobStore, config: Config, address
     return await _run(store, blobs, erase, apply=apply)
 
 
+async def erase_closed(
+    store: Store, blobs: BlobStore, before: datetime, *, apply: bool, batch: int = 100, most: int | None = None
+) -> Report:
+    """Erase the tickets closed and unchanged since before ``before`` (`[retention]`, `maild erase closed`),
+    with those merged into them: a batch per transaction, so mail arriving meanwhile waits for one batch;
+    with ``most``, the batches stop once they took that many."""
+    report, page = Report(applied=apply, erased=Erased()), _Page()
+
+    async def erase(tx: Tx, report: Report) -> None:
+        picked = await tx.closed_before(to_iso(before), page.after, batch)
+        page.after, page.taken, page.total = (
+            (picked[-1] if picked else page.after),
+            len(picked),
+            page.total + len(picked),
+        )
+        await tx.erase_tickets(await tx.merged_into_these([ticket_id for _, ticket_id in picked]), report.erased)
+
+    while True:
+        await _transact(store, blobs, erase, report)
+        if page.taken < batch or (most is not None and page.total >= most):
+            break
+    if apply and report.erased.tickets:
+        report.wal_emptied = await store.checkpoint()
+    return report
+
+
+SWEEP_SHARE = 10_000  # tickets per pass of the daemon's retention sweep
+
+
+class RetentionWorker(Worker):
+    """`[retention] erase_closed_after`: every hour, erase the tickets closed and unchanged for that long."""
+
+    name = "retention"
+
+    def __init__(self, store: Store, blobs: BlobStore, keep: timedelta | None, wakeup: asyncio.Event) -> None:
+        super().__init__(wakeup, poll_seconds=3600.0)
+        self.store = store
+        self.blobs = blobs
+        self.keep = keep  # replaced on reload
+
+    async def work(self) -> float | None:
+        if self.keep is None:
+            return None
+        # A first sweep may find years of tickets: a share at a time keeps the report (the ids erased) small,
+        # and the rest follows at once.
+        report = await sweep(self.store, self.blobs, self.keep, self.store.clock(), most=SWEEP_SHARE)
+        return 0.0 if len(report.erased.tickets) >= SWEEP_SHARE else None
+
+
+async def sweep(store: Store, blobs: BlobStore, keep: timedelta, now: datetime, most: int | None = None) -> Report:
+    """One pass of the retention rule at ``now`` (the daemon hourly, `maild tick`); logged when it erased."""
+    report = await erase_closed(store, blobs, now - keep, apply=True, most=most)
+    if report.erased.tickets:
+        log.info("retention_erased", tickets=len(report.erased.tickets), closed_before=to_iso(now - keep))
+    return report
+
+
 async def _run(
     store: Store, blobs: BlobStore, erase: Callable[[Tx, Report], Awaitable[None]], *, apply: bool
 ) -> Report:
     report = Report(applied=apply, erased=Erased())
+    await _transact(store, blobs, erase, report)
+    if apply:
+        report.wal_emptied = await store.checkpoint()
+    return report
+
+
+async def _transact(
+    store: Store, blobs: BlobStore, erase: Callable[[Tx, Report], Awaitable[None]], report: Report
+) -> None:
+    """One erasure transaction: committed when the report applies, else rolled back."""
+    files_before = len(report.erased.unreferenced_files)
     try:
         async with store.transaction(check_references=False) as tx:
             await tx.overwrite_deleted()
             await erase(tx, report)
-            if not apply:
+            if not report.applied:
                 raise _DryRun
             # Inside the transaction: the daemon records a mail (and writes its file) only holding the write
             # lock, so no mail can come to name a file between the check that none does and its removal. If
             # the commit failed after this, the rows would stay without their files: erasing again ends it.
-            for digest in report.erased.unreferenced_files:
+            # Only this transaction's: a file an earlier batch removed may have been written again since.
+            for digest in report.erased.unreferenced_files[files_before:]:
                 blobs.remove(digest)
     except _DryRun:
-        return report
-    report.wal_emptied = await store.checkpoint()
-    return report
+        pass

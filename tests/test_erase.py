@@ -4,31 +4,37 @@ in the spool), and the numbering of tickets after an erasure."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from maild.blobs import BlobStore
-from maild.config import load_config
-from maild.erase import erase_customer, erase_tickets
+from maild.clock import to_iso
+from maild.config import ConfigError, load_config
+from maild.erase import erase_closed, erase_customer, erase_tickets
 from maild.models import Envelope
 from maild.store import Store
 
 CUSTOMER = "customer@example.org"
 
 
-def _config(tmp_path: Path) -> Path:
+def _config(tmp_path: Path, extra: str = "") -> Path:
     path = tmp_path / "maild.toml"
     path.write_text(
         f'[maild]\ndata_dir = "{tmp_path}"\n[mail]\nsupport_address = "support@example.com"\n'
-        '[[agents]]\nemail = "ana@example.com"\nname = "Ana"\n'
+        '[[agents]]\nemail = "ana@example.com"\nname = "Ana"\n' + extra
     )
     return path
 
 
-async def _ticket(store: Store, requester: str = CUSTOMER) -> int:
+async def _ticket(store: Store, requester: str = CUSTOMER, status: str = "new", updated: str | None = None) -> int:
     async with store.transaction() as tx:
         ticket = await tx.create_ticket(
-            subject="Hello", requester=requester, queue="default", priority="normal", language="en", status="new"
+            subject="Hello", requester=requester, queue="default", priority="normal", language="en", status=status
         )
+        if updated is not None:
+            await tx.run("UPDATE tickets SET updated_at = ? WHERE id = ?", (updated, ticket.id))
     return ticket.id
 
 
@@ -80,6 +86,47 @@ def test_tickets_are_numbered_above_every_erased_one(tmp_path: Path) -> None:
         assert dry.erased.tickets == [first] and not dry.applied
         async with store.snapshot() as tx:
             assert await tx.get_ticket(first) is not None  # a dry run changes nothing
+        await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_retention_is_at_least_a_day(tmp_path: Path) -> None:
+    keep = load_config(_config(tmp_path, '[retention]\nerase_closed_after = "730d"\n')).retention
+    assert keep is not None and keep.days == 730
+    assert load_config(_config(tmp_path)).retention is None
+    with pytest.raises(ConfigError) as raised:
+        load_config(_config(tmp_path, '[retention]\nerase_closed_after = "12h"\n'))
+    assert raised.value.problems == [
+        "retention.erase_closed_after: at least 1d: closed tickets are erased for good (got '12h')"
+    ]
+
+
+def test_erasing_closed_tickets_goes_in_batches_oldest_first_and_a_dry_run_pages_on(tmp_path: Path) -> None:
+    """Closed tickets unchanged since before the date go, oldest first, a batch per transaction, stopping
+    after the batch that reaches ``most``; a dry run (each batch rolled back) reports the same; open tickets
+    and ones closed since stay."""
+    config = load_config(_config(tmp_path))
+
+    async def scenario() -> None:
+        store = await Store.open(config.db_path)
+        now = datetime.now(UTC)
+        ages = (40, 70, 60, 50, 40, 40, 40)  # four closed at the same instant: the batches page on by id
+        old = [await _ticket(store, status="closed", updated=to_iso(now - timedelta(days=n))) for n in ages]
+        kept = [
+            await _ticket(store, status="open", updated=to_iso(now - timedelta(days=90))),
+            await _ticket(store, status="closed", updated=to_iso(now - timedelta(days=10))),
+        ]
+        blobs = BlobStore(config.blob_dir)
+        dry = await erase_closed(store, blobs, now - timedelta(days=30), apply=False, batch=3)
+        share = await erase_closed(store, blobs, now - timedelta(days=30), apply=True, batch=3, most=4)
+        rest = await erase_closed(store, blobs, now - timedelta(days=30), apply=True, batch=3)
+        # Batches of three, oldest first: (70, 60, 50 days), then the 40-day ones by id; each sorted by id.
+        assert dry.erased.tickets == [old[1], old[2], old[3], old[0], old[4], old[5], old[6]]
+        assert share.erased.tickets == dry.erased.tickets[:6] and rest.erased.tickets == dry.erased.tickets[6:]
+        assert share.wal_emptied is True and dry.wal_emptied is None
+        async with store.snapshot() as tx:
+            assert [int(r[0]) for r in await tx.all("SELECT id FROM tickets ORDER BY id")] == kept
         await store.close()
 
     asyncio.run(scenario())

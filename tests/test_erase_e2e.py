@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import signal
 import sqlite3
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import ANA, CUSTOMER, SUPPORT, Daemon, Smarthost, make_mail
+from tests.helpers import ANA, CUSTOMER, SUPPORT, Daemon, Smarthost, make_mail, wait_until
 
 OTHER = "other@example.net"
 SECRET = "Zebra-7731"  # in the erased ticket's subject and text, nowhere else
@@ -37,7 +39,9 @@ def _database_holds(daemon: Daemon, text: str) -> bool:
 def _sql(daemon: Daemon, sql: str, *params: object) -> list[tuple[object, ...]]:
     db = sqlite3.connect(daemon.workdir / "data" / "maild.sqlite3", timeout=10)
     try:
-        return db.execute(sql, params).fetchall()
+        rows = db.execute(sql, params).fetchall()
+        db.commit()
+        return rows
     finally:
         db.close()
 
@@ -162,3 +166,34 @@ def test_erasing_a_customer_takes_their_tickets_and_their_traces_elsewhere(
 
     again = daemon.cli("erase", "customer", CUSTOMER)
     assert again.stdout.startswith("would erase tickets: none; 0 messages")
+
+
+def test_retention_erases_tickets_closed_long_enough(start_daemon: Callable[..., Daemon], smarthost: Smarthost) -> None:
+    """`[retention] erase_closed_after`: the daemon erases by itself (hourly, and when reloaded) the tickets
+    closed and unchanged that long; `maild tick --now` runs the rule at that instant, and `maild erase closed`
+    says what it would erase by any date. Open tickets stay, however old."""
+    daemon = start_daemon(extra='[retention]\nerase_closed_after = "30d"\n')
+    for subject in ("Old question", "Still open", "Closed lately"):
+        daemon.send(make_mail(subject=subject))
+    daemon.wait_processed()
+    old, still_open, lately = (_ticket_of(daemon, CUSTOMER, s) for s in ("Old question", "Still open", "Closed lately"))
+    _agent_mail(daemon, old, "#close\n")
+    _agent_mail(daemon, lately, "#close\n")
+    assert daemon.cli("erase", "closed").stdout.startswith("would erase tickets: none;")
+    in_40_days = (datetime.now(UTC) + timedelta(days=40)).isoformat()
+    preview = daemon.cli("erase", "closed", "--before", in_40_days).stdout
+    assert preview.startswith(f"would erase tickets: {old['id']}, {lately['id']};")
+
+    # The age a test cannot wait for: closed 60 days ago, and every other ticket as old.
+    long_ago = (datetime.now(UTC) - timedelta(days=60)).isoformat()
+    _sql(daemon, "UPDATE tickets SET updated_at = ?, created_at = ? WHERE id = ?", long_ago, long_ago, old["id"])
+    _sql(daemon, "UPDATE tickets SET created_at = ? WHERE id = ?", long_ago, still_open["id"])
+    assert daemon.process is not None
+    daemon.process.send_signal(signal.SIGHUP)
+    wait_until(lambda: daemon.cli("ticket", "show", str(old["id"]), check=False).returncode == 1, 10, "the sweep")
+    assert [t["id"] for t in daemon.tickets()] == [lately["id"], still_open["id"]]
+    assert any(e["event"] == "retention_erased" and e["tickets"] == 1 for e in daemon.log_events())
+
+    daemon.cli("tick", "--now", in_40_days)
+    assert [t["id"] for t in daemon.tickets()] == [still_open["id"]]
+    assert _dangling_references(daemon) == []

@@ -13,6 +13,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from maild.statuses import CLOSED
 from maild.store.base import QueryBase
 from maild.store.inbound import DROPPED, ERASED, PENDING, SHUNTED
 from maild.store.tickets import ERASED_THROUGH
@@ -52,6 +53,18 @@ class EraseQueries(QueryBase):
         )
         return sorted(int(row[0]) for row in rows)
 
+    async def closed_before(self, before: str, after: tuple[str, int], limit: int) -> list[tuple[str, int]]:
+        """(updated_at, id) of up to ``limit`` tickets closed and unchanged since before ``before``, past
+        ``after`` in that order (a dry run rolls each batch back, so it pages on); merged ones come with
+        their target."""
+        rows = await self.all(
+            # Pinned: without statistics SQLite prefers tickets_by_status and sorts every closed ticket.
+            f"SELECT updated_at, id FROM tickets INDEXED BY tickets_closed WHERE status = '{CLOSED}' AND updated_at < ?"
+            " AND (updated_at, id) > (?, ?) AND merged_into IS NULL ORDER BY updated_at, id LIMIT ?",
+            (before, *after, limit),
+        )
+        return [(str(row[0]), int(row[1])) for row in rows]
+
     async def tickets_of_requester(self, address: str) -> list[tuple[int, int | None]]:
         """(id, merged_into) of each ticket ``address`` opened."""
         rows = await self.all("SELECT id, merged_into FROM tickets WHERE requester = ? ORDER BY id", (address,))
@@ -61,6 +74,8 @@ class EraseQueries(QueryBase):
         """Remove the tickets and all they hold: messages, attachments' rows, received and sent mail, thread
         ids, history, time entries, timers, tags, followers and links. Merged tickets must come with their
         target (`merged_into_these`): their mail lives there."""
+        if not ticket_ids:
+            return
         ids = json.dumps(list(ticket_ids))
         messages = await self.all(f"SELECT id, message_id FROM messages WHERE ticket_id {IN_LIST}", (ids,))
         sent = await self.all(f"SELECT id, message_id FROM outbox WHERE ticket_id {IN_LIST}", (ids,))

@@ -237,10 +237,12 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 13: `maild erase` finds everything a ticket holds by keys: the received mails that went to it (dropped
     # ones included, which left no message), the tickets merged into it, and whether an attachment's file is
-    # still named by another message once a ticket's are gone.
+    # still named by another message once a ticket's are gone. `[retention]` finds the tickets closed long
+    # ago among the closed ones (most of a store) by when they last changed.
     """
     CREATE INDEX inbound_by_ticket ON inbound (ticket_id) WHERE ticket_id IS NOT NULL;
     CREATE INDEX tickets_merged ON tickets (merged_into) WHERE merged_into IS NOT NULL;
     CREATE INDEX attachments_by_sha256 ON attachments (sha256);
+    CREATE INDEX tickets_closed ON tickets (updated_at) WHERE status = 'closed';
     """,
 )
