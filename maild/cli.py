@@ -520,6 +520,7 @@ def status(config_path: str | None, as_json: bool) -> None:
     the day of the last agents' digest."""
     from maild.clock import from_iso, system_clock
     from maild.digest import sent_days
+    from maild.durations import format_duration
 
     config = read_config(config_path)
 
@@ -559,6 +560,8 @@ def status(config_path: str | None, as_json: bool) -> None:
     if config.digest is not None:
         at = config.digest.at.strftime("%H:%M")
         lines.append(f"digest       daily at {at}, last sent on {report['digest_sent_on'] or 'no day yet'}")
+    if config.retention is not None:
+        lines.append(f"retention    tickets closed and unchanged for {format_duration(config.retention)} are erased")
     click.echo("\n".join(lines))
 
 

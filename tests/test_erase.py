@@ -52,7 +52,9 @@ def test_a_customer_erasure_reaches_bounces_and_mail_about_no_ticket_and_spares_
             assert bounce is not None
             await tx.finish_inbound(bounce, "done", ticket_id=ticket_id)
             await tx.record_bounce(sent, bounce, [CUSTOMER], "5.1.1", True)
-            waiting = await tx.insert_inbound(Envelope("smtp", CUSTOMER, ("support@example.com",)), "mid:<w@c>", b"W")
+            # As the client spelled it: addresses compare without case.
+            envelope = Envelope("smtp", "Customer@Example.ORG", ("support@example.com",))
+            waiting = await tx.insert_inbound(envelope, "mid:<w@c>", b"W")
         blobs = BlobStore(config.blob_dir)
         report = await erase_customer(store, blobs, config, CUSTOMER, apply=True)
         assert (report.erased.tickets, report.erased.sent, report.erased.received) == ([ticket_id], 2, 1)

@@ -123,17 +123,22 @@ def test_erasing_a_customer_takes_their_tickets_and_their_traces_elsewhere(
 ) -> None:
     """`maild erase customer` removes the tickets the customer opened with those merged into them, their mail
     that opened none, and their address from other tickets' followers and history; a ticket of theirs merged
-    into another customer's stays there, and says so. A merged ticket alone, or an agent, is refused."""
+    into another customer's stays there, and another's merged into theirs goes: the report says both. A merged
+    ticket alone, or an agent, is refused."""
+    dup = "dup@example.net"
     daemon.send(make_mail(subject="Invoice wrong"))
     daemon.send(make_mail(subject="Invoice still wrong"))
     daemon.send(make_mail(sender=OTHER, subject="Outage"), mail_from=OTHER)
     daemon.send(make_mail(subject="Outage here too"))
+    daemon.send(make_mail(sender=dup, subject="Invoice wrong for us too"), mail_from=dup)
     daemon.send(make_mail(headers={"X-Maild-Loop": SUPPORT}, subject="looped"))  # dropped: opens no ticket
     daemon.wait_processed()
     first, second = _ticket_of(daemon, CUSTOMER, "Invoice wrong"), _ticket_of(daemon, CUSTOMER, "Invoice still wrong")
     outage, too = _ticket_of(daemon, OTHER, "Outage"), _ticket_of(daemon, CUSTOMER, "Outage here too")
     _agent_mail(daemon, second, f"#merge {first['id']}\n")
     _agent_mail(daemon, too, f"#merge {outage['id']}\n")
+    theirs = _ticket_of(daemon, dup, "Invoice wrong for us too")
+    _agent_mail(daemon, theirs, f"#merge {first['id']}\n")
     assert CUSTOMER in daemon.ticket(outage["id"])["followers"]
     assert any(CUSTOMER in (h["old"], h["new"], h["actor"]) for h in daemon.ticket(outage["id"])["history"])
 
@@ -147,13 +152,15 @@ def test_erasing_a_customer_takes_their_tickets_and_their_traces_elsewhere(
     assert agent.returncode == 1 and "one of this desk's own addresses" in agent.stderr
 
     done = json.loads(daemon.cli("erase", "customer", CUSTOMER.upper(), "--yes", "--json").stdout)
-    assert done["tickets"] == [first["id"], second["id"]]
+    assert done["tickets"] == [first["id"], second["id"], theirs["id"]]
     assert done["followed"] == 1 and done["history_mentions"] >= 1
-    # The two invoice mails, the agent's #merge of them and the looped mail; "Outage here too" lives on.
-    assert done["received"] == 4
+    # The three invoice mails, the agent's two #merges into the first and the looped mail; "Outage here too"
+    # lives on in the other customer's ticket.
+    assert done["received"] == 6
     assert done["notes"] == [
         f"ticket {too['id']} was merged into {outage['id']}, another customer's ticket that holds its mail:"
         f" erase {outage['id']} too if it must go",
+        f"ticket {theirs['id']}, opened by {dup}, goes too: it was merged into one of these",
         f"1 message(s) {CUSTOMER} wrote on other customers' tickets (part of their record; erase those tickets"
         " to remove them)",
     ]
@@ -161,7 +168,7 @@ def test_erasing_a_customer_takes_their_tickets_and_their_traces_elsewhere(
     kept = daemon.ticket(outage["id"])
     assert kept["followers"] == []
     assert not any(CUSTOMER in (h["old"], h["new"], h["actor"]) for h in kept["history"])
-    assert daemon.spool_states()["erased"] == 4
+    assert daemon.spool_states()["erased"] == 6
     assert _dangling_references(daemon) == []
 
     again = daemon.cli("erase", "customer", CUSTOMER)
@@ -179,6 +186,7 @@ def test_retention_erases_tickets_closed_long_enough(start_daemon: Callable[...,
     old, still_open, lately = (_ticket_of(daemon, CUSTOMER, s) for s in ("Old question", "Still open", "Closed lately"))
     _agent_mail(daemon, old, "#close\n")
     _agent_mail(daemon, lately, "#close\n")
+    assert "retention    tickets closed and unchanged for 30d are erased" in daemon.cli("status").stdout
     assert daemon.cli("erase", "closed").stdout.startswith("would erase tickets: none;")
     in_40_days = (datetime.now(UTC) + timedelta(days=40)).isoformat()
     preview = daemon.cli("erase", "closed", "--before", in_40_days).stdout

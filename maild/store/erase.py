@@ -1,10 +1,9 @@
 """Queries of `maild erase`: what the store holds of some tickets, or of one customer, found by keys and
 removed in the caller's transaction, so that a crash leaves all of it or none.
 
-Deleted rows are overwritten on their pages (`overwrite_deleted`); `Store.checkpoint` then empties the WAL of
-their old images. Received mails
-stay as rows without their content (state ``erased``): their dedupe key, the Message-ID, keeps an MTA's late
-redelivery of an erased mail from opening its ticket again.
+Deleted rows are overwritten on their pages (`overwrite_deleted`); `Store.checkpoint` then empties the WAL
+of their old images. Received mails stay as rows without their content (state ``erased``): their dedupe key,
+the Message-ID, keeps an MTA's late redelivery of an erased mail from opening its ticket again.
 """
 
 from __future__ import annotations
@@ -129,13 +128,13 @@ class EraseQueries(QueryBase):
         """What names ``address`` outside its own tickets: its mail that opened no ticket (dropped or shunted),
         mail to it about no ticket, its place among other tickets' followers and their history."""
         loose = await self.all(
-            "SELECT id FROM inbound WHERE state IN (?, ?) AND ticket_id IS NULL AND mail_from = ?",
+            "SELECT id FROM inbound WHERE state IN (?, ?) AND ticket_id IS NULL AND lower(mail_from) = ?",
             (DROPPED, SHUNTED, address),
         )
         erased.received += await self.blank_inbound([int(row[0]) for row in loose])
         unticketed = await self.all(
             "SELECT id FROM outbox WHERE ticket_id IS NULL"
-            " AND EXISTS (SELECT 1 FROM json_each(rcpt_to) WHERE value = ?)",
+            " AND EXISTS (SELECT 1 FROM json_each(rcpt_to) WHERE lower(value) = ?)",
             (address,),
         )
         unticketed_ids = json.dumps([row[0] for row in unticketed])
@@ -150,7 +149,9 @@ class EraseQueries(QueryBase):
 
     async def pending_from(self, address: str) -> int:
         """Mails from ``address`` still waiting in the spool: an erasure cannot reach them yet."""
-        row = await self.one("SELECT count(*) FROM inbound WHERE state = ? AND mail_from = ?", (PENDING, address))
+        row = await self.one(
+            "SELECT count(*) FROM inbound WHERE state = ? AND lower(mail_from) = ?", (PENDING, address)
+        )
         return int(row[0]) if row else 0
 
     async def messages_by_author(self, address: str) -> int:
