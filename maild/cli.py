@@ -584,6 +584,51 @@ def backup(config_path: str | None, target: str) -> None:
 
 
 @main.group()
+def blocked() -> None:
+    """Senders whose mail is stored and dropped unanswered (`#block`, `[security] blocked_senders`)."""
+
+
+@blocked.command("list")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def blocked_list(config_path: str | None, as_json: bool) -> None:
+    """Who is blocked, by whom, when and from which ticket; then the config's list."""
+    from maild.views import table
+
+    config = read_config(config_path)
+
+    async def action(store: Store) -> list[dict[str, Any]]:
+        async with store.snapshot() as tx:
+            return await tx.blocked_senders()
+
+    rows = run(lambda: with_store(config, action))
+    rows += [
+        {"address": a, "blocked_by": "config", "blocked_at": None, "ticket_id": None}
+        for a in sorted(config.security.blocked_senders)
+    ]
+    if as_json:
+        emit_json(rows)
+        return
+    click.echo(table(rows, ["address", "blocked_by", "blocked_at", "ticket_id"]))
+
+
+@blocked.command("remove")
+@config_option
+@click.argument("address")
+def blocked_remove(config_path: str | None, address: str) -> None:
+    """Lift a block made with #block (the config's list is edited in the config)."""
+    wanted = address.strip().lower()
+
+    async def action(store: Store) -> bool:
+        async with store.transaction() as tx:
+            return await tx.unblock_sender(wanted)
+
+    if not run(lambda: with_store(read_config(config_path), action)):
+        fail(f"{wanted} is not blocked by #block")
+    click.echo(f"{wanted}: unblocked")
+
+
+@main.group()
 def erase() -> None:
     """Remove tickets, or a customer, from the store for good (a data-protection request). Without --yes it
     only says what would go."""

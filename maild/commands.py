@@ -19,7 +19,7 @@ Keywords (canonical English ← aliases)
     priority ← prioridad · queue ← cola · category ← categoria, categoría · tag ← tags, etiqueta, etiquetas ·
     cc · internal ← nota, interna, interno · postpone ← aplazar, posponer · link ← enlazar, vincular ·
     forward ← reenviar · requester ← solicitante · close ← cerrar · merge ← fusionar, unir · language ← idioma ·
-    digest ← resumen.
+    digest ← resumen · block ← bloquear · unblock ← desbloquear.
 
 Arguments → ``Command.args`` (values are case-insensitive, ``-`` and ``_`` interchangeable)
     ``#status S``        `SetStatus` — S in `STATUSES` or nuevo, abierto, esperando_cliente, esperando_tercero,
@@ -46,6 +46,8 @@ Arguments → ``Command.args`` (values are case-insensitive, ``-`` and ``_`` int
     ``#merge ID``        `Merge` — the ticket to merge this one into, written as for ``#link``.
     ``#language L``      `SetLanguage` — L en/english/inglés or es/spanish/español: the customer's mail's language.
     ``#digest``          `SendDigest` — no arguments: the agent's digest (`maild.digest`) now, by mail.
+    ``#block``           `Block` — no arguments: the ticket's requester's mail is refused from now on.
+    ``#unblock``         `Unblock` — no arguments: lifts that.
 """
 
 from __future__ import annotations
@@ -193,6 +195,16 @@ class SendDigest:
     pass
 
 
+@dataclass(frozen=True)
+class Block:
+    pass
+
+
+@dataclass(frozen=True)
+class Unblock:
+    pass
+
+
 CommandArgs: TypeAlias = (
     SetStatus
     | Wait
@@ -213,6 +225,8 @@ CommandArgs: TypeAlias = (
     | Merge
     | SetLanguage
     | SendDigest
+    | Block
+    | Unblock
 )
 
 
@@ -258,6 +272,10 @@ KEYWORDS: dict[str, str] = {
     "idioma": "language",
     "digest": "digest",
     "resumen": "digest",
+    "block": "block",
+    "bloquear": "block",
+    "unblock": "unblock",
+    "desbloquear": "unblock",
     "tags": "tag",
     "estado": "status",
     "esperar": "wait",
@@ -629,6 +647,16 @@ def _digest(rest: str) -> SendDigest:
     return SendDigest()
 
 
+def _block(rest: str) -> Block:
+    _no_arguments(rest)
+    return Block()
+
+
+def _unblock(rest: str) -> Unblock:
+    _no_arguments(rest)
+    return Unblock()
+
+
 PARSERS: dict[str, Callable[[str], CommandArgs]] = {
     "status": _status,
     "wait": _wait,
@@ -649,6 +677,8 @@ PARSERS: dict[str, Callable[[str], CommandArgs]] = {
     "merge": _merge,
     "language": _language,
     "digest": _digest,
+    "block": _block,
+    "unblock": _unblock,
 }
 
 # --- the text ------------------------------------------------------------------------------------------------

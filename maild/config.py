@@ -99,6 +99,11 @@ class Security:
     acks_per_sender: int
     acks_global: int
     ack_window: timedelta
+    # Addresses and "@domain"s whose mail is stored and dropped unanswered; `#block` adds to the store's list.
+    blocked_senders: frozenset[str] = frozenset()
+
+    def blocks(self, address: str) -> bool:
+        return address in self.blocked_senders or "@" + address.rpartition("@")[2] in self.blocked_senders
 
 
 @dataclass(frozen=True)
@@ -430,7 +435,15 @@ class _Reader:
         sec = self.section(
             raw,
             "security",
-            {"agent_auth", "trusted_authserv_id", "authres_headers", "acks_per_sender", "acks_global", "ack_window"},
+            {
+                "agent_auth",
+                "trusted_authserv_id",
+                "authres_headers",
+                "acks_per_sender",
+                "acks_global",
+                "ack_window",
+                "blocked_senders",
+            },
         )
         security = Security(
             agent_auth=self.get(sec, "security", "agent_auth", _choice(("from", "authentication-results")), "from"),
@@ -439,6 +452,7 @@ class _Reader:
             acks_per_sender=self.get(sec, "security", "acks_per_sender", _positive_int, 3),
             acks_global=self.get(sec, "security", "acks_global", _positive_int, 300),
             ack_window=self.get(sec, "security", "ack_window", _duration, timedelta(hours=1)),
+            blocked_senders=self.get(sec, "security", "blocked_senders", _senders, frozenset()),
         )
         if security.agent_auth == "authentication-results" and not security.trusted_authserv_id:
             self.problems.append('security.trusted_authserv_id: required when agent_auth = "authentication-results"')
@@ -606,6 +620,20 @@ def _address_list(value: Any) -> list[str]:
     if not isinstance(value, list):
         raise TypeError(f"expected a list of addresses, got {_kind(value)}")
     return [_address(item) for item in value]
+
+
+def _senders(value: Any) -> frozenset[str]:
+    """Addresses, or ``@domain`` for a whole domain."""
+    if not isinstance(value, list):
+        raise TypeError(f"expected a list of addresses or @domains, got {_kind(value)}")
+    senders = set()
+    for item in value:
+        text = _string(item).strip().lower()
+        if text.startswith("@") and len(text) > 1 and "@" not in text[1:] and " " not in text:
+            senders.add(text)
+        else:
+            senders.add(_address(text))
+    return frozenset(senders)
 
 
 def _name(value: Any) -> str:

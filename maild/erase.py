@@ -140,6 +140,10 @@ async def erase_customer(store: Store, blobs: BlobStore, config: Config, address
                 f"{elsewhere} message(s) {address} wrote on other customers' tickets (part of their record;"
                 " erase those tickets to remove them)"
             )
+        if await tx.is_blocked(address):
+            report.notes.append(
+                f"{address} stays blocked, so that its mail is still refused: `maild blocked remove {address}` lifts it"
+            )
         if pending := await tx.pending_from(address):
             report.notes.append(
                 f"{pending} mail(s) from {address} still wait in the spool: run this again once processed"

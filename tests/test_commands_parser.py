@@ -104,6 +104,10 @@ def only_error(line: str) -> CommandError:
         ("#idioma en", "language"),
         ("#digest", "digest"),
         ("#resumen", "digest"),
+        ("#block", "block"),
+        ("#bloquear", "block"),
+        ("#unblock", "unblock"),
+        ("#desbloquear", "unblock"),
     ],
 )
 def test_every_keyword_and_spanish_alias_maps_to_its_english_keyword(line: str, keyword: str) -> None:

@@ -39,6 +39,7 @@ async def _ticket(store: Store, requester: str = CUSTOMER, status: str = "new", 
 
 
 def test_a_customer_erasure_reaches_bounces_and_mail_about_no_ticket_and_spares_the_spool(tmp_path: Path) -> None:
+    """Also kept, and said: mail still in the spool, and a block (which must go on refusing their mail)."""
     config = load_config(_config(tmp_path))
 
     async def scenario() -> None:
@@ -55,12 +56,17 @@ def test_a_customer_erasure_reaches_bounces_and_mail_about_no_ticket_and_spares_
             # As the client spelled it: addresses compare without case.
             envelope = Envelope("smtp", "Customer@Example.ORG", ("support@example.com",))
             waiting = await tx.insert_inbound(envelope, "mid:<w@c>", b"W")
+            await tx.block_sender(CUSTOMER, "ana@example.com", ticket_id)
         blobs = BlobStore(config.blob_dir)
         report = await erase_customer(store, blobs, config, CUSTOMER, apply=True)
         assert (report.erased.tickets, report.erased.sent, report.erased.received) == ([ticket_id], 2, 1)
-        assert report.notes == [f"1 mail(s) from {CUSTOMER} still wait in the spool: run this again once processed"]
+        assert report.notes == [
+            f"{CUSTOMER} stays blocked, so that its mail is still refused: `maild blocked remove {CUSTOMER}` lifts it",
+            f"1 mail(s) from {CUSTOMER} still wait in the spool: run this again once processed",
+        ]
         async with store.snapshot() as tx:
             assert await tx.all("SELECT * FROM bounces") == []
+            assert [b["ticket_id"] for b in await tx.blocked_senders()] == [None]  # the ticket is gone
             assert await tx.all("SELECT * FROM outbox") == []
             assert [tuple(r) for r in await tx.all("SELECT state, raw FROM inbound ORDER BY id")] == [
                 ("erased", b""),

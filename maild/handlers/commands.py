@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from maild.commands import (
     Assign,
+    Block,
     Cc,
     Close,
     Command,
@@ -33,6 +34,7 @@ from maild.commands import (
     SetStatus,
     Tags,
     TimeEntry,
+    Unblock,
     Wait,
 )
 from maild.compose import Draft
@@ -244,6 +246,16 @@ class ApplyCommands:
             case SendDigest():
                 await self.services.digests.queue_asked(tx, agent)
                 ctx.changes.append(("digest", None, "sent"))
+            case Block():
+                self.check_outsider(ticket.requester)
+                if await tx.block_sender(ticket.requester, agent.email, ticket.id):
+                    await tx.add_history(ticket.id, agent.email, "blocked", None, ticket.requester, "command")
+                    ctx.changes.append(("blocked", None, ticket.requester))
+            case Unblock():
+                if not await tx.unblock_sender(ticket.requester):
+                    raise Refused(Text("not blocked", address=ticket.requester), Text("accepted unblock"))
+                await tx.add_history(ticket.id, agent.email, "blocked", ticket.requester, None, "command")
+                ctx.changes.append(("blocked", ticket.requester, None))
 
     async def merge(self, ctx: Context, tx: Tx, target_id: int) -> None:
         """This ticket's thread, people, tags and links join the target, which the rest of the mail is about

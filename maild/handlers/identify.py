@@ -1,9 +1,10 @@
-"""identify: who sent this: a configured (and, if required, authenticated) agent, or someone outside."""
+"""identify: who sent this: a configured (and, if required, authenticated) agent, or someone outside, whose
+mail is dropped unanswered when they are blocked (`[security] blocked_senders`, `#block`)."""
 
 from __future__ import annotations
 
 from maild.authres import agent_authenticated
-from maild.handlers.base import CONTINUE, Context, Outcome, Services
+from maild.handlers.base import CONTINUE, Context, Outcome, Services, Stop
 from maild.mime import mime_tree
 from maild.store import Tx
 
@@ -34,4 +35,6 @@ class Identify:
                 ctx.notes.append(f"untrusted mail in the name of {agent.email}: {verdict.reason}")
                 agent = None
         ctx.agent = agent
+        if agent is None and ctx.sender and (security.blocks(ctx.sender) or await tx.is_blocked(ctx.sender)):
+            return Stop(f"blocked sender: {ctx.sender}")
         return CONTINUE

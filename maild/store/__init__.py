@@ -25,6 +25,7 @@ from maild.store.erase import EraseQueries
 from maild.store.inbound import InboundQueries
 from maild.store.outbox import OutboxQueries
 from maild.store.schema import MIGRATIONS
+from maild.store.senders import SenderQueries
 from maild.store.tickets import TicketQueries
 from maild.store.time import TimeQueries
 from maild.store.timers import TimerQueries
@@ -34,7 +35,7 @@ class StoreError(Exception):
     """The database cannot be opened or is newer than this maild."""
 
 
-class Tx(InboundQueries, TicketQueries, OutboxQueries, TimeQueries, TimerQueries, EraseQueries):
+class Tx(InboundQueries, TicketQueries, OutboxQueries, TimeQueries, TimerQueries, EraseQueries, SenderQueries):
     """Named queries bound to one open transaction; obtained from `Store.transaction()` only."""
 
 

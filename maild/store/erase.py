@@ -104,6 +104,7 @@ class EraseQueries(QueryBase):
         await self.many("DELETE FROM links WHERE ticket_id = ? AND other_id = ?", [tuple(row) for row in others])
         await self.run(f"DELETE FROM links WHERE ticket_id {IN_LIST}", (ids,))
         erased.received += await self.blank_inbound([int(row[0]) for row in received])
+        await self.run(f"UPDATE blocked_senders SET ticket_id = NULL WHERE ticket_id {IN_LIST}", (ids,))
         await self.run(f"DELETE FROM tickets WHERE id {IN_LIST}", (ids,))
         await self.run(
             "INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name)"

@@ -245,4 +245,13 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX attachments_by_sha256 ON attachments (sha256);
     CREATE INDEX tickets_closed ON tickets (updated_at) WHERE status = 'closed';
     """,
+    # 14: `#block`: senders whose mail is refused (stored, dropped, never answered), and who blocked them where.
+    """
+    CREATE TABLE blocked_senders (
+        address TEXT PRIMARY KEY,
+        blocked_by TEXT NOT NULL,
+        blocked_at TEXT NOT NULL,
+        ticket_id INTEGER
+    ) WITHOUT ROWID;
+    """,
 )
