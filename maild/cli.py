@@ -386,20 +386,71 @@ def shunt_list(config_path: str | None, limit: int, as_json: bool) -> None:
 @click.argument("inbound_id", type=int)
 def shunt_replay(config_path: str | None, inbound_id: int) -> None:
     """Process a shunted message again (after fixing its cause)."""
+    from maild.store.inbound import SHUNTED
+
+    replay(read_config(config_path), inbound_id, SHUNTED, f"no shunted message {inbound_id}")
+
+
+def replay(config: Config, inbound_id: int, state: str, missing: str) -> None:
+    """Put a stored message in ``state`` back in line and process it now; the outcome on stdout, the
+    pipeline's log lines on stderr."""
     from maild.app import build_pipeline, build_services
 
-    config = read_config(config_path)
+    configure_logging(config.log_level, sys.stderr)
 
     async def action(store: Store) -> str:
         async with store.transaction() as tx:
-            if not await tx.requeue_inbound(inbound_id):
-                fail(f"no shunted message {inbound_id}")
+            if not await tx.requeue_inbound(inbound_id, state):
+                fail(missing)
         result = await build_pipeline(build_services(config, store.clock), store).process(inbound_id)
         if result is None:
             return f"{inbound_id}: taken by the running daemon"
         return f"{inbound_id}: {result.state}" + (f" ({result.reason})" if result.reason else "")
 
     click.echo(run(lambda: with_store(config, action)))
+
+
+@main.group()
+def dropped() -> None:
+    """Messages kept but acted on no further (our own mail come back, blocked senders, refused commands),
+    with the reason."""
+
+
+@dropped.command("list")
+@config_option
+@click.option("--from", "sender", default=None, metavar="ADDR", help="Only those of this envelope sender.")
+@limit_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def dropped_list(config_path: str | None, sender: str | None, limit: int, as_json: bool) -> None:
+    """List dropped messages, newest first."""
+    from maild.views import inbound_json, table
+
+    config = read_config(config_path)
+    wanted = sender.strip().lower() if sender else None
+
+    async def action(store: Store) -> list[dict[str, Any]]:
+        async with store.snapshot() as tx:
+            return [inbound_json(i) for i in await tx.list_dropped(wanted, fetch_limit(limit))]
+
+    rows = shown(run(lambda: with_store(config, action)), limit, "newest")
+    if as_json:
+        emit_json(rows)
+    else:
+        click.echo(table(rows, ["id", "received_at", "mail_from", "ticket_id", "step", "error"]))
+
+
+@dropped.command("replay")
+@config_option
+@click.argument("inbound_id", type=int)
+def dropped_replay(config_path: str | None, inbound_id: int) -> None:
+    """Process a dropped message again, one that reached no ticket (a blocked sender's, once unblocked)."""
+    from maild.store.inbound import DROPPED
+
+    missing = (
+        f"no dropped message {inbound_id} that reached no ticket (one dropped on a ticket, its commands"
+        " refused, is on that ticket already)"
+    )
+    replay(read_config(config_path), inbound_id, DROPPED, missing)
 
 
 @main.group()

@@ -74,3 +74,36 @@ def test_the_config_blocks_addresses_and_domains(start_daemon: Callable[..., Dae
     assert "@spam.example" in listed and "pest@example.net" in listed and "config" in listed
     missing = daemon.cli("blocked", "remove", "pest@example.net", check=False)
     assert missing.returncode == 1 and missing.stderr.strip() == "maild: pest@example.net is not blocked by #block"
+
+
+def test_dropped_mail_is_listed_with_its_reason_and_replayed_once_unblocked(
+    daemon: Daemon, smarthost: Smarthost
+) -> None:
+    """`maild dropped list` shows what maild kept but acted on no further, newest first, by sender too;
+    `maild dropped replay` processes one again: a blocked sender's stays dropped while the block holds and
+    opens its ticket once lifted. A mail dropped on a ticket (its commands refused) is not replayed."""
+    daemon.send(make_mail(sender=SPAMMER, subject="Cheap watches"), mail_from=SPAMMER)
+    smarthost.wait_for(SPAMMER)
+    spam = daemon.tickets()[0]
+    _agent_mail(daemon, spam, "#block\n")
+    daemon.send(make_mail(sender=SPAMMER, subject="A real question after all"), mail_from=SPAMMER)
+    _agent_mail(daemon, spam, "#priority whenever\n")  # refused: dropped on its ticket
+    daemon.wait_processed()
+
+    listed = json.loads(daemon.cli("dropped", "list", "--json").stdout)
+    assert [(d["mail_from"], d["ticket_id"], d["error"]) for d in listed] == [
+        (ANA, spam["id"], "commands refused: 1 error(s)"),
+        (SPAMMER, None, f"blocked sender: {SPAMMER}"),
+    ]
+    [theirs] = json.loads(daemon.cli("dropped", "list", "--from", SPAMMER.upper(), "--json").stdout)
+    assert "blocked sender" in daemon.cli("dropped", "list").stdout
+
+    again = daemon.cli("dropped", "replay", str(theirs["id"])).stdout.strip()
+    assert again == f"{theirs['id']}: dropped (blocked sender: {SPAMMER})"
+    assert daemon.cli("blocked", "remove", SPAMMER).stdout.strip() == f"{SPAMMER}: unblocked"
+    assert daemon.cli("dropped", "replay", str(theirs["id"])).stdout.strip() == f"{theirs['id']}: done"
+    assert "A real question after all" in [t["subject"] for t in daemon.tickets()]
+    smarthost.wait_for(SPAMMER, 2)  # its acknowledgement
+
+    refused = daemon.cli("dropped", "replay", str(listed[0]["id"]), check=False)
+    assert refused.returncode == 1 and "is on that ticket already" in refused.stderr

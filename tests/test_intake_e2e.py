@@ -140,7 +140,7 @@ def test_failed_step_shunts_the_message_and_replay_processes_it(daemon: Daemon, 
     assert shunted["step"] == "explodes"
     assert "disk on fire" in shunted["error"]
     replayed = daemon.cli("shunt", "replay", str(shunted["id"]))
-    assert "done" in replayed.stdout
+    assert replayed.stdout.strip() == f"{shunted['id']}: done"  # the pipeline's log lines go to stderr
     assert [t["subject"] for t in daemon.tickets()] == ["Shunt me"]
     assert json.loads(daemon.cli("shunt", "list", "--json").stdout) == []
     missing = daemon.cli("shunt", "replay", "9999", check=False)

@@ -58,13 +58,25 @@ class InboundQueries(QueryBase):
             (state, ticket_id, step, error, self.now_iso(), inbound_id),
         )
 
-    async def requeue_inbound(self, inbound_id: int) -> bool:
-        """Put a shunted message back in line for processing (`maild shunt replay`)."""
+    async def requeue_inbound(self, inbound_id: int, state: str = SHUNTED) -> bool:
+        """Put a shunted message back in line for processing (`maild shunt replay`), or a dropped one that
+        reached no ticket (`maild dropped replay`: a blocked sender's, say). One dropped on a ticket (its
+        commands refused) is there already, as a note: processed again it would be recorded twice."""
         changed = await self.run(
-            "UPDATE inbound SET state = ?, step = NULL, error = NULL WHERE id = ? AND state = ?",
-            (PENDING, inbound_id, SHUNTED),
+            "UPDATE inbound SET state = ?, step = NULL, error = NULL WHERE id = ? AND state = ? AND ticket_id IS NULL",
+            (PENDING, inbound_id, state),
         )
         return changed == 1
+
+    async def list_dropped(self, sender: str | None = None, limit: int | None = 1000) -> list[Inbound]:
+        """Dropped messages, newest first (the one an operator looks for came lately), of one envelope sender
+        if given; ``limit=None`` lists all."""
+        rows = await self.all(
+            "SELECT * FROM inbound WHERE state = ?1 AND (?2 IS NULL OR lower(mail_from) = ?2)"
+            " ORDER BY id DESC LIMIT ?3",
+            (DROPPED, sender, sql_limit(limit)),
+        )
+        return [_inbound(row) for row in rows]
 
     async def list_inbound(self, state: str, limit: int | None = 1000) -> list[Inbound]:
         """Oldest first; ``limit=None`` lists all."""
