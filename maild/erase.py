@@ -56,7 +56,7 @@ class Report:
     def as_text(self) -> str:
         erased, verb = self.erased, "erased" if self.applied else "would erase"
         lines = [
-            f"{verb} tickets: {', '.join(map(str, erased.tickets)) or 'none'}; {erased.messages} messages,"
+            f"{verb} tickets: {_listed(erased.tickets)}; {erased.messages} messages,"
             f" {erased.attachments} attachments ({len(erased.unreferenced_files)} file(s) no other ticket shares),"
             f" {erased.received} received and {erased.sent} sent mails, {erased.history} history entries,"
             f" {erased.time_minutes} minutes of recorded time"
@@ -76,6 +76,12 @@ class Report:
             )
         lines.append(f"note: {OUTSIDE}")
         return "\n".join(lines)
+
+
+def _listed(ticket_ids: list[int], most: int = 20) -> str:
+    """The ids, or the first ``most`` of them and how many more (a retention backlog may hold thousands)."""
+    shown = ", ".join(map(str, ticket_ids[:most])) or "none"
+    return shown if len(ticket_ids) <= most else f"{shown} and {len(ticket_ids) - most} more"
 
 
 @dataclass

@@ -138,3 +138,12 @@ def test_erasing_closed_tickets_goes_in_batches_oldest_first_and_a_dry_run_pages
         await store.close()
 
     asyncio.run(scenario())
+
+
+def test_a_long_list_of_tickets_is_cut_in_the_text_not_in_the_json() -> None:
+    from maild.erase import Report
+    from maild.store.erase import Erased
+
+    report = Report(applied=False, erased=Erased(tickets=list(range(1, 26))))
+    assert report.as_text().startswith(f"would erase tickets: {', '.join(map(str, range(1, 21)))} and 5 more;")
+    assert report.as_json()["tickets"] == list(range(1, 26))
