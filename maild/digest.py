@@ -34,6 +34,7 @@ log = structlog.get_logger("maild.digest")
 SETTING = "digest_sent_on"  # the local days of the latest digests, a JSON list
 KEPT_DAYS = 31
 MAX_LISTED = 50  # per section; the rest is counted, and `maild ticket list` shows it
+KIND = "agent.digest"  # the template, and the outbox kind by which a reply to a digest is known
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ class AgentDigests:
         # Most urgent first: when every listed ticket is overdue, more may be beyond the list.
         more_overdue = overdue == len(mine_entries) < mine_total
         rendered = self.renderer.render(
-            "agent.digest",
+            KIND,
             self.config.language,
             agent=agent,
             day=day,
@@ -120,7 +121,7 @@ class AgentDigests:
             support_address=self.config.support_address,
             from_name=self.config.from_name,
         )
-        draft = Draft(kind="agent.digest", to=[agent.email], subject=rendered.subject, body=rendered.body)
+        draft = Draft(kind=KIND, to=[agent.email], subject=rendered.subject, body=rendered.body)
         await self.outbox.queue(tx, draft, None)
         return True
 

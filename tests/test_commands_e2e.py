@@ -472,6 +472,35 @@ def test_an_agent_asks_for_the_digest_by_mail(daemon: Daemon, smarthost: Smartho
     assert not smarthost.matching(CUSTOMER, "Your tickets on")
 
 
+def test_a_reply_to_a_digest_opens_no_ticket_and_says_how_to_reach_one(daemon: Daemon, smarthost: Smarthost) -> None:
+    """Any other reply to a digest (about many tickets, so about none) opens no ticket: it is kept among the
+    dropped mail and the agent is told how to reach a ticket; their out-of-office answering it is told
+    nothing. A reply with a ticket's token in its subject goes to that ticket."""
+    daemon.send(make_mail(sender=LUIS, subject="my list", body="#digest\n"), mail_from=LUIS)
+    [digest] = wait_until(lambda: smarthost.matching(LUIS, "Your tickets on"), 10, "Luis's digest")
+    reply = dict(sender=LUIS, subject=f"Re: {digest['Subject']}", in_reply_to=digest["Message-ID"])
+    daemon.send(make_mail(**reply, body="I will take the printer one.\n"), mail_from=LUIS)
+    [word] = wait_until(lambda: smarthost.matching(LUIS, "went to no ticket"), 10, "the word on tickets")
+    assert f'your mail "Re: {digest["Subject"]}" answers a digest' in " ".join(word.body.split())
+    assert "write to support@example.com with its token" in word.body
+    daemon.send(
+        make_mail(**reply, body="Back on Monday.\n", headers={"Auto-Submitted": "auto-replied"}), mail_from=LUIS
+    )
+    daemon.wait_processed()
+    assert daemon.tickets() == [] and len(smarthost.matching(LUIS, "went to no ticket")) == 1
+    dropped = json.loads(daemon.cli("dropped", "list", "--json").stdout)
+    assert [d["error"] for d in dropped] == [
+        "automatic reply to a digest",
+        "reply to a digest, which belongs to no ticket",
+        "digest sent on request",
+    ]
+
+    ticket = new_ticket(daemon, smarthost)
+    daemon.send(make_mail(**{**reply, "subject": f"Re: {ticket['token']}"}, body="#assign me\n"), mail_from=LUIS)
+    daemon.wait_processed()
+    assert daemon.ticket(ticket["id"])["assignee"] == LUIS
+
+
 def test_dates_read_and_shown_in_the_desks_time_zone(start_daemon: Callable[..., Daemon], smarthost: Smarthost) -> None:
     """On a desk in Madrid, "#wait until 2031-01-15 09:00" means 09:00 there (08:00 UTC), and the transcript
     shows it as the agent wrote it, with the desk's offset."""
