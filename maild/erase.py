@@ -159,11 +159,18 @@ async def erase_customer(store: Store, blobs: BlobStore, config: Config, address
 
 
 async def erase_closed(
-    store: Store, blobs: BlobStore, before: datetime, *, apply: bool, batch: int = 100, most: int | None = None
+    store: Store,
+    blobs: BlobStore,
+    before: datetime,
+    *,
+    apply: bool,
+    batch: int = 100,
+    most: int | None = None,
+    stopping: Callable[[], bool] = lambda: False,
 ) -> Report:
     """Erase the tickets closed and unchanged since before ``before`` (`[retention]`, `maild erase closed`),
     with those merged into them: a batch per transaction, so mail arriving meanwhile waits for one batch;
-    with ``most``, the batches stop once they took that many."""
+    with ``most``, the batches stop once they took that many, and whenever ``stopping()`` says so."""
     report, page = Report(applied=apply, erased=Erased()), _Page()
 
     async def erase(tx: Tx, report: Report) -> None:
@@ -177,7 +184,7 @@ async def erase_closed(
 
     while True:
         await _transact(store, blobs, erase, report)
-        if page.taken < batch or (most is not None and page.total >= most):
+        if page.taken < batch or (most is not None and page.total >= most) or stopping():
             break
     if apply and report.erased.tickets:
         report.wal_emptied = await store.checkpoint()
@@ -203,13 +210,23 @@ class RetentionWorker(Worker):
             return None
         # A first sweep may find years of tickets: a share at a time keeps the report (the ids erased) small,
         # and the rest follows at once.
-        report = await sweep(self.store, self.blobs, self.keep, self.store.clock(), most=SWEEP_SHARE)
+        # A shutdown waits for one batch at most.
+        report = await sweep(
+            self.store, self.blobs, self.keep, self.store.clock(), most=SWEEP_SHARE, stopping=lambda: self.stopping
+        )
         return 0.0 if len(report.erased.tickets) >= SWEEP_SHARE else None
 
 
-async def sweep(store: Store, blobs: BlobStore, keep: timedelta, now: datetime, most: int | None = None) -> Report:
+async def sweep(
+    store: Store,
+    blobs: BlobStore,
+    keep: timedelta,
+    now: datetime,
+    most: int | None = None,
+    stopping: Callable[[], bool] = lambda: False,
+) -> Report:
     """One pass of the retention rule at ``now`` (the daemon hourly, `maild tick`); logged when it erased."""
-    report = await erase_closed(store, blobs, now - keep, apply=True, most=most)
+    report = await erase_closed(store, blobs, now - keep, apply=True, most=most, stopping=stopping)
     if report.erased.tickets:
         log.info("retention_erased", tickets=len(report.erased.tickets), closed_before=to_iso(now - keep))
     return report

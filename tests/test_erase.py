@@ -127,6 +127,8 @@ def test_erasing_closed_tickets_goes_in_batches_oldest_first_and_a_dry_run_pages
         ]
         blobs = BlobStore(config.blob_dir)
         dry = await erase_closed(store, blobs, now - timedelta(days=30), apply=False, batch=3)
+        halted = await erase_closed(store, blobs, now - timedelta(days=30), apply=False, batch=3, stopping=lambda: True)
+        assert len(halted.erased.tickets) == 3  # a shutdown waits for one batch only
         share = await erase_closed(store, blobs, now - timedelta(days=30), apply=True, batch=3, most=4)
         rest = await erase_closed(store, blobs, now - timedelta(days=30), apply=True, batch=3)
         # Batches of three, oldest first: (70, 60, 50 days), then the 40-day ones by id; each sorted by id.
