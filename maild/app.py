@@ -43,7 +43,7 @@ log = structlog.get_logger("maild.app")
 
 def build_services(config: Config, clock: Clock) -> Services:
     renderer = Renderer(config.language, config.templates_dir, config.timezone)
-    outbox = Outbox(Composer(config.support_address, config.from_name, clock))
+    outbox = Outbox(Composer(config.support_address, config.from_name, clock), config.queue_senders())
     lifecycle = Lifecycle(config, clock)
     return Services(
         config=config,

@@ -88,13 +88,14 @@ class Composer:
         self.clock = clock
         self.from_header = formataddr((from_name, support_address), charset="utf-8")
 
-    def compose(self, draft: Draft, ticket_id: int | None) -> Composed:
-        """Render a draft into RFC 5322 bytes (CRLF) with our own Message-ID."""
+    def compose(self, draft: Draft, ticket_id: int | None, sender: tuple[str, str] | None = None) -> Composed:
+        """Render a draft into RFC 5322 bytes (CRLF) with our own Message-ID; From ``sender`` (display name,
+        address: a queue's) when given, else the support address."""
         message_id = make_msgid(idstring=f"t{ticket_id}" if ticket_id else "maild", domain=self.domain)
         content, body = _body(draft)
         headers: _Headers = [
             *content,
-            ("From", self.from_header),
+            ("From", formataddr(sender, charset="utf-8") if sender else self.from_header),
             ("To", _text(", ".join(draft.to))),
         ]
         if draft.cc:

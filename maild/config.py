@@ -128,6 +128,8 @@ class Queue:
     name: str
     address: str | None
     agents: tuple[str, ...]
+    send_from: bool = False  # customers' mail of its tickets goes out From its address (RT's CorrespondAddress)
+    from_name: str | None = None  # the display name of that From; else [mail] from_name
 
 
 @dataclass(frozen=True)
@@ -195,6 +197,10 @@ class Config:
         if listed is None:
             return list(self.agents)
         return [a for a in self.agents if a.email in listed]
+
+    def queue_senders(self) -> dict[str, tuple[str, str]]:
+        """(display name, address) of the From of customers' mail, for the queues that send as themselves."""
+        return {q.name: (q.from_name or self.from_name, q.address) for q in self.queues if q.send_from and q.address}
 
     @property
     def own_addresses(self) -> frozenset[str]:
@@ -526,7 +532,7 @@ class _Reader:
     def queues(self, raw: Mapping[str, Any], agent_emails: set[str]) -> list[Queue]:
         queues = []
         for prefix, table in self.array(raw, "queues"):
-            for unknown in sorted(set(table) - {"name", "address", "agents"}):
+            for unknown in sorted(set(table) - {"name", "address", "agents", "send_from", "from_name"}):
                 self.problems.append(f"{prefix}.{unknown}: unknown key")
             if "name" not in table:
                 self.problems.append(f"{prefix}.name: required")
@@ -535,13 +541,16 @@ class _Reader:
             for member in members:
                 if member not in agent_emails:
                     self.problems.append(f"{prefix}.agents: {member} is not one of [[agents]]")
-            queues.append(
-                Queue(
-                    name=self.get(table, prefix, "name", _name, DEFAULT_QUEUE),
-                    address=self.get(table, prefix, "address", _address, None),
-                    agents=members,
-                )
+            queue = Queue(
+                name=self.get(table, prefix, "name", _name, DEFAULT_QUEUE),
+                address=self.get(table, prefix, "address", _address, None),
+                agents=members,
+                send_from=self.get(table, prefix, "send_from", _bool, False),
+                from_name=self.get(table, prefix, "from_name", _string, None),
             )
+            if queue.send_from and queue.address is None:
+                self.problems.append(f"{prefix}.send_from: the queue has no address to send from")
+            queues.append(queue)
         return queues
 
     def cross_check(self, support: str, agents: tuple[Agent, ...], queues: tuple[Queue, ...]) -> None:

@@ -470,3 +470,28 @@ def test_a_long_ticket_still_threads_under_its_first_mail(daemon: Daemon, smarth
     # Our notices to agents are part of the thread too.
     assert any(ref.endswith(f".t{ticket['id']}@example.com>") for ref in references[1:])
     assert len(daemon.ticket(int(ticket["id"]))["messages"]) == 111
+
+
+def test_a_queue_that_sends_as_itself(start_daemon: Callable[..., Daemon], smarthost: Smarthost) -> None:
+    """With `send_from`, the customers of a queue's tickets get its mail From the queue's address (and its
+    from_name), acknowledgements and relays alike, with support's envelope sender for the bounces; agents'
+    notices and other queues' mail stay From the support address."""
+    daemon = start_daemon(
+        extra='[[queues]]\nname = "sales"\naddress = "sales@example.com"\nsend_from = true\nfrom_name = "ACME Ventas"\n'
+    )
+    daemon.send(make_mail(to=["sales@example.com"], subject="A quote, please"), rcpt=["sales@example.com"])
+    [ack] = smarthost.wait_for(CUSTOMER)
+    assert ack["From"] == "ACME Ventas <sales@example.com>" and ack.mail_from == SUPPORT
+    [notice] = smarthost.wait_for(ANA)
+    assert notice["From"] == f"ACME Support <{SUPPORT}>"
+    ticket = daemon.tickets()[0]
+    assert ticket["queue"] == "sales"
+    daemon.send(
+        make_mail(sender=ANA, subject=f"Re: {ticket['token']} {ticket['subject']}", body="Here it is."), mail_from=ANA
+    )
+    [_, relay] = smarthost.wait_for(CUSTOMER, 2)
+    assert relay["From"] == "ACME Ventas <sales@example.com>" and "Here it is." in relay.body
+
+    daemon.send(make_mail(subject="Plain support"))
+    [_, _, plain] = smarthost.wait_for(CUSTOMER, 3)
+    assert plain["From"] == f"ACME Support <{SUPPORT}>"

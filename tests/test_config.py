@@ -482,6 +482,28 @@ def test_queue_without_agents_is_handled_by_everyone() -> None:
     assert [a.email for a in config.queue_agents("sales")] == ["ana@example.com", "luis@example.com"]
 
 
+def test_queue_senders_need_the_queue_address() -> None:
+    """`send_from` makes a queue's customers' mail come From its address, named by its from_name or ours;
+    a queue without an address has nothing to send from."""
+    config = parse_config(
+        minimal(
+            queues=[
+                {"name": "sales", "address": "sales@example.com", "send_from": True, "from_name": "ACME Sales"},
+                {"name": "billing", "address": "billing@example.com", "send_from": True},
+                {"name": "quiet", "address": "quiet@example.com"},
+            ]
+        ),
+        Path("/srv"),
+    )
+    assert config.queue_senders() == {
+        "sales": ("ACME Sales", "sales@example.com"),
+        "billing": (config.from_name, "billing@example.com"),
+    }
+    assert problems_of(minimal(queues=[{"name": "nowhere", "send_from": True}])) == [
+        "queues[0].send_from: the queue has no address to send from"
+    ]
+
+
 def test_own_addresses(full_config: Config) -> None:
     """maild's own addresses are the support address and every queue address, and nothing else."""
     assert full_config.own_addresses == frozenset({SUPPORT, "billing@example.com"})

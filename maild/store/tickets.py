@@ -112,6 +112,10 @@ class TicketQueries(QueryBase):
         ticket.tags, ticket.followers, ticket.linked = sorted(tags), sorted(followers), sorted(map(int, linked))
         return ticket
 
+    async def ticket_queue(self, ticket_id: int) -> str | None:
+        row = await self.one("SELECT queue FROM tickets WHERE id = ?", (ticket_id,))
+        return str(row[0]) if row else None
+
     async def count_tickets(self) -> dict[str, int]:
         rows = await self.all("SELECT status, count(*) FROM tickets GROUP BY status")
         return {str(r[0]): int(r[1]) for r in rows}
