@@ -21,6 +21,7 @@ import structlog
 from maild.blobs import BlobStore
 from maild.clock import to_iso
 from maild.config import Config
+from maild.handlers.thread import MAX_MERGE_STEPS
 from maild.store import Store, Tx
 from maild.store.erase import Erased
 from maild.worker import Worker
@@ -78,6 +79,17 @@ class Report:
         return "\n".join(lines)
 
 
+async def _final_target(tx: Tx, ticket_id: int) -> int:
+    """Where a chain of merges from ``ticket_id`` ends (merges go into unmerged tickets, which may be merged on
+    later; bounded as threading bounds it)."""
+    for _ in range(MAX_MERGE_STEPS):
+        ticket = await tx.get_ticket(ticket_id)
+        if ticket is None or ticket.merged_into is None:
+            break
+        ticket_id = ticket.merged_into
+    return ticket_id
+
+
 def _listed(ticket_ids: list[int], most: int = 20) -> str:
     """The ids, or the first ``most`` of them and how many more (a retention backlog may hold thousands)."""
     shown = ", ".join(map(str, ticket_ids[:most])) or "none"
@@ -127,10 +139,11 @@ async def erase_customer(store: Store, blobs: BlobStore, config: Config, address
         own = await tx.tickets_of_requester(address)
         closure = await tx.merged_into_these([ticket_id for ticket_id, merged_into in own if merged_into is None])
         for ticket_id, merged_into in own:
-            if ticket_id not in closure:
+            if ticket_id not in closure and merged_into is not None:
+                holder = await _final_target(tx, merged_into)
                 report.notes.append(
-                    f"ticket {ticket_id} was merged into {merged_into}, another customer's ticket that holds its"
-                    f" mail: erase {merged_into} too if it must go"
+                    f"ticket {ticket_id} was merged into {holder}, another customer's ticket that holds its"
+                    f" mail: erase {holder} too if it must go"
                 )
         for ticket_id in closure:
             ticket = await tx.get_ticket(ticket_id)

@@ -149,3 +149,24 @@ def test_a_long_list_of_tickets_is_cut_in_the_text_not_in_the_json() -> None:
     report = Report(applied=False, erased=Erased(tickets=list(range(1, 26))))
     assert report.as_text().startswith(f"would erase tickets: {', '.join(map(str, range(1, 21)))} and 5 more;")
     assert report.as_json()["tickets"] == list(range(1, 26))
+
+
+def test_a_customers_ticket_merged_on_into_another_customers_is_named_where_its_mail_lives(tmp_path: Path) -> None:
+    config = load_config(_config(tmp_path))
+
+    async def scenario() -> None:
+        store = await Store.open(config.db_path)
+        first, second, theirs = await _ticket(store), await _ticket(store), await _ticket(store, "other@example.net")
+        async with store.transaction() as tx:  # first merged into second, which was merged into theirs later
+            await tx.run("UPDATE tickets SET merged_into = ? WHERE id = ?", (second, first))
+            await tx.run("UPDATE tickets SET merged_into = ? WHERE id = ?", (theirs, second))
+        report = await erase_customer(store, BlobStore(config.blob_dir), config, CUSTOMER, apply=False)
+        assert report.erased.tickets == []
+        assert report.notes == [
+            f"ticket {t} was merged into {theirs}, another customer's ticket that holds its mail:"
+            f" erase {theirs} too if it must go"
+            for t in (first, second)
+        ]
+        await store.close()
+
+    asyncio.run(scenario())
