@@ -7,17 +7,19 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 import uvloop
 
-from maild import erase as erasure
-from maild.blobs import BlobStore
 from maild.config import Config, ConfigError, find_config_path, load_config
 from maild.logs import configure_logging
 from maild.store import Store, StoreError
 from maild.tokens import ticket_reference
+
+if TYPE_CHECKING:
+    from maild.blobs import BlobStore
+    from maild.erase import Report
 
 T = TypeVar("T")
 EX_TEMPFAIL = 75  # sysexits.h: the MTA keeps the mail and retries
@@ -250,7 +252,9 @@ def tick(config_path: str | None, now_text: str | None) -> None:
             count = await run_due(store, build_timer_actions(services), now)
             await send_due_digest(store, services.digests, now)  # logged; the line below counts timers
             if config.retention is not None:
-                await erasure.sweep(store, services.blobs, config.retention, now)  # logged too
+                from maild.erase import sweep
+
+                await sweep(store, services.blobs, config.retention, now)  # logged too
             return count
         finally:
             await store.close()
@@ -702,7 +706,9 @@ def erase_ticket(config_path: str | None, ticket_ids: list[int], apply: bool, as
     """Erase tickets and the tickets merged into them: messages, attachments, received and sent mail,
     history, time entries. IDs as 12, #12 or [ACME#12]."""
     config = read_config(config_path)
-    show_erasure(config, lambda store, blobs: erasure.erase_tickets(store, blobs, ticket_ids, apply=apply), as_json)
+    from maild.erase import erase_tickets
+
+    show_erasure(config, lambda store, blobs: erase_tickets(store, blobs, ticket_ids, apply=apply), as_json)
 
 
 @erase.command("customer")
@@ -711,10 +717,10 @@ def erase_ticket(config_path: str | None, ticket_ids: list[int], apply: bool, as
 def erase_customer(config_path: str | None, address: str, apply: bool, as_json: bool) -> None:
     """Erase the tickets ADDRESS opened (with those merged into them), its mail that opened none, mail to it,
     and its address among other tickets' followers and history."""
+    from maild.erase import erase_customer as erase_of
+
     config = read_config(config_path)
-    show_erasure(
-        config, lambda store, blobs: erasure.erase_customer(store, blobs, config, address, apply=apply), as_json
-    )
+    show_erasure(config, lambda store, blobs: erase_of(store, blobs, config, address, apply=apply), as_json)
 
 
 @erase.command("closed")
@@ -746,13 +752,19 @@ def erase_closed(config_path: str | None, before_text: str | None, apply: bool, 
         before = system_clock() - config.retention
     else:
         fail("--before DATE is needed when the config has no [retention] erase_closed_after")
-    show_erasure(config, lambda store, blobs: erasure.erase_closed(store, blobs, before, apply=apply), as_json)
+    from maild.erase import erase_closed
+
+    show_erasure(config, lambda store, blobs: erase_closed(store, blobs, before, apply=apply), as_json)
 
 
-def show_erasure(config: Config, erase: Callable[[Store, BlobStore], Awaitable[erasure.Report]], as_json: bool) -> None:
+def show_erasure(config: Config, erase: Callable[[Store, BlobStore], Awaitable[Report]], as_json: bool) -> None:
+    """Run an erasure (imported on use: `maild inject`, run by the MTA per mail, starts without it)."""
+    from maild.blobs import BlobStore
+    from maild.erase import EraseRefused
+
     try:
         report = run(lambda: with_store(config, lambda store: erase(store, BlobStore(config.blob_dir))))
-    except erasure.EraseRefused as exc:
+    except EraseRefused as exc:
         fail(str(exc))
     if as_json:
         emit_json(report.as_json())
