@@ -276,6 +276,12 @@ def ticket() -> None:
     "--assignee", default=None, help="Only tickets assigned to this agent (address or name); none: unassigned."
 )
 @click.option("--requester", default=None, help="Only tickets this customer opened (address).")
+@click.option(
+    "--text",
+    default=None,
+    metavar="WORDS",
+    help="Only tickets with every word in the subject or a message (ASCII letters without case).",
+)
 @limit_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def ticket_list(
@@ -284,6 +290,7 @@ def ticket_list(
     queues: tuple[str, ...],
     assignee: str | None,
     requester: str | None,
+    text: str | None,
     limit: int,
     as_json: bool,
 ) -> None:
@@ -304,6 +311,7 @@ def ticket_list(
                 queues=queues,
                 assignee=wanted_assignee,
                 requester=requester.strip().lower() if requester else None,
+                words=text.split() if text else (),
                 limit=fetch_limit(limit),
             )
         return [ticket_summary(t, config.ticket_prefix) for t in tickets]

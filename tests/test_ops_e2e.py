@@ -108,3 +108,27 @@ def test_metrics_endpoint_serves_prometheus_text(start_daemon: Callable[..., Dae
     assert "maild_processing_seconds_count 1" in text
     assert 'maild_processing_seconds_bucket{le="+Inf"} 1' in text
     assert "maild_outbox_backlog 0" in text and "maild_shunted 0" in text
+
+
+def test_ticket_list_finds_tickets_by_their_words(daemon: Daemon, smarthost: Smarthost) -> None:
+    """`maild ticket list --text` keeps the tickets with every word in the subject or in a message (an agent's
+    reply or note included), without case; `%` and `_` are plain characters."""
+    daemon.send(make_mail(subject="Printer on fire", body="Smoke everywhere."))
+    daemon.send(make_mail(subject="Invoice wrong", body="The total is 100% off."))
+    daemon.send(make_mail(subject="Fax broken", body="It beeps."))
+    daemon.wait_processed()
+    by_subject = {t["subject"]: t for t in daemon.tickets()}
+    fax = by_subject["Fax broken"]
+    daemon.send(
+        make_mail(sender=ANA, subject=f"Re: {fax['token']} {fax['subject']}", body="#internal\nSent RMA_4711 out."),
+        mail_from=ANA,
+    )
+    daemon.wait_processed()
+
+    def found(text: str) -> list[str]:
+        return [t["subject"] for t in daemon.tickets(text=text)]
+
+    assert found("rma_4711") == ["Fax broken"]  # in an agent's note
+    assert found("SMOKE printer") == ["Printer on fire"]  # a word of the subject and one of a message
+    assert found("100%") == ["Invoice wrong"] and found("1_0") == [] and found("smoke fax") == []
+    assert found("e") == ["Fax broken", "Invoice wrong", "Printer on fire"]  # newest first

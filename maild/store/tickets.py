@@ -165,10 +165,13 @@ class TicketQueries(QueryBase):
         queues: Sequence[str] = (),
         assignee: str | None = None,
         requester: str | None = None,
+        words: Sequence[str] = (),
         limit: int | None = 1000,
     ) -> list[Ticket]:
         """Newest first, each filter narrowing the list; ``assignee=""`` is the unassigned ones and
-        ``limit=None`` lists all."""
+        ``limit=None`` lists all. ``words`` must each be in the subject or in one of the ticket's messages
+        (as stored: new text, notes included), without case for ASCII letters; a walk of the tickets, newest
+        first, and of their messages by index, which stops at ``limit`` found."""
         sql, params = "SELECT * FROM tickets WHERE 1 = 1", list[Any]()
         for column, values in (("status", statuses), ("queue", queues)):
             if values:
@@ -180,6 +183,13 @@ class TicketQueries(QueryBase):
             sql, params = sql + " AND assignee = ?", [*params, assignee]
         if requester is not None:
             sql, params = sql + " AND requester = ?", [*params, requester]
+        for word in words:
+            pattern = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            sql += (
+                " AND (subject LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM messages m"
+                " WHERE m.ticket_id = tickets.id AND m.text LIKE ? ESCAPE '\\'))"
+            )
+            params += [pattern, pattern]
         sql, params = sql + " ORDER BY id DESC LIMIT ?", [*params, sql_limit(limit)]
         return [_ticket(row) for row in await self.all(sql, params)]
 
