@@ -19,7 +19,7 @@ from maild.clock import Clock, system_clock
 from maild.compose import Composer
 from maild.config import Config, ConfigError, load_config
 from maild.digest import AgentDigests, DigestWorker
-from maild.erase import RetentionWorker
+from maild.erase import Holdings, RetentionWorker
 from maild.handlers import build_handlers
 from maild.handlers.base import Services
 from maild.intake.imap import ImapPoller
@@ -105,7 +105,7 @@ class App:
         scheduler = Scheduler(store, build_timer_actions(services), wakeup=changed, on_fired=queued)
         sla_follower = SlaFollower(store, services.lifecycle, asyncio.Event(), on_changed=changed)
         digest = DigestWorker(store, services.digests, asyncio.Event(), on_queued=queued)
-        retention = RetentionWorker(store, services.blobs, config.retention, asyncio.Event())
+        retention = RetentionWorker(Holdings.of(store, config), config.retention, asyncio.Event())
         try:
             listener = SmtpListener(config, IntakeHandler(config, spooler)) if config.smtp.enabled else None
         except BaseException:
@@ -209,7 +209,7 @@ class App:
         self.sla_follower.wakeup.set()
         self.digest.digests = services.digests
         self.digest.wakeup.set()
-        self.retention.keep = config.retention
+        self.retention.where, self.retention.keep = Holdings.of(self.store, config), config.retention
         self.retention.wakeup.set()
         self.outbound.undelivered = build_undelivered(services)
         if self.listener:

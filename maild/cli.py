@@ -18,8 +18,7 @@ from maild.store import Store, StoreError
 from maild.tokens import ticket_reference
 
 if TYPE_CHECKING:
-    from maild.blobs import BlobStore
-    from maild.erase import Report
+    from maild.erase import Holdings, Report
 
 T = TypeVar("T")
 EX_TEMPFAIL = 75  # sysexits.h: the MTA keeps the mail and retries
@@ -252,9 +251,9 @@ def tick(config_path: str | None, now_text: str | None) -> None:
             count = await run_due(store, build_timer_actions(services), now)
             await send_due_digest(store, services.digests, now)  # logged; the line below counts timers
             if config.retention is not None:
-                from maild.erase import sweep
+                from maild.erase import Holdings, sweep
 
-                await sweep(store, services.blobs, config.retention, now)  # logged too
+                await sweep(Holdings.of(store, config), config.retention, now)  # logged too
             return count
         finally:
             await store.close()
@@ -716,7 +715,7 @@ def erase_ticket(config_path: str | None, ticket_ids: list[int], apply: bool, as
     config = read_config(config_path)
     from maild.erase import erase_tickets
 
-    show_erasure(config, lambda store, blobs: erase_tickets(store, blobs, ticket_ids, apply=apply), as_json)
+    show_erasure(config, lambda where: erase_tickets(where, ticket_ids, apply=apply), as_json)
 
 
 @erase.command("customer")
@@ -728,7 +727,7 @@ def erase_customer(config_path: str | None, address: str, apply: bool, as_json: 
     from maild.erase import erase_customer as erase_of
 
     config = read_config(config_path)
-    show_erasure(config, lambda store, blobs: erase_of(store, blobs, config, address, apply=apply), as_json)
+    show_erasure(config, lambda where: erase_of(where, config, address, apply=apply), as_json)
 
 
 @erase.command("closed")
@@ -762,16 +761,15 @@ def erase_closed(config_path: str | None, before_text: str | None, apply: bool, 
         fail("--before DATE is needed when the config has no [retention] erase_closed_after")
     from maild.erase import erase_closed
 
-    show_erasure(config, lambda store, blobs: erase_closed(store, blobs, before, apply=apply), as_json)
+    show_erasure(config, lambda where: erase_closed(where, before, apply=apply), as_json)
 
 
-def show_erasure(config: Config, erase: Callable[[Store, BlobStore], Awaitable[Report]], as_json: bool) -> None:
-    """Run an erasure (imported on use: `maild inject`, run by the MTA per mail, starts without it)."""
-    from maild.blobs import BlobStore
-    from maild.erase import EraseRefused
+def show_erasure(config: Config, erase: Callable[[Holdings], Awaitable[Report]], as_json: bool) -> None:
+    """Run an erasure over the store, the attachment files and IMAP intake's processed mailbox."""
+    from maild.erase import EraseRefused, Holdings
 
     try:
-        report = run(lambda: with_store(config, lambda store: erase(store, BlobStore(config.blob_dir))))
+        report = run(lambda: with_store(config, lambda store: erase(Holdings.of(store, config))))
     except EraseRefused as exc:
         fail(str(exc))
     if as_json:

@@ -4,8 +4,9 @@ to erasure of GDPR art. 17), as RT's shredder and Zammad's data privacy tasks do
 One transaction removes everything the store holds of them, or nothing; a dry run is the same transaction
 rolled back, so it reports exactly what `--yes` would remove. Attachment files that no message names any
 more are deleted inside it, while the store's write lock keeps the daemon from recording a mail that names
-one (a mail arriving later writes its file again). Copies outside the store (backups, logs, the MTA's
-queues, agents' mailboxes) are not maild's to reach; the report says so.
+one (a mail arriving later writes its file again). Once committed, the copies IMAP intake moved to its
+processed mailbox go too, found by Message-ID. Copies elsewhere (backups, logs, the MTA's queues, agents'
+mailboxes) are not maild's to reach; the report says so.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import aioimaplib
 import structlog
 
 from maild.blobs import BlobStore
 from maild.clock import to_iso
-from maild.config import Config
+from maild.config import Config, ImapIntake
 from maild.handlers.thread import MAX_MERGE_STEPS
+from maild.intake.imap import ImapError, delete_processed
 from maild.store import Store, Tx
 from maild.store.erase import Erased
 from maild.worker import Worker
@@ -30,8 +33,22 @@ log = structlog.get_logger("maild.erase")
 
 OUTSIDE = (
     "copies outside maild's store are not erased: backups, logs, the MTA's queues, agents' mailboxes,"
-    " an IMAP intake's processed mailbox, a file transport's folder"
+    " a file transport's folder"
 )
+
+
+@dataclass(frozen=True)
+class Holdings:
+    """What an erasure reaches: the store, the attachment files and, with IMAP intake on, the processed
+    mailbox where the intake moved each mail it took."""
+
+    store: Store
+    blobs: BlobStore
+    imap: ImapIntake | None = None
+
+    @classmethod
+    def of(cls, store: Store, config: Config) -> Holdings:
+        return cls(store, BlobStore(config.blob_dir), config.imap if config.imap.enabled else None)
 
 
 class EraseRefused(Exception):
@@ -44,6 +61,7 @@ class Report:
     erased: Erased
     notes: list[str] = field(default_factory=list)  # what else to know: what stays, and why; what goes too
     wal_emptied: bool | None = None  # after applying: False when a reader kept old pages in the WAL a while
+    imap_deleted: int | None = None  # copies deleted from the IMAP processed mailbox, once applied
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -52,6 +70,7 @@ class Report:
             "files": len(self.erased.unreferenced_files),
             "notes": self.notes,
             "wal_emptied": self.wal_emptied,
+            "imap_deleted": self.imap_deleted,
         }
 
     def as_text(self) -> str:
@@ -67,6 +86,10 @@ class Report:
                 f"{verb} the address among the followers of {erased.followed} other tickets and from"
                 f" {erased.history_mentions} entries of their history"
             )
+        if erased.imap_message_ids and not self.applied:
+            lines.append(f"would delete their copies ({len(erased.imap_message_ids)}) from the IMAP processed mailbox")
+        if self.imap_deleted is not None:
+            lines.append(f"deleted {self.imap_deleted} copies of them from the IMAP processed mailbox")
         lines += [f"note: {note}" for note in self.notes]
         if not self.applied:
             lines.append("nothing changed: run again with --yes to erase")
@@ -109,7 +132,7 @@ class _DryRun(Exception):
     """Raised inside the transaction to roll a dry run back."""
 
 
-async def erase_tickets(store: Store, blobs: BlobStore, ticket_ids: list[int], *, apply: bool) -> Report:
+async def erase_tickets(where: Holdings, ticket_ids: list[int], *, apply: bool) -> Report:
     """Erase the tickets and those merged into them; a merged ticket alone is refused, its mail lives on."""
 
     async def erase(tx: Tx, report: Report) -> None:
@@ -124,10 +147,10 @@ async def erase_tickets(store: Store, blobs: BlobStore, ticket_ids: list[int], *
                 )
         await tx.erase_tickets(await tx.merged_into_these(ticket_ids), report.erased)
 
-    return await _run(store, blobs, erase, apply=apply)
+    return await _run(where, erase, apply=apply)
 
 
-async def erase_customer(store: Store, blobs: BlobStore, config: Config, address: str, *, apply: bool) -> Report:
+async def erase_customer(where: Holdings, config: Config, address: str, *, apply: bool) -> Report:
     """Erase the tickets ``address`` opened (with those merged into them) and its traces elsewhere."""
     address = address.strip().lower()
     if "@" not in address:
@@ -168,12 +191,11 @@ async def erase_customer(store: Store, blobs: BlobStore, config: Config, address
                 f"{pending} mail(s) from {address} still wait in the spool: run this again once processed"
             )
 
-    return await _run(store, blobs, erase, apply=apply)
+    return await _run(where, erase, apply=apply)
 
 
 async def erase_closed(
-    store: Store,
-    blobs: BlobStore,
+    where: Holdings,
     before: datetime,
     *,
     apply: bool,
@@ -196,11 +218,11 @@ async def erase_closed(
         await tx.erase_tickets(await tx.merged_into_these([ticket_id for _, ticket_id in picked]), report.erased)
 
     while True:
-        await _transact(store, blobs, erase, report)
+        await _transact(where, erase, report)
         if page.taken < batch or (most is not None and page.total >= most) or stopping():
             break
     if apply and report.erased.tickets:
-        report.wal_emptied = await store.checkpoint()
+        await _finish(where, report)
     return report
 
 
@@ -212,11 +234,10 @@ class RetentionWorker(Worker):
 
     name = "retention"
 
-    def __init__(self, store: Store, blobs: BlobStore, keep: timedelta | None, wakeup: asyncio.Event) -> None:
+    def __init__(self, where: Holdings, keep: timedelta | None, wakeup: asyncio.Event) -> None:
         super().__init__(wakeup, poll_seconds=3600.0)
-        self.store = store
-        self.blobs = blobs
-        self.keep = keep  # replaced on reload
+        self.where = where  # replaced on reload, as is keep
+        self.keep = keep
 
     async def work(self) -> float | None:
         if self.keep is None:
@@ -224,44 +245,69 @@ class RetentionWorker(Worker):
         # A first sweep may find years of tickets: a share at a time keeps the report (the ids erased) small,
         # and the rest follows at once.
         # A shutdown waits for one batch at most.
-        report = await sweep(
-            self.store, self.blobs, self.keep, self.store.clock(), most=SWEEP_SHARE, stopping=lambda: self.stopping
-        )
+        now = self.where.store.clock()
+        report = await sweep(self.where, self.keep, now, most=SWEEP_SHARE, stopping=lambda: self.stopping)
         return 0.0 if len(report.erased.tickets) >= SWEEP_SHARE else None
 
 
 async def sweep(
-    store: Store,
-    blobs: BlobStore,
+    where: Holdings,
     keep: timedelta,
     now: datetime,
     most: int | None = None,
     stopping: Callable[[], bool] = lambda: False,
 ) -> Report:
     """One pass of the retention rule at ``now`` (the daemon hourly, `maild tick`); logged when it erased."""
-    report = await erase_closed(store, blobs, now - keep, apply=True, most=most, stopping=stopping)
+    report = await erase_closed(where, now - keep, apply=True, most=most, stopping=stopping)
     if report.erased.tickets:
         log.info("retention_erased", tickets=len(report.erased.tickets), closed_before=to_iso(now - keep))
     return report
 
 
-async def _run(
-    store: Store, blobs: BlobStore, erase: Callable[[Tx, Report], Awaitable[None]], *, apply: bool
-) -> Report:
+async def _run(where: Holdings, erase: Callable[[Tx, Report], Awaitable[None]], *, apply: bool) -> Report:
     report = Report(applied=apply, erased=Erased())
-    await _transact(store, blobs, erase, report)
+    await _transact(where, erase, report)
     if apply:
-        report.wal_emptied = await store.checkpoint()
+        await _finish(where, report)
     return report
 
 
-async def _transact(
-    store: Store, blobs: BlobStore, erase: Callable[[Tx, Report], Awaitable[None]], report: Report
-) -> None:
+async def _finish(where: Holdings, report: Report) -> None:
+    """After an erasure committed: the WAL emptied of the old pages, and IMAP intake's copies deleted."""
+    report.wal_emptied = await where.store.checkpoint()
+    erased, imap = report.erased, where.imap
+    ids = erased.imap_message_ids
+    if ids and imap is None:
+        report.notes.append(
+            f"{len(ids)} of the erased mails came by IMAP, which is off now: their copies may remain in the"
+            " processed mailbox it used (their Message-IDs are in --json)"
+        )
+    elif ids and imap is not None:
+        try:
+            report.imap_deleted = await delete_processed(imap, ids)
+        except (OSError, TimeoutError, aioimaplib.AioImapException, ImapError) as exc:
+            report.notes.append(
+                f"the IMAP server did not let maild delete the {len(ids)} copies in {imap.processed_mailbox}"
+                f" ({type(exc).__name__}: {exc}): delete them there (their Message-IDs are in --json)"
+            )
+        else:
+            if report.imap_deleted < len(ids):
+                report.notes.append(
+                    f"{len(ids) - report.imap_deleted} of the copies were not in {imap.processed_mailbox}"
+                    " (moved or deleted there already)"
+                )
+    if erased.imap_without_message_id:
+        report.notes.append(
+            f"{erased.imap_without_message_id} of the erased mails came by IMAP without a Message-ID to find"
+            " their copies by: look for them in the processed mailbox"
+        )
+
+
+async def _transact(where: Holdings, erase: Callable[[Tx, Report], Awaitable[None]], report: Report) -> None:
     """One erasure transaction: committed when the report applies, else rolled back."""
     files_before = len(report.erased.unreferenced_files)
     try:
-        async with store.transaction(check_references=False) as tx:
+        async with where.store.transaction(check_references=False) as tx:
             await tx.overwrite_deleted()
             await erase(tx, report)
             if not report.applied:
@@ -271,6 +317,6 @@ async def _transact(
             # the commit failed after this, the rows would stay without their files: erasing again ends it.
             # Only this transaction's: a file an earlier batch removed may have been written again since.
             for digest in report.erased.unreferenced_files[files_before:]:
-                blobs.remove(digest)
+                where.blobs.remove(digest)
     except _DryRun:
         pass

@@ -12,7 +12,7 @@ import pytest
 from maild.blobs import BlobStore
 from maild.clock import to_iso
 from maild.config import ConfigError, load_config
-from maild.erase import erase_closed, erase_customer, erase_tickets
+from maild.erase import Holdings, erase_closed, erase_customer, erase_tickets
 from maild.models import Envelope
 from maild.store import Store
 
@@ -57,8 +57,8 @@ def test_a_customer_erasure_reaches_bounces_and_mail_about_no_ticket_and_spares_
             envelope = Envelope("smtp", "Customer@Example.ORG", ("support@example.com",))
             waiting = await tx.insert_inbound(envelope, "mid:<w@c>", b"W")
             await tx.block_sender(CUSTOMER, "ana@example.com", ticket_id)
-        blobs = BlobStore(config.blob_dir)
-        report = await erase_customer(store, blobs, config, CUSTOMER, apply=True)
+        where = Holdings(store, BlobStore(config.blob_dir))
+        report = await erase_customer(where, config, CUSTOMER, apply=True)
         assert (report.erased.tickets, report.erased.sent, report.erased.received) == ([ticket_id], 2, 1)
         assert report.notes == [
             f"{CUSTOMER} stays blocked, so that its mail is still refused: `maild blocked remove {CUSTOMER}` lifts it",
@@ -85,12 +85,12 @@ def test_tickets_are_numbered_above_every_erased_one(tmp_path: Path) -> None:
     async def scenario() -> None:
         store = await Store.open(config.db_path)
         first, second, third = [await _ticket(store) for _ in range(3)]
-        blobs = BlobStore(config.blob_dir)
-        await erase_tickets(store, blobs, [third], apply=True)
+        where = Holdings(store, BlobStore(config.blob_dir))
+        await erase_tickets(where, [third], apply=True)
         assert await _ticket(store) == third + 1
-        await erase_tickets(store, blobs, [second], apply=True)  # not the highest: the floor stays
+        await erase_tickets(where, [second], apply=True)  # not the highest: the floor stays
         assert await _ticket(store) == third + 2
-        dry = await erase_tickets(store, blobs, [first], apply=False)
+        dry = await erase_tickets(where, [first], apply=False)
         assert dry.erased.tickets == [first] and not dry.applied
         async with store.snapshot() as tx:
             assert await tx.get_ticket(first) is not None  # a dry run changes nothing
@@ -125,12 +125,12 @@ def test_erasing_closed_tickets_goes_in_batches_oldest_first_and_a_dry_run_pages
             await _ticket(store, status="open", updated=to_iso(now - timedelta(days=90))),
             await _ticket(store, status="closed", updated=to_iso(now - timedelta(days=10))),
         ]
-        blobs = BlobStore(config.blob_dir)
-        dry = await erase_closed(store, blobs, now - timedelta(days=30), apply=False, batch=3)
-        halted = await erase_closed(store, blobs, now - timedelta(days=30), apply=False, batch=3, stopping=lambda: True)
+        where = Holdings(store, BlobStore(config.blob_dir))
+        dry = await erase_closed(where, now - timedelta(days=30), apply=False, batch=3)
+        halted = await erase_closed(where, now - timedelta(days=30), apply=False, batch=3, stopping=lambda: True)
         assert len(halted.erased.tickets) == 3  # a shutdown waits for one batch only
-        share = await erase_closed(store, blobs, now - timedelta(days=30), apply=True, batch=3, most=4)
-        rest = await erase_closed(store, blobs, now - timedelta(days=30), apply=True, batch=3)
+        share = await erase_closed(where, now - timedelta(days=30), apply=True, batch=3, most=4)
+        rest = await erase_closed(where, now - timedelta(days=30), apply=True, batch=3)
         # Batches of three, oldest first: (70, 60, 50 days), then the 40-day ones by id; each sorted by id.
         assert dry.erased.tickets == [old[1], old[2], old[3], old[0], old[4], old[5], old[6]]
         assert share.erased.tickets == dry.erased.tickets[:6] and rest.erased.tickets == dry.erased.tickets[6:]
@@ -160,7 +160,7 @@ def test_a_customers_ticket_merged_on_into_another_customers_is_named_where_its_
         async with store.transaction() as tx:  # first merged into second, which was merged into theirs later
             await tx.run("UPDATE tickets SET merged_into = ? WHERE id = ?", (second, first))
             await tx.run("UPDATE tickets SET merged_into = ? WHERE id = ?", (theirs, second))
-        report = await erase_customer(store, BlobStore(config.blob_dir), config, CUSTOMER, apply=False)
+        report = await erase_customer(Holdings(store, BlobStore(config.blob_dir)), config, CUSTOMER, apply=False)
         assert report.erased.tickets == []
         assert report.notes == [
             f"ticket {t} was merged into {theirs}, another customer's ticket that holds its mail:"

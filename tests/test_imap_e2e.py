@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -235,3 +236,35 @@ def test_a_surprise_in_a_session_is_logged_and_retried(
     assert counts == {"pending": 1}
     assert dovecot.message_ids(PROCESSED) == [message_id_of(raw)]
     assert dovecot.count("INBOX") == 0
+
+
+def test_erasing_a_customer_deletes_the_copies_imap_intake_kept(
+    start_daemon: Callable[..., Daemon],
+    smarthost: Smarthost,
+    dovecot: Dovecot,  # noqa: F811
+) -> None:
+    """IMAP intake moves each mail it took to its processed mailbox; `maild erase` deletes there the copies of
+    the mails it erases (found by Message-ID) and leaves the others. With the server down the erasure still
+    happens, and says which copies are left."""
+    other = "other@example.net"
+    mine, theirs = make_mail(subject="Erase me"), make_mail(sender=other, subject="Keep me a while")
+    dovecot.append(mine)
+    dovecot.append(theirs)
+    daemon = start_daemon(extra=imap_config(dovecot))
+    wait_until(lambda: len(daemon.tickets()) == 2 and dovecot.count(PROCESSED) == 2, 15, "two tickets, moved")
+
+    dry = daemon.cli("erase", "customer", CUSTOMER).stdout
+    assert "would delete their copies (1) from the IMAP processed mailbox" in dry
+    assert dovecot.count(PROCESSED) == 2
+    done = json.loads(daemon.cli("erase", "customer", CUSTOMER, "--yes", "--json").stdout)
+    assert done["imap_message_ids"] == [message_id_of(mine)] and done["imap_deleted"] == 1
+    assert dovecot.message_ids(PROCESSED) == [message_id_of(theirs)]
+
+    dovecot.stop()
+    down = json.loads(daemon.cli("erase", "customer", other, "--yes", "--json").stdout)
+    assert down["tickets"] and down["imap_deleted"] is None
+    assert [
+        n
+        for n in down["notes"]
+        if n.startswith(f"the IMAP server did not let maild delete the 1 copies in {PROCESSED}")
+    ]

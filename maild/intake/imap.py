@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import re
 import ssl
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.utils import parseaddr
@@ -140,52 +141,14 @@ class ImapPoller:
                 raise ConnectionResetError(f"connection lost ({exc})") from exc
             raise
         finally:
-            transport = client.protocol.transport
-            if transport is not None and not transport.is_closing():
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(client.logout(), timeout=5)
-            if transport is not None:
-                transport.close()
+            await _close(client)
 
     async def _connect(self) -> aioimaplib.IMAP4:
-        s = self.settings
-        if s.password_file is None:
-            raise ImapError("intake.imap.password_file is not set")
-        password = s.password_file.read_text(encoding="utf-8").strip()
-        timeout = 30.0
-        if s.tls == "implicit":
-            client: aioimaplib.IMAP4 = aioimaplib.IMAP4_SSL(host=s.host, port=s.port, timeout=timeout)
-        else:
-            client = aioimaplib.IMAP4(host=s.host, port=s.port, timeout=timeout)
-        # aioimaplib leaves commands waiting forever on a dead connection: end the session instead.
-        client.protocol.conn_lost_cb = self._connection_lost
-        await client.wait_hello_from_server()
-        if s.tls == "starttls":
-            await self._starttls(client)
-        response = await client.login(s.username, password)
-        if response.result != "OK":
-            raise ImapError(f"login refused for {s.username!r}")
-        return client
+        return await connect(self.settings, self._connection_lost)
 
     def _connection_lost(self, exc: Exception | None) -> None:
         if self._session_task is not None and not self._session_task.done():
             self._session_task.cancel()
-
-    async def _starttls(self, client: aioimaplib.IMAP4) -> None:
-        """Upgrade to TLS before logging in, or give up: never send the password in clear."""
-        protocol = client.protocol
-        await protocol.capability()
-        if "STARTTLS" not in protocol.capabilities:
-            raise ImapError("the server does not offer STARTTLS; refusing to log in without TLS")
-        response = await protocol.execute(aioimaplib.Command("STARTTLS", protocol.new_tag(), loop=protocol.loop))
-        if response.result != "OK":
-            raise ImapError("STARTTLS refused; refusing to log in without TLS")
-        loop = asyncio.get_running_loop()
-        context = ssl.create_default_context()
-        protocol.transport = await loop.start_tls(
-            protocol.transport, protocol, context, server_hostname=self.settings.host
-        )
-        await protocol.capability()
 
     async def _ensure_folder(self, client: aioimaplib.IMAP4, folder: str) -> None:
         response = await client.create(folder)
@@ -320,3 +283,83 @@ class ImapPoller:
                 await asyncio.wait_for(idle, timeout=10)
             else:
                 idle.cancel()
+
+
+async def connect(settings: ImapIntake, on_lost: Callable[[Exception | None], None] | None = None) -> aioimaplib.IMAP4:
+    """A logged-in session (TLS as configured); ``on_lost`` is told when the connection drops."""
+    if settings.password_file is None:
+        raise ImapError("intake.imap.password_file is not set")
+    password = settings.password_file.read_text(encoding="utf-8").strip()
+    timeout = 30.0
+    if settings.tls == "implicit":
+        client: aioimaplib.IMAP4 = aioimaplib.IMAP4_SSL(host=settings.host, port=settings.port, timeout=timeout)
+    else:
+        client = aioimaplib.IMAP4(host=settings.host, port=settings.port, timeout=timeout)
+    if on_lost is not None:
+        # aioimaplib leaves commands waiting forever on a dead connection: end the session instead.
+        client.protocol.conn_lost_cb = on_lost
+    await client.wait_hello_from_server()
+    if settings.tls == "starttls":
+        await _starttls(client, settings.host)
+    response = await client.login(settings.username, password)
+    if response.result != "OK":
+        raise ImapError(f"login refused for {settings.username!r}")
+    return client
+
+
+async def _starttls(client: aioimaplib.IMAP4, host: str) -> None:
+    """Upgrade to TLS before logging in, or give up: never send the password in clear."""
+    protocol = client.protocol
+    await protocol.capability()
+    if "STARTTLS" not in protocol.capabilities:
+        raise ImapError("the server does not offer STARTTLS; refusing to log in without TLS")
+    response = await protocol.execute(aioimaplib.Command("STARTTLS", protocol.new_tag(), loop=protocol.loop))
+    if response.result != "OK":
+        raise ImapError("STARTTLS refused; refusing to log in without TLS")
+    loop = asyncio.get_running_loop()
+    context = ssl.create_default_context()
+    protocol.transport = await loop.start_tls(protocol.transport, protocol, context, server_hostname=host)
+    await protocol.capability()
+
+
+async def delete_processed(settings: ImapIntake, message_ids: Sequence[str]) -> int:
+    """Delete from ``processed_mailbox`` the messages with these Message-IDs (`maild erase`: the copies IMAP
+    intake moved there); how many it deleted. Raises what a session can (OSError, ImapError, ...)."""
+    client = await connect(settings)
+    try:
+        response = await client.select(settings.processed_mailbox)
+        if response.result != "OK":
+            raise ImapError(f"cannot select {settings.processed_mailbox!r}")
+        uids: set[int] = set()
+        for message_id in message_ids:
+            if not message_id.isascii() or any(c in message_id for c in '"\\\r\n'):
+                continue  # not expressible as a plain quoted SEARCH string; the caller counts what is left
+            found = await client.uid_search(f'HEADER Message-ID "{message_id}"', charset=None)
+            if found.result != "OK":
+                raise ImapError("UID SEARCH failed")
+            uids.update(int(u) for line in found.lines[:1] for u in bytes(line).split() if u.isdigit())
+        if not uids:
+            return 0
+        uid_set = ",".join(map(str, sorted(uids)))
+        stored = await client.uid("store", uid_set, "+FLAGS.SILENT", r"(\Deleted)")
+        if stored.result != "OK":
+            raise ImapError(f"cannot flag messages in {settings.processed_mailbox!r} as deleted")
+        if client.has_capability("UIDPLUS"):
+            expunged = await client.uid("expunge", uid_set)
+        else:  # the processed mailbox is maild's own: what else is flagged deleted there goes too
+            expunged = await client.expunge()
+        if expunged.result != "OK":
+            raise ImapError(f"cannot expunge {settings.processed_mailbox!r}")
+        return len(uids)
+    finally:
+        await _close(client)
+
+
+async def _close(client: aioimaplib.IMAP4) -> None:
+    """Log out if the connection still stands, and close it in any case."""
+    transport = client.protocol.transport
+    if transport is not None and not transport.is_closing():
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(client.logout(), timeout=5)
+    if transport is not None:
+        transport.close()

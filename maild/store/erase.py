@@ -34,6 +34,8 @@ class Erased:
     followed: int = 0  # other tickets the customer was a follower of
     history_mentions: int = 0  # entries of other tickets naming the customer, now naming no one
     unreferenced_files: list[str] = field(default_factory=list)  # attachment files no message names any more
+    imap_message_ids: list[str] = field(default_factory=list)  # of received mails IMAP intake took: copies remain
+    imap_without_message_id: int = 0  # such mails with no Message-ID to find their copies by
 
 
 class EraseQueries(QueryBase):
@@ -103,7 +105,7 @@ class EraseQueries(QueryBase):
         others = await self.all(f"SELECT other_id, ticket_id FROM links WHERE ticket_id {IN_LIST}", (ids,))
         await self.many("DELETE FROM links WHERE ticket_id = ? AND other_id = ?", [tuple(row) for row in others])
         await self.run(f"DELETE FROM links WHERE ticket_id {IN_LIST}", (ids,))
-        erased.received += await self.blank_inbound([int(row[0]) for row in received])
+        await self.blank_inbound([int(row[0]) for row in received], erased)
         await self.run(f"UPDATE blocked_senders SET ticket_id = NULL WHERE ticket_id {IN_LIST}", (ids,))
         await self.run(f"DELETE FROM tickets WHERE id {IN_LIST}", (ids,))
         await self.run(
@@ -117,12 +119,18 @@ class EraseQueries(QueryBase):
             if await self.one("SELECT 1 FROM attachments WHERE sha256 = ?", (digest,)) is None:
                 erased.unreferenced_files.append(str(digest))
 
-    async def blank_inbound(self, inbound_ids: Sequence[int]) -> int:
-        """Keep the rows (and their dedupe keys), drop what the mail said and who sent it."""
-        return await self.run(
+    async def blank_inbound(self, inbound_ids: Sequence[int], erased: Erased) -> None:
+        """Keep the rows (and their dedupe keys), drop what the mail said and who sent it; note the
+        Message-IDs of those IMAP intake took, whose copies wait in its processed mailbox."""
+        ids = json.dumps(list(inbound_ids))
+        rows = await self.all(f"SELECT dedupe_key FROM inbound WHERE id {IN_LIST} AND source = 'imap'", (ids,))
+        keys = [str(row[0]) for row in rows]
+        erased.imap_message_ids += [key[len("mid:") :] for key in keys if key.startswith("mid:")]
+        erased.imap_without_message_id += sum(not key.startswith("mid:") for key in keys)
+        erased.received += await self.run(
             "UPDATE inbound SET raw = x'', mail_from = '', rcpt_to = '[]', peer = '', step = NULL, error = NULL,"
             f" ticket_id = NULL, state = ? WHERE id {IN_LIST}",
-            (ERASED, json.dumps(list(inbound_ids))),
+            (ERASED, ids),
         )
 
     async def erase_customer_traces(self, address: str, erased: Erased) -> None:
@@ -132,7 +140,7 @@ class EraseQueries(QueryBase):
             "SELECT id FROM inbound WHERE state IN (?, ?) AND ticket_id IS NULL AND lower(mail_from) = ?",
             (DROPPED, SHUNTED, address),
         )
-        erased.received += await self.blank_inbound([int(row[0]) for row in loose])
+        await self.blank_inbound([int(row[0]) for row in loose], erased)
         unticketed = await self.all(
             "SELECT id FROM outbox WHERE ticket_id IS NULL"
             " AND EXISTS (SELECT 1 FROM json_each(rcpt_to) WHERE lower(value) = ?)",
