@@ -226,6 +226,7 @@ async def erase_closed(
     return report
 
 
+IMAP_TIMEOUT = 120.0  # seconds for deleting an erasure's copies from IMAP intake's processed mailbox
 SWEEP_SHARE = 10_000  # tickets per pass of the daemon's retention sweep
 
 
@@ -284,7 +285,8 @@ async def _finish(where: Holdings, report: Report) -> None:
         )
     elif ids and imap is not None:
         try:
-            report.imap_deleted = await delete_processed(imap, ids)
+            # Bounded: aioimaplib leaves a command waiting for ever on a connection that died under it.
+            report.imap_deleted = await asyncio.wait_for(delete_processed(imap, ids), IMAP_TIMEOUT)
         except (OSError, TimeoutError, aioimaplib.AioImapException, ImapError) as exc:
             report.notes.append(
                 f"the IMAP server did not let maild delete the {len(ids)} copies in {imap.processed_mailbox}"
