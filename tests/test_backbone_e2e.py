@@ -8,6 +8,7 @@ import smtplib
 import socket
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -474,8 +475,8 @@ def test_a_long_ticket_still_threads_under_its_first_mail(daemon: Daemon, smarth
 
 def test_a_queue_that_sends_as_itself(start_daemon: Callable[..., Daemon], smarthost: Smarthost) -> None:
     """With `send_from`, the customers of a queue's tickets get its mail From the queue's address (and its
-    from_name), acknowledgements and relays alike, with support's envelope sender for the bounces; agents'
-    notices and other queues' mail stay From the support address."""
+    from_name), acknowledgements, relays and lifecycle mail alike, with support's envelope sender for the
+    bounces; agents' notices and other queues' mail stay From the support address."""
     daemon = start_daemon(
         extra='[[queues]]\nname = "sales"\naddress = "sales@example.com"\nsend_from = true\nfrom_name = "ACME Ventas"\n'
     )
@@ -491,7 +492,15 @@ def test_a_queue_that_sends_as_itself(start_daemon: Callable[..., Daemon], smart
     )
     [_, relay] = smarthost.wait_for(CUSTOMER, 2)
     assert relay["From"] == "ACME Ventas <sales@example.com>" and "Here it is." in relay.body
+    # Lifecycle mail too: waiting for the customer, who never answers, ends in a timer's mail.
+    daemon.send(make_mail(sender=ANA, subject=f"Re: {ticket['token']}", body="#wait customer\n"), mail_from=ANA)
+    daemon.wait_processed()
+    later = (datetime.now(UTC) + timedelta(days=8)).isoformat()
+    assert daemon.cli("tick", "--now", later).stdout.startswith("1 timer(s) run")
+    [_, _, closing] = smarthost.wait_for(CUSTOMER, 3)
+    assert "Closed for lack of response" in closing["Subject"]
+    assert closing["From"] == "ACME Ventas <sales@example.com>"
 
     daemon.send(make_mail(subject="Plain support"))
-    [_, _, plain] = smarthost.wait_for(CUSTOMER, 3)
+    [*_, plain] = smarthost.wait_for(CUSTOMER, 4)
     assert plain["From"] == f"ACME Support <{SUPPORT}>"
