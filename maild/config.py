@@ -207,6 +207,10 @@ class Config:
         """Addresses that are maild itself: never requesters, followers or recipients of relays."""
         return frozenset([self.support_address] + [q.address for q in self.queues if q.address])
 
+    def is_desk(self, address: str) -> bool:
+        """maild's own address or an agent's: never a customer to relay to, block, forward to or erase."""
+        return address in self.own_addresses or self.agent(address) is not None
+
 
 # --- loading ------------------------------------------------------------------------------------------
 

@@ -155,7 +155,7 @@ async def erase_customer(where: Holdings, config: Config, address: str, *, apply
     address = address.strip().lower()
     if "@" not in address:
         raise EraseRefused(f"not an address: {address!r}")
-    if config.agent(address) is not None or address in config.own_addresses:
+    if config.is_desk(address):
         raise EraseRefused(f"{address} is one of this desk's own addresses (an agent, the support or a queue)")
 
     async def erase(tx: Tx, report: Report) -> None:

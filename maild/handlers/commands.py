@@ -299,7 +299,7 @@ class ApplyCommands:
         return matches[0].email
 
     def check_outsider(self, address: str) -> None:
-        if address in self.config.own_addresses or self.config.agent(address) is not None:
+        if self.config.is_desk(address):
             raise Refused(Text("own address", address=address), Text("accepted outside address"))
 
     async def forward(self, ctx: Context, tx: Tx, address: str) -> None:

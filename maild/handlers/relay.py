@@ -20,9 +20,7 @@ class Relay:
             return CONTINUE
         ticket, config, mail = ctx.current_ticket, self.services.config, ctx.parsed
         customers = [
-            a
-            for a in dict.fromkeys([ticket.requester, *ticket.followers])
-            if a != ctx.sender and a not in config.own_addresses and config.agent(a) is None
+            a for a in dict.fromkeys([ticket.requester, *ticket.followers]) if a != ctx.sender and not config.is_desk(a)
         ]
         if not customers:
             ctx.notes.append("relay: nobody outside to send to")
