@@ -409,6 +409,16 @@ def _no_arguments(rest: str) -> None:
         raise Refused(Text("no arguments", got=repr(rest)), _NO_ARGUMENTS)
 
 
+def _alone(make: Callable[[], CommandArgs]) -> Callable[[str], CommandArgs]:
+    """The parser of a keyword that takes no arguments: #internal, #close, #digest, #block, #unblock."""
+
+    def parse(rest: str) -> CommandArgs:
+        _no_arguments(rest)
+        return make()
+
+    return parse
+
+
 def _address(token: str, accepted: Text) -> str:
     if not _ADDRESS.fullmatch(token):
         raise Refused(Text("not an address", got=repr(token)), accepted)
@@ -590,11 +600,6 @@ def _cc(rest: str) -> Cc:
     return Cc(add=added, remove=removed)
 
 
-def _internal(rest: str) -> Internal:
-    _no_arguments(rest)
-    return Internal()
-
-
 def _postpone(rest: str) -> Postpone:
     if not rest:
         raise Refused(Text("missing", what=Text("duration")), _POSTPONE_ACCEPTED)
@@ -637,26 +642,6 @@ def _language(rest: str) -> SetLanguage:
     return SetLanguage(_choose(rest, LANGUAGE_VALUES, Text("language"), _LANGUAGE_ACCEPTED))
 
 
-def _close(rest: str) -> Close:
-    _no_arguments(rest)
-    return Close()
-
-
-def _digest(rest: str) -> SendDigest:
-    _no_arguments(rest)
-    return SendDigest()
-
-
-def _block(rest: str) -> Block:
-    _no_arguments(rest)
-    return Block()
-
-
-def _unblock(rest: str) -> Unblock:
-    _no_arguments(rest)
-    return Unblock()
-
-
 PARSERS: dict[str, Callable[[str], CommandArgs]] = {
     "status": _status,
     "wait": _wait,
@@ -668,17 +653,17 @@ PARSERS: dict[str, Callable[[str], CommandArgs]] = {
     "category": _category,
     "tag": _tag,
     "cc": _cc,
-    "internal": _internal,
+    "internal": _alone(Internal),
     "postpone": _postpone,
     "link": _link,
     "forward": _forward,
     "requester": _requester,
-    "close": _close,
+    "close": _alone(Close),
     "merge": _merge,
     "language": _language,
-    "digest": _digest,
-    "block": _block,
-    "unblock": _unblock,
+    "digest": _alone(SendDigest),
+    "block": _alone(Block),
+    "unblock": _alone(Unblock),
 }
 
 # --- the text ------------------------------------------------------------------------------------------------

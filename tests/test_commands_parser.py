@@ -13,6 +13,7 @@ from maild.commands import (
     MAX_COMMANDS,
     PARSERS,
     Assign,
+    Block,
     Cc,
     Close,
     CommandArgs,
@@ -32,6 +33,7 @@ from maild.commands import (
     SetStatus,
     Tags,
     TimeEntry,
+    Unblock,
     Wait,
     parse_commands,
 )
@@ -548,14 +550,18 @@ def test_cc_refuses_empty_or_bad_addresses(line: str, reason: str) -> None:
         ("#cerrar", Close()),
         ("#digest", SendDigest()),
         ("#resumen", SendDigest()),
+        ("#block", Block()),
+        ("#desbloquear", Unblock()),
     ],
 )
 def test_internal_close_and_digest_take_no_arguments(line: str, args: CommandArgs) -> None:
-    """#internal, #close and #digest alone are valid commands."""
+    """#internal, #close, #digest, #block and #unblock alone are valid commands."""
     assert only_args(line) == args
 
 
-@pytest.mark.parametrize("line", ["#internal the customer is angry", "#close now", "#cerrar ya", "#digest please"])
+@pytest.mark.parametrize(
+    "line", ["#internal the customer is angry", "#close now", "#cerrar ya", "#digest please", "#block them all"]
+)
 def test_internal_close_and_digest_refuse_trailing_text(line: str) -> None:
     """Text after #internal, #close or #digest is an error, not silently dropped."""
     error = only_error(line)
