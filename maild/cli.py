@@ -712,9 +712,9 @@ def ticket_ids(ctx: click.Context, param: click.Parameter, values: tuple[str, ..
 def erase_ticket(config_path: str | None, ticket_ids: list[int], apply: bool, as_json: bool) -> None:
     """Erase tickets and the tickets merged into them: messages, attachments, received and sent mail,
     history, time entries. IDs as 12, #12 or [ACME#12]."""
-    config = read_config(config_path)
     from maild.erase import erase_tickets
 
+    config = read_config(config_path)
     show_erasure(config, lambda where: erase_tickets(where, ticket_ids, apply=apply), as_json)
 
 
@@ -747,6 +747,7 @@ def erase_closed(config_path: str | None, before_text: str | None, apply: bool, 
     from zoneinfo import ZoneInfo
 
     from maild.clock import system_clock
+    from maild.erase import erase_closed as erase_until
 
     config = read_config(config_path)
     if before_text is not None:
@@ -759,9 +760,7 @@ def erase_closed(config_path: str | None, before_text: str | None, apply: bool, 
         before = system_clock() - config.retention
     else:
         fail("--before DATE is needed when the config has no [retention] erase_closed_after")
-    from maild.erase import erase_closed
-
-    show_erasure(config, lambda where: erase_closed(where, before, apply=apply), as_json)
+    show_erasure(config, lambda where: erase_until(where, before, apply=apply), as_json)
 
 
 def show_erasure(config: Config, erase: Callable[[Holdings], Awaitable[Report]], as_json: bool) -> None:
