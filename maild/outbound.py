@@ -22,7 +22,7 @@ from maild.clock import Clock
 from maild.config import Outbound
 from maild.metrics import Metrics
 from maild.models import OutboundMail
-from maild.store import Store
+from maild.store import Store, Tx
 from maild.undelivered import UndeliveredNotice
 from maild.worker import Worker
 
@@ -196,55 +196,73 @@ class OutboundWorker(Worker):
         return (due - self.clock()).total_seconds() if due else None
 
     async def send_due(self) -> int:
-        """One pass over the mails due now; the number of attempts made."""
+        """One pass over the mails due now; the number of attempts made.
+
+        A mail sent is recorded at once, so a crash sends again at most the one in flight. Mails that went
+        nowhere (a smarthost down defers the whole batch) are recorded together when the batch ends, or with
+        the next mail sent: a retry pass over a long queue during an outage then costs one commit per
+        batch, not one per mail, and a crash before that commit only leaves them leased until `LEASE`."""
         async with self.store.transaction() as tx:
             batch = await tx.claim_due_mail(self.clock() + LEASE)
+        unsent: list[tuple[OutboundMail, Delivery]] = []
         try:
             for mail in batch:
-                await self._attempt(mail)
+                delivery = await self._deliver(mail)
+                unsent.append((mail, delivery))
+                if delivery.accepted:
+                    await self._record(unsent)
+                    unsent = []
         finally:
             await self.transport.end_batch()
+        if unsent:
+            await self._record(unsent)
         return len(batch)
 
-    async def _attempt(self, mail: OutboundMail) -> None:
+    async def _deliver(self, mail: OutboundMail) -> Delivery:
         try:
-            delivery = await self.transport.deliver(mail)
+            return await self.transport.deliver(mail)
         except Exception as exc:  # a transport bug must not kill the worker; retry like a 4xx.
-            delivery = Delivery(temporary={rcpt: f"{type(exc).__name__}: {exc}" for rcpt in mail.rcpt_to})
+            return Delivery(temporary={rcpt: f"{type(exc).__name__}: {exc}" for rcpt in mail.rcpt_to})
+
+    async def _record(self, attempts: list[tuple[OutboundMail, Delivery]]) -> None:
         async with self.store.transaction() as tx:
-            failures: list[dict[str, Any]] = await tx.mail_failures(mail.id)
-            failures += [{"rcpt": r, "error": e, "permanent": True} for r, e in delivery.permanent.items()]
-            give_up = self.clock() - mail.created_at >= self.settings.give_up_after
-            lost = {**delivery.permanent, **(delivery.temporary if give_up else {})}
-            if lost and self.undelivered is not None:
-                await self.undelivered.tell(tx, mail, lost)
-            if delivery.temporary and not give_up:
-                delay = min(self.settings.retry_base * 2 ** (mail.attempts - 1), self.settings.retry_max)
-                error = "; ".join(f"{r}: {e}" for r, e in delivery.temporary.items())
-                await tx.mark_retry(mail.id, self.clock() + delay, error, list(delivery.temporary), failures)
-                log.warning(
-                    "deliver_retry",
-                    outbox_id=mail.id,
-                    attempts=mail.attempts,
-                    error=error,
-                    retry_in=delay.total_seconds(),
-                )
-                return
-            failures += [{"rcpt": r, "error": e, "permanent": False} for r, e in delivery.temporary.items()]
-            if delivery.accepted:
-                await tx.mark_sent(mail.id, failures)
-                if self.metrics is not None:
-                    self.metrics.mails_out += 1
-                log.info(
-                    "delivered",
-                    outbox_id=mail.id,
-                    kind=mail.kind,
-                    ticket_id=mail.ticket_id,
-                    message_id=mail.message_id,
-                    accepted=delivery.accepted,
-                    failed=len(failures),
-                )
-            else:
-                error = "; ".join(f"{f['rcpt']}: {f['error']}" for f in failures)
-                await tx.mark_failed(mail.id, error, failures)
-                log.error("deliver_failed", outbox_id=mail.id, kind=mail.kind, ticket_id=mail.ticket_id, error=error)
+            for mail, delivery in attempts:
+                await self._record_one(tx, mail, delivery)
+
+    async def _record_one(self, tx: Tx, mail: OutboundMail, delivery: Delivery) -> None:
+        failures: list[dict[str, Any]] = await tx.mail_failures(mail.id)
+        failures += [{"rcpt": r, "error": e, "permanent": True} for r, e in delivery.permanent.items()]
+        give_up = self.clock() - mail.created_at >= self.settings.give_up_after
+        lost = {**delivery.permanent, **(delivery.temporary if give_up else {})}
+        if lost and self.undelivered is not None:
+            await self.undelivered.tell(tx, mail, lost)
+        if delivery.temporary and not give_up:
+            delay = min(self.settings.retry_base * 2 ** (mail.attempts - 1), self.settings.retry_max)
+            error = "; ".join(f"{r}: {e}" for r, e in delivery.temporary.items())
+            await tx.mark_retry(mail.id, self.clock() + delay, error, list(delivery.temporary), failures)
+            log.warning(
+                "deliver_retry",
+                outbox_id=mail.id,
+                attempts=mail.attempts,
+                error=error,
+                retry_in=delay.total_seconds(),
+            )
+            return
+        failures += [{"rcpt": r, "error": e, "permanent": False} for r, e in delivery.temporary.items()]
+        if delivery.accepted:
+            await tx.mark_sent(mail.id, failures)
+            if self.metrics is not None:
+                self.metrics.mails_out += 1
+            log.info(
+                "delivered",
+                outbox_id=mail.id,
+                kind=mail.kind,
+                ticket_id=mail.ticket_id,
+                message_id=mail.message_id,
+                accepted=delivery.accepted,
+                failed=len(failures),
+            )
+        else:
+            error = "; ".join(f"{f['rcpt']}: {f['error']}" for f in failures)
+            await tx.mark_failed(mail.id, error, failures)
+            log.error("deliver_failed", outbox_id=mail.id, kind=mail.kind, ticket_id=mail.ticket_id, error=error)

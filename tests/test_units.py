@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import email.encoders
 import email.policy
 import hashlib
 import re
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -22,11 +23,12 @@ from maild.app import build_services
 from maild.blobs import BlobStore
 from maild.commands import CommandError
 from maild.compose import LOOP_HEADER, MAX_REFERENCES, TICKET_HEADER, Composed, Composer, Draft, _trim
-from maild.config import Agent, load_config
+from maild.config import Agent, Outbound, load_config
 from maild.digest import Entry
 from maild.durations import format_duration, parse_duration
 from maild.mime import Part
-from maild.models import Attachment, Envelope, Message, Ticket
+from maild.models import Attachment, Envelope, Message, OutboundMail, Ticket
+from maild.outbound import Delivery, OutboundWorker
 from maild.render import Renderer, TemplateError, ticket_vars
 from maild.spool import dedupe_key
 from maild.statuses import (
@@ -849,6 +851,57 @@ def test_status_counts_are_exact_beyond_the_listing_limit(tmp_path: Path) -> Non
             assert await tx.count_mail_in_state("queued") == 1005
             assert await tx.count_mail_in_state("sent") == 0
             assert await tx.count_in_state("pending") == 3
+
+    _store_test(tmp_path, body)
+
+
+def test_unsent_mail_is_recorded_per_batch_and_sent_mail_at_once(tmp_path: Path) -> None:
+    """A mail sent is committed before the next is tried (a crash re-sends at most one); mails that went
+    nowhere wait for the next sent mail or the batch's end: one commit per batch while the smarthost is down."""
+    settings = Outbound("smtp", "127.0.0.1", 25, "none", tmp_path, *(timedelta(hours=1),) * 4)
+    outcomes = {"<1@x>": "451", "<2@x>": "451", "<3@x>": "250", "<4@x>": "550", "<5@x>": "451"}
+
+    class Scripted:
+        async def deliver(self, mail: OutboundMail) -> Delivery:
+            code = outcomes[mail.message_id]
+            if code == "250":
+                return Delivery(accepted=list(mail.rcpt_to))
+            errors = {rcpt: f"{code} no" for rcpt in mail.rcpt_to}
+            return Delivery(permanent=errors) if code == "550" else Delivery(temporary=errors)
+
+        async def end_batch(self) -> None:
+            pass
+
+    async def body(store: Store) -> None:
+        async with store.transaction() as tx:
+            for message_id in outcomes:
+                await tx.enqueue_mail(
+                    ticket_id=None, kind="ack", message_id=message_id, mail_from="s@x", rcpt_to=["c@x"], raw=b"x"
+                )
+        commits: list[dict[str, str]] = []
+        transaction = store.transaction
+
+        @contextlib.asynccontextmanager
+        async def counted(**kwargs: Any) -> AsyncIterator[Any]:
+            async with transaction(**kwargs) as tx:
+                yield tx
+            async with store.snapshot() as view:
+                rows = await view.all("SELECT message_id, state FROM outbox ORDER BY id")
+            commits.append({row["message_id"]: row["state"] for row in rows})
+
+        store.transaction = counted  # type: ignore[method-assign]
+        worker = OutboundWorker(store, settings, Scripted(), asyncio.Event(), store.clock)
+        assert await worker.send_due() == 5
+        claimed, with_the_sent_one, at_the_end = commits
+        assert set(claimed.values()) == {"sending"}
+        assert with_the_sent_one == {
+            "<1@x>": "queued",
+            "<2@x>": "queued",
+            "<3@x>": "sent",
+            "<4@x>": "sending",
+            "<5@x>": "sending",
+        }
+        assert at_the_end == {**with_the_sent_one, "<4@x>": "failed", "<5@x>": "queued"}
 
     _store_test(tmp_path, body)
 
