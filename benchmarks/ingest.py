@@ -1077,7 +1077,11 @@ PLANS: tuple[tuple[str, str, tuple[Any, ...]], ...] = (
         "SELECT * FROM tickets WHERE 1 = 1 AND assignee = ? ORDER BY id DESC LIMIT ?",
         ("assignee@b", 1000),
     ),
-    ("runner: pending spool", "SELECT id FROM inbound WHERE state = ? ORDER BY id LIMIT ?", ("pending", 100)),
+    (
+        "runner: pending spool",
+        "SELECT id, length(raw) FROM inbound WHERE state = ? ORDER BY id LIMIT ?",
+        ("pending", 100),
+    ),
     (
         "lifecycle: cancel timers",
         "UPDATE timers SET state = ?, done_at = ? WHERE ticket_id = ? AND state = ? AND kind IN (?)",

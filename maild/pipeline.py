@@ -1,9 +1,13 @@
 """The runner: takes spooled messages in arrival order and runs the pipeline's steps over each.
 
-Each message is processed in one transaction, so its ticket change and the mail it causes commit together;
-the decoding that needs no store comes before it (`Prepares`). A step that raises rolls the whole message
-back; the message is then shunted with the step's name and the error, kept intact, and `maild shunt replay`
-puts it back in line. Nothing is lost, nothing half-done.
+Each message is processed in its own savepoint of one transaction, so its ticket change and the mail it
+causes commit together; the decoding that needs no store comes before it (`Prepares`). A step that raises
+rolls the whole message back; the message is then shunted with the step's name and the error, kept intact,
+and `maild shunt replay` puts it back in line. Nothing is lost, nothing half-done.
+
+When several messages are waiting, up to `BATCH` small ones share the transaction (group commit, as the spool
+does for SMTP sessions): a commit and its fsync cost as much CPU as a third of a message's steps. Under
+light load each message still commits alone, at once.
 """
 
 from __future__ import annotations
@@ -22,6 +26,12 @@ from maild.store.inbound import DONE, DROPPED, PENDING, SHUNTED
 from maild.worker import Worker
 
 log = structlog.get_logger("maild.pipeline")
+
+# Messages per transaction at most, and the largest message that shares one. Four keep the event loop, which
+# runs the steps inline, from being held more than ~10 ms at a time; messages over 256 KiB (decoded in a
+# thread) commit alone, so a batch's raw and decoded mails stay within a few MiB.
+BATCH = 4
+BATCH_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -50,44 +60,59 @@ class Pipeline:
 
     async def process(self, inbound_id: int) -> Result | None:
         """Process one spooled message; None when it was not pending (someone else took it)."""
-        started = time.perf_counter()
-        result = await self._process(inbound_id)
-        if result is not None and self.metrics is not None:
-            self.metrics.observe_processing(time.perf_counter() - started)
-        return result
+        return (await self.process_batch([inbound_id]))[0]
 
-    async def _process(self, inbound_id: int) -> Result | None:
-        async with self.store.snapshot() as tx:
-            inbound = await tx.get_inbound(inbound_id)
-        if inbound is None or inbound.state != PENDING:
-            return None
-        ctx = Context(inbound=inbound)
-        try:
-            await self._prepare(ctx)
-            async with self.store.transaction() as tx:
-                if await tx.inbound_state(inbound_id) != PENDING:
-                    return None  # another process (maild inject, shunt replay) took it meanwhile
-                stop = await self._run_steps(ctx, tx)
-                ticket_id = ctx.ticket.id if ctx.ticket else None
-                state = DROPPED if stop else DONE
-                await tx.finish_inbound(inbound_id, state, ticket_id=ticket_id, error=stop.reason if stop else None)
-        except _StepFailed as failed:
-            log.error(
-                "shunted",
-                inbound_id=inbound_id,
-                step=failed.step,
-                error=str(failed.error),
-                exc_info=failed.error,
-            )
-            async with self.store.transaction() as tx:
-                await tx.finish_inbound(
-                    inbound_id,
-                    SHUNTED,
-                    step=failed.step,
-                    error=f"{type(failed.error).__name__}: {failed.error}"[:2000],
-                )
-            return Result(inbound_id, SHUNTED, reason=str(failed))
-        return Result(inbound_id, state, ticket_id, stop.reason if stop else None)
+    async def process_batch(self, inbound_ids: Sequence[int]) -> list[Result | None]:
+        """Process these spooled messages, in order, in one transaction; for each, its result, or None when
+        it was not pending. Each is decoded first, outside the transaction, and yields the event loop between
+        decodings so the SMTP sessions are served meanwhile."""
+        started = time.perf_counter()
+        prepared: list[Context | None] = []
+        failures: dict[int, _StepFailed] = {}
+        for number, inbound_id in enumerate(inbound_ids):
+            if number:
+                await asyncio.sleep(0)
+            async with self.store.snapshot() as tx:
+                inbound = await tx.get_inbound(inbound_id)
+            if inbound is None or inbound.state != PENDING:
+                prepared.append(None)
+                continue
+            ctx = Context(inbound=inbound)
+            try:
+                await self._prepare(ctx)
+            except _StepFailed as failed:
+                failures[inbound_id] = failed
+            prepared.append(ctx)
+        if not any(prepared):
+            return [None] * len(prepared)
+        async with self.store.transaction() as tx:
+            results = [
+                await self._in_transaction(tx, ctx, failures.get(ctx.inbound.id)) if ctx else None for ctx in prepared
+            ]
+        if self.metrics is not None:
+            seconds = time.perf_counter() - started  # each waited for the batch's commit
+            for _ in filter(None, results):
+                self.metrics.observe_processing(seconds)
+        return results
+
+    async def _in_transaction(self, tx: Tx, ctx: Context, failed: _StepFailed | None) -> Result | None:
+        inbound_id = ctx.inbound.id
+        if await tx.inbound_state(inbound_id) != PENDING:
+            return None  # another process (maild inject, shunt replay) took it meanwhile
+        if failed is None:
+            try:
+                async with tx.savepoint("message"):
+                    stop = await self._run_steps(ctx, tx)
+                    ticket_id = ctx.ticket.id if ctx.ticket else None
+                    state = DROPPED if stop else DONE
+                    await tx.finish_inbound(inbound_id, state, ticket_id=ticket_id, error=stop.reason if stop else None)
+                return Result(inbound_id, state, ticket_id, stop.reason if stop else None)
+            except _StepFailed as step_failed:
+                failed = step_failed
+        log.error("shunted", inbound_id=inbound_id, step=failed.step, error=str(failed.error), exc_info=failed.error)
+        error = f"{type(failed.error).__name__}: {failed.error}"[:2000]
+        await tx.finish_inbound(inbound_id, SHUNTED, step=failed.step, error=error)
+        return Result(inbound_id, SHUNTED, reason=str(failed))
 
     async def _prepare(self, ctx: Context) -> None:
         for handler in self.preparers:
@@ -147,14 +172,29 @@ class Runner(Worker):
         count = 0
         while not self.stopping:
             async with self.store.snapshot() as tx:
-                ids = await tx.pending_inbound_ids(limit=100)
-            if not ids:
+                waiting = await tx.pending_inbound_sizes(limit=100)
+            if not waiting:
                 break
-            for inbound_id in ids:
+            for batch in _batches(waiting):
                 if self.stopping:
                     break
-                if await self.pipeline.process(inbound_id) is not None:
-                    count += 1
+                processed = [result for result in await self.pipeline.process_batch(batch) if result]
+                count += len(processed)
+                if processed:
                     for event in self.on_processed:
                         event.set()
         return count
+
+
+def _batches(waiting: Sequence[tuple[int, int]]) -> list[list[int]]:
+    """Consecutive runs of up to `BATCH` messages of at most `BATCH_BYTES` each; a larger one goes alone."""
+    batches: list[list[int]] = []
+    shareable = False  # whether the last batch may take more
+    for inbound_id, size in waiting:
+        small = size <= BATCH_BYTES
+        if small and shareable and len(batches[-1]) < BATCH:
+            batches[-1].append(inbound_id)
+        else:
+            batches.append([inbound_id])
+        shareable = small
+    return batches

@@ -14,9 +14,9 @@ import pytest
 from maild.app import build_services
 from maild.config import load_config
 from maild.handlers import build_handlers
-from maild.handlers.base import Context, Outcome
+from maild.handlers.base import CONTINUE, Context, Outcome
 from maild.intake.smtp import IntakeHandler, SmtpListener
-from maild.pipeline import Pipeline
+from maild.pipeline import BATCH, Pipeline, Result, Runner
 from maild.spool import Spooler
 from maild.store import Store, Tx
 from tests.helpers import ANA, BILLING, CUSTOMER, SUPPORT, Daemon, Smarthost, make_mail, wait_until
@@ -145,6 +145,50 @@ def test_failed_step_shunts_the_message_and_replay_processes_it(daemon: Daemon, 
     assert json.loads(daemon.cli("shunt", "list", "--json").stdout) == []
     missing = daemon.cli("shunt", "replay", "9999", check=False)
     assert missing.returncode == 1 and "no shunted message 9999" in missing.stderr
+
+
+def test_messages_committed_together_are_shunted_alone(daemon: Daemon, smarthost: Smarthost) -> None:
+    """Messages waiting together share one transaction, each in its own savepoint: the one whose step raises
+    is shunted with nothing of it kept, and the others around it keep their tickets and acknowledgements."""
+    daemon.stop()
+    subjects = ["First", "Shunt me", "Third", "Fourth", "Fifth"]
+    asyncio.run(_drain_with_a_failure(daemon.config_path, subjects))
+    [shunted] = json.loads(daemon.cli("shunt", "list", "--json").stdout)
+    assert shunted["step"] == "explodes" and "disk on fire" in shunted["error"]
+    tickets = json.loads(daemon.cli("ticket", "list", "--json").stdout)
+    assert sorted(t["subject"] for t in tickets) == sorted(s for s in subjects if s != "Shunt me")
+    acks = [m for m in json.loads(daemon.cli("outbox", "list", "--json").stdout) if m["kind"] == "customer.ack"]
+    assert len(acks) == 4
+
+
+async def _drain_with_a_failure(config_path: Path, subjects: list[str]) -> None:
+    """Spool one mail per subject, then drain the spool as the daemon does, through a pipeline with a step
+    that raises for the subject "Shunt me" after its ticket was made."""
+
+    class ExplodesOnce(_Explodes):
+        async def process(self, ctx: Context, tx: Tx) -> Outcome:
+            assert ctx.mail is not None
+            return await super().process(ctx, tx) if ctx.mail.subject == "Shunt me" else CONTINUE
+
+    config = load_config(config_path)
+    store = await Store.open(config.db_path)
+    try:
+        for subject in subjects:
+            await Spooler(store).put(_envelope(), make_mail(subject=subject, sender=f"{len(subject)}{CUSTOMER}"))
+        handlers = build_handlers(build_services(config, store.clock))
+        broken = Pipeline(store, [*handlers[:7], ExplodesOnce(), *handlers[7:]])
+        batches: list[list[int]] = []
+        process_batch = broken.process_batch
+
+        async def recorded(inbound_ids: list[int]) -> list[Result | None]:
+            batches.append(list(inbound_ids))
+            return await process_batch(inbound_ids)
+
+        broken.process_batch = recorded  # type: ignore[method-assign, assignment]
+        assert await Runner(store, broken, asyncio.Event(), ()).drain() == len(subjects)
+        assert [len(batch) for batch in batches] == [BATCH, len(subjects) - BATCH]
+    finally:
+        await store.close()
 
 
 def test_shunt_and_outbox_lists_say_when_they_are_cut(daemon: Daemon, smarthost: Smarthost) -> None:

@@ -31,10 +31,12 @@ class InboundQueries(QueryBase):
         )
         return int(row[0]) if row else None
 
-    async def pending_inbound_ids(self, limit: int = 100) -> list[int]:
-        """Spooled messages not yet processed, oldest first (arrival order matters for threading)."""
-        rows = await self.all("SELECT id FROM inbound WHERE state = ? ORDER BY id LIMIT ?", (PENDING, limit))
-        return [int(row[0]) for row in rows]
+    async def pending_inbound_sizes(self, limit: int = 100) -> list[tuple[int, int]]:
+        """Spooled messages not yet processed, oldest first, with the size of each raw message."""
+        rows = await self.all(
+            "SELECT id, length(raw) FROM inbound WHERE state = ? ORDER BY id LIMIT ?", (PENDING, limit)
+        )
+        return [(int(row[0]), int(row[1])) for row in rows]
 
     async def get_inbound(self, inbound_id: int) -> Inbound | None:
         row = await self.one("SELECT * FROM inbound WHERE id = ?", (inbound_id,))
