@@ -53,6 +53,7 @@ def build_services(config: Config, clock: Clock) -> Services:
         clock=clock,
         lifecycle=lifecycle,
         digests=AgentDigests(config, lifecycle, renderer, outbox),
+        timers=TimerActions(config, lifecycle, renderer, outbox),
     )
 
 
@@ -61,7 +62,7 @@ def build_undelivered(services: Services) -> UndeliveredNotice:
 
 
 def build_timer_actions(services: Services) -> TimerActions:
-    return TimerActions(services.config, services.lifecycle, services.renderer, services.outbox)
+    return services.timers
 
 
 def build_pipeline(services: Services, store: Store, metrics: Metrics | None = None) -> Pipeline:

@@ -88,6 +88,9 @@ class Lifecycle:
             "customer_seconds": customer_seconds,
             "clock_since": now,
         }
+        if ticket.status == RESOLVED and status != CLOSED:
+            # Reopened: no longer resolved, so no resolution (history keeps it; resolved_at keeps the first).
+            changes.update(resolution_method=None, resolution_note=None)
         if ticket.status == WAITING_CUSTOMER and ticket.clock_since:
             # The SLA clock paused while we waited for the customer: the due dates move back by the open
             # time that passed.

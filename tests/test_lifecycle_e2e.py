@@ -87,6 +87,32 @@ def test_feedback_window_closes_by_itself_then_a_reply_spawns_a_linked_ticket(
     assert daemon.ticket(ticket["id"])["status"] == "closed"
 
 
+def test_a_reply_after_the_window_finds_the_ticket_closed_though_no_timer_ran(
+    start_daemon: Callable[..., Daemon], smarthost: Smarthost
+) -> None:
+    """With nothing running the timers (the daemon down, or `maild inject` with `maild tick` from cron), a
+    reply after the feedback window still closes the old ticket and opens a new one linked to it; the
+    reopened resolution is cleared from a ticket a reply inside the window reopens."""
+    daemon = start(start_daemon, window="3s")
+    ticket = new_ticket(daemon, smarthost)
+    agent_mail(daemon, ticket, "#resolve rejected\nNot ours to fix.")
+    assert daemon.ticket(ticket["id"])["resolution"] == {"method": "rejected", "note": None}
+    customer_mail(daemon, ticket, "But it is!")  # inside the window: reopens
+    reopened = daemon.ticket(ticket["id"])
+    assert reopened["status"] == "open" and reopened["resolution"] is None and reopened["resolved_by"] == ANA
+    agent_mail(daemon, ticket, "#resolve responded\nFixed now.")
+    assert daemon.stop() == 0
+    time.sleep(3.5)
+    daemon.cli("inject", stdin=make_mail(subject=f"Re: {ticket['token']} Printer on fire", body="New problem."))
+    old = daemon.ticket(ticket["id"])
+    assert old["status"] == "closed"
+    assert ("resolved", "closed", "timer: feedback window ended") in {
+        (h["old"], h["new"], h["cause"]) for h in old["history"]
+    }
+    [newer] = [t for t in daemon.tickets() if t["id"] != ticket["id"]]
+    assert old["linked"] == [newer["id"]] and newer["status"] == "new"
+
+
 def test_waiting_customer_reply_reopens_and_counts_customer_time(
     start_daemon: Callable[..., Daemon], smarthost: Smarthost
 ) -> None:

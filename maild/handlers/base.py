@@ -16,6 +16,7 @@ from maild.mime import ParsedMail
 from maild.models import Inbound, Message, Ticket
 from maild.outbox import Outbox
 from maild.render import Renderer
+from maild.scheduler import TimerActions
 from maild.store import Tx
 
 
@@ -30,6 +31,7 @@ class Services:
     blobs: BlobStore
     clock: Clock
     digests: AgentDigests  # the agents' digest, for `#digest`
+    timers: TimerActions  # what a due timer does: the scheduler's, and `thread` catching up a ticket's
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""thread: find the ticket a mail belongs to, by the subject token or by In-Reply-To/References."""
+"""thread: find the ticket a mail belongs to, by the subject token or by In-Reply-To/References, and bring it up
+to date: its timers that are due run first, as the scheduler would have run them."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ class Thread:
 
     def __init__(self, services: Services) -> None:
         self.prefix = services.config.ticket_prefix
+        self.timers = services.timers
+        self.clock = services.clock
 
     async def process(self, ctx: Context, tx: Tx) -> Outcome:
         mail = ctx.parsed
@@ -23,6 +26,7 @@ class Thread:
             if ctx.ticket:
                 ctx.notes.append(f"threaded by token {ticket_id}")
                 await self.follow_merges(ctx, tx)
+                await self.catch_up(ctx, tx)
                 return CONTINUE
         # References lists the thread oldest first, In-Reply-To names the parent: parent first.
         candidates = [*mail.references, *mail.in_reply_to]
@@ -34,6 +38,7 @@ class Thread:
             ctx.ticket = await tx.get_ticket(referenced)
             ctx.notes.append(f"threaded by reference to {referenced}")
             await self.follow_merges(ctx, tx)
+            await self.catch_up(ctx, tx)
         return CONTINUE
 
     async def follow_merges(self, ctx: Context, tx: Tx) -> None:
@@ -44,3 +49,19 @@ class Thread:
                 return
             ctx.notes.append(f"ticket {ctx.ticket.id} was merged into {ctx.ticket.merged_into}")
             ctx.ticket = await tx.get_ticket(ctx.ticket.merged_into)
+
+    async def catch_up(self, ctx: Context, tx: Tx) -> None:
+        """Run the ticket's due timers before the mail touches it. Without a running scheduler (`maild inject`
+        with `maild tick` from cron, or a daemon that was down) a reply after the feedback window would
+        otherwise reopen a ticket that is closed by then, instead of opening a new one."""
+        if ctx.ticket is None:
+            return
+        now, ran = self.clock(), False
+        for timer in await tx.pending_timers(ctx.ticket.id):
+            if timer.due_at > now:
+                break
+            if await tx.finish_timer(timer.id):
+                ctx.notes.append(f"due timer {timer.kind}: {await self.timers.run(tx, timer)}")
+                ran = True
+        if ran:
+            ctx.ticket = await tx.get_ticket(ctx.ticket.id)
