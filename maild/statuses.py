@@ -28,13 +28,16 @@ RESOLUTION_METHODS: tuple[str, ...] = ("responded", "no_response", "rejected", "
 
 _WORKING = (OPEN, WAITING_CUSTOMER, WAITING_THIRD_PARTY, WAITING_UNTIL, RESOLVED, CLOSED)
 
+# An agent may hand a ticket in work back to the to-do pile (`#status new`, as RT's open → new), and at its
+# date a waiting_until ticket returns there by itself.
+_ANY = frozenset({NEW, *_WORKING})
+
 TRANSITIONS: dict[str, frozenset[str]] = {
     NEW: frozenset(_WORKING),
-    OPEN: frozenset(_WORKING) - {OPEN},
-    WAITING_CUSTOMER: frozenset(_WORKING) - {WAITING_CUSTOMER},
-    WAITING_THIRD_PARTY: frozenset(_WORKING) - {WAITING_THIRD_PARTY},
-    # At its date a waiting_until ticket returns to the to-do pile, as new.
-    WAITING_UNTIL: frozenset({NEW, *_WORKING}) - {WAITING_UNTIL},
+    OPEN: _ANY - {OPEN},
+    WAITING_CUSTOMER: _ANY - {WAITING_CUSTOMER},
+    WAITING_THIRD_PARTY: _ANY - {WAITING_THIRD_PARTY},
+    WAITING_UNTIL: _ANY - {WAITING_UNTIL},
     # A reply inside the feedback window reopens; the end of the window closes.
     RESOLVED: frozenset({OPEN, CLOSED}),
     # Final: a later mail spawns a new ticket linked to this one.
@@ -50,9 +53,14 @@ class TransitionRefused(ValueError):
         super().__init__(self.reason)
 
 
+def allowed_from(old: str) -> list[str]:
+    """The statuses ``old`` may move to, in the usual order."""
+    return [s for s in STATUSES if s in TRANSITIONS.get(old, frozenset())]
+
+
 def check_transition(old: str, new: str) -> None:
     """Raise TransitionRefused unless ``old`` → ``new`` is allowed (staying put is always allowed)."""
     if old == new:
         return
     if new not in TRANSITIONS.get(old, frozenset()):
-        raise TransitionRefused(old, new, ", ".join(s for s in STATUSES if s in TRANSITIONS.get(old, frozenset())))
+        raise TransitionRefused(old, new, ", ".join(allowed_from(old)))

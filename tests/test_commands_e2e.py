@@ -207,6 +207,61 @@ def test_requester_opens_a_ticket_for_a_customer_who_is_told(daemon: Daemon, sma
     assert told["From"] == f"ACME Support <{SUPPORT}>"
 
 
+def test_a_ticket_opened_for_a_customer_is_the_agents_first_reply(daemon: Daemon, smarthost: Smarthost) -> None:
+    """The agent wrote first: the ticket is theirs, open, its first response given; no colleague is told of
+    a "new ticket" nobody needs to pick up."""
+    daemon.send(
+        make_mail(sender=ANA, subject="Your invoice", body="#requester carmen@example.org\nHello Carmen.\n"),
+        mail_from=ANA,
+    )
+    smarthost.wait_for("carmen@example.org")
+    [ticket] = daemon.tickets()
+    detail = daemon.ticket(ticket["id"])
+    assert (detail["requester"], detail["status"], detail["assignee"]) == ("carmen@example.org", "open", ANA)
+    assert "first_responded_at" in {h["field"] for h in detail["history"]}
+    daemon.wait_processed()
+    assert smarthost.to(LUIS) == []
+
+
+def test_a_refused_mail_opens_no_ticket_for_the_customer_it_names(daemon: Daemon, smarthost: Smarthost) -> None:
+    """`#requester` is a command like the others: refused with them, it gives nobody's ticket to the customer
+    (the mail stays on a ticket of the agent's own, as a note), and the customer is not written to."""
+    daemon.send(
+        make_mail(
+            sender=ANA,
+            cc=["carmen@example.org"],
+            subject="On behalf",
+            body="#requester carmen@example.org\n#priority bogus\nHello Carmen.\n",
+        ),
+        mail_from=ANA,
+    )
+    wait_until(lambda: smarthost.matching(ANA, "Commands refused"), 10, "the refusal")
+    [ticket] = daemon.tickets()
+    detail = daemon.ticket(ticket["id"])
+    assert detail["requester"] == ANA and detail["followers"] == []
+    assert [m["visibility"] for m in detail["messages"]] == ["internal"]
+    assert smarthost.to("carmen@example.org") == []
+
+
+def test_a_mail_of_commands_alone_is_no_reply(daemon: Daemon, smarthost: Smarthost) -> None:
+    """Commands without a word for the customer do not take the ticket nor meet its first response: the
+    customer got nothing. `#status new` hands a ticket back to the pile."""
+    ticket = new_ticket(daemon, smarthost)
+    agent_mail(daemon, ticket, "#tag +triaged\n#priority high\n", sender=LUIS)
+    detail = daemon.ticket(ticket["id"])
+    assert (detail["status"], detail["assignee"], detail["tags"]) == ("new", None, ["triaged"])
+    assert "first_responded_at" not in {h["field"] for h in detail["history"]}
+    agent_mail(daemon, ticket, "Looking into it.\n")
+    assert daemon.ticket(ticket["id"])["assignee"] == ANA  # the real reply takes it
+    agent_mail(daemon, ticket, "#status new\n#assign none\n")
+    detail = daemon.ticket(ticket["id"])
+    assert (detail["status"], detail["assignee"]) == ("new", None)
+    agent_mail(daemon, ticket, "#resolve responded\nDone.\n")
+    agent_mail(daemon, ticket, "#status new\n")  # refused: what it accepts is where a resolved ticket may go
+    [refusal] = wait_until(lambda: smarthost.matching(ANA, "Commands refused"), 10, "the refusal")
+    assert "accepted: one of open, closed" in refusal.body
+
+
 def test_assign_queue_category_cc_link_postpone_forward(daemon: Daemon, smarthost: Smarthost) -> None:
     """The remaining commands change what `ticket show --json` reports, each in the history."""
     other = new_ticket(daemon, smarthost, subject="Older problem")

@@ -82,6 +82,27 @@ def test_stranger_quoting_a_token_gets_nothing_and_follows_nothing(daemon: Daemo
     assert STRANGER not in detail["followers"]
     assert detail["status"] == "open"
     assert smarthost.to(STRANGER) == []
+    # Kept for agents only: not part of the public thread a #forward sends.
+    assert [m["visibility"] for m in detail["messages"] if m["from"] == STRANGER] == ["internal"]
+    daemon.send(
+        make_mail(sender=ANA, subject=f"Re: {ticket['token']}", body="#forward partner@vendor.example\nPlease check."),
+        mail_from=ANA,
+    )
+    [forward] = smarthost.wait_for("partner@vendor.example")
+    assert "Hello, my printer is on fire." in forward.body and "Show me the ticket" not in forward.body
+
+
+def test_stranger_quoting_a_closed_tickets_token_learns_nothing_of_it(daemon: Daemon, smarthost: Smarthost) -> None:
+    """A closed ticket's token from someone outside it opens a plain new ticket: not linked to the old one,
+    and an acknowledgement that does not name it."""
+    ticket = new_ticket(daemon, smarthost)
+    daemon.send(make_mail(sender=ANA, subject=f"Re: {ticket['token']}", body="#close\n"), mail_from=ANA)
+    daemon.wait_processed()
+    daemon.send(make_mail(sender=STRANGER, subject=f"Re: {ticket['token']}", body="Hi."), mail_from=STRANGER)
+    [ack] = smarthost.wait_for(STRANGER)
+    [newer] = [t for t in daemon.tickets() if t["id"] != ticket["id"]]
+    assert newer["token"] in ack["Subject"] and ticket["token"] not in ack.body + ack["Subject"]
+    assert daemon.ticket(newer["id"])["linked"] == [] and daemon.ticket(ticket["id"])["linked"] == []
 
 
 def test_daemon_keeps_serving_after_hostile_input(daemon: Daemon, smarthost: Smarthost) -> None:

@@ -218,12 +218,13 @@ def test_dedupe_key_is_stable() -> None:
 
 # --- statuses -------------------------------------------------------------------------------------------
 
-# The moves CONTRACT §3 implies, written out independently of maild/statuses.py.
+# The moves CONTRACT §3 implies, written out independently of maild/statuses.py. A ticket in work may go
+# back to new (RT's open → new): "nobody has picked it up" again.
 EXPECTED_MOVES: dict[str, set[str]] = {
     NEW: {OPEN, WAITING_CUSTOMER, WAITING_THIRD_PARTY, WAITING_UNTIL, RESOLVED, CLOSED},
-    OPEN: {WAITING_CUSTOMER, WAITING_THIRD_PARTY, WAITING_UNTIL, RESOLVED, CLOSED},
-    WAITING_CUSTOMER: {OPEN, WAITING_THIRD_PARTY, WAITING_UNTIL, RESOLVED, CLOSED},
-    WAITING_THIRD_PARTY: {OPEN, WAITING_CUSTOMER, WAITING_UNTIL, RESOLVED, CLOSED},
+    OPEN: {NEW, WAITING_CUSTOMER, WAITING_THIRD_PARTY, WAITING_UNTIL, RESOLVED, CLOSED},
+    WAITING_CUSTOMER: {NEW, OPEN, WAITING_THIRD_PARTY, WAITING_UNTIL, RESOLVED, CLOSED},
+    WAITING_THIRD_PARTY: {NEW, OPEN, WAITING_CUSTOMER, WAITING_UNTIL, RESOLVED, CLOSED},
     WAITING_UNTIL: {NEW, OPEN, WAITING_CUSTOMER, WAITING_THIRD_PARTY, RESOLVED, CLOSED},
     RESOLVED: {OPEN, CLOSED},
     CLOSED: set(),

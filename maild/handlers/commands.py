@@ -43,7 +43,7 @@ from maild.durations import format_duration
 from maild.handlers.base import CONTINUE, Context, Outcome, Services, Stop
 from maild.refusals import Text
 from maild.render import ticket_vars
-from maild.statuses import CLOSED, RESOLVED, STATUSES, TransitionRefused, check_transition
+from maild.statuses import CLOSED, RESOLVED, TransitionRefused, allowed_from, check_transition
 from maild.store import Tx
 from maild.tokens import format_token
 
@@ -150,7 +150,8 @@ class ApplyCommands:
         try:
             check_transition(ticket.status, status)
         except TransitionRefused as exc:
-            raise Refused(exc.reason, Text("accepted one of", values=", ".join(STATUSES))) from None
+            allowed = ", ".join(allowed_from(ticket.status)) or Text("nowhere")
+            raise Refused(exc.reason, Text("accepted one of", values=allowed)) from None
         for name, new in {"status": status, **changes}.items():
             if getattr(ticket, name) != new:
                 ctx.changes.append((name, self.shown(getattr(ticket, name)), self.shown(new)))

@@ -15,7 +15,12 @@ class Lifecycle:
 
     async def process(self, ctx: Context, tx: Tx) -> Outcome:
         # Machine mail never moves a ticket: an out-of-office is not an answer.
-        if ctx.automatic or ctx.created or ctx.spoofed:
+        if ctx.automatic or ctx.spoofed:
+            return CONTINUE
+        if ctx.created:
+            # An agent's mail that opened a ticket for a customer ("#requester") is its first reply.
+            if ctx.agent is not None and ctx.current_ticket.requester != ctx.agent.email:
+                await self.agent_replied(ctx, tx)
             return CONTINUE
         if ctx.agent is not None:
             await self.agent_replied(ctx, tx)
@@ -24,12 +29,13 @@ class Lifecycle:
         return CONTINUE
 
     async def agent_replied(self, ctx: Context, tx: Tx) -> None:
-        # A public reply takes the ticket unless commands said otherwise; an internal note is not a reply,
-        # but "#assign me" in one still takes a new ticket into work.
+        # A public reply takes the ticket unless commands said otherwise. An internal note is not a reply, nor
+        # is a mail of commands alone (the customer gets nothing), but "#assign me" in one still takes a new
+        # ticket into work.
         assert ctx.agent is not None
         ticket, actor = ctx.current_ticket, ctx.agent.email
         commanded = {field for field, _, _ in ctx.changes}
-        if ctx.internal:
+        if ctx.internal or not (ctx.text.strip() or ctx.parsed.attachments):
             if ticket.status == NEW and ticket.assignee == actor and "status" not in commanded:
                 ctx.ticket = await self.lifecycle.move(tx, ticket, OPEN, actor, "agent took it")
             return

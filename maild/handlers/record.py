@@ -28,8 +28,9 @@ class Record:
             inbound_id=ctx.inbound.id,
             # Direction says which side speaks: agents' mail goes out to the customer, the rest comes in.
             direction="out" if ctx.agent and not ctx.automatic else "in",
-            # Machine mail is kept for agents but is no part of the conversation with the customer.
-            visibility="internal" if ctx.internal or ctx.automatic or ctx.spoofed else "public",
+            # Machine mail, and a stranger's who quoted the token, is kept for agents but is no part of the
+            # conversation with the customer (nor of what `#forward` sends).
+            visibility="internal" if ctx.internal or ctx.automatic or ctx.spoofed or not ctx.participant else "public",
             author=ctx.sender,
             message_id=mail.message_id,
             subject=mail.subject,

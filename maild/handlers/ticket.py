@@ -20,10 +20,15 @@ class OpenTicket:
 
     async def process(self, ctx: Context, tx: Tx) -> Outcome:
         old = ctx.ticket
-        # Closed is final: a person writing into it starts a new ticket linked to the old one. Agents' mail and
-        # machine mail stay on the closed ticket for the record.
+        # Closed is final: a person writing into it starts a new ticket, linked to the old one when they took
+        # part in it; a stranger quoting its token learns nothing of it. Agents' mail and machine mail stay on
+        # the closed ticket for the record.
         if old is not None and old.status == CLOSED and ctx.agent is None and not ctx.automatic:
-            ctx.ticket, ctx.spawned_from = None, old.id
+            ctx.ticket = None
+            if ctx.sender in (old.requester, *old.followers):
+                ctx.spawned_from = old.id
+            else:
+                ctx.notes.append(f"closed ticket {old.id} is not the sender's: a new ticket, not linked")
         if ctx.ticket is None:
             await self.create(ctx, tx)
             if old is not None and ctx.spawned_from:
@@ -36,11 +41,11 @@ class OpenTicket:
     async def create(self, ctx: Context, tx: Tx) -> None:
         mail = ctx.parsed
         recipients = [*ctx.inbound.envelope.rcpt_to, *mail.to, *mail.cc]
-        # An agent's "#requester ADDR" opens the ticket on behalf of that customer.
-        on_behalf = [c.args.address for c in ctx.commands if isinstance(c.args, Requester)]
         ticket = await tx.create_ticket(
             subject=strip_tokens(mail.subject, self.config.ticket_prefix),
-            requester=on_behalf[-1] if on_behalf else ctx.sender,
+            # An agent's "#requester ADDR" then gives it to that customer, with the mail's other commands: a
+            # refused mail leaves it the agent's own.
+            requester=ctx.sender,
             queue=self.config.queue_for([r.lower() for r in recipients]),
             priority="normal",
             language=customer_language(
@@ -63,5 +68,6 @@ class OpenTicket:
         )
 
     def followers(self, ctx: Context, addresses: list[str]) -> list[str]:
-        excluded = {ctx.sender, ctx.current_ticket.requester, *self.config.own_addresses}
+        on_behalf = {c.args.address for c in ctx.commands if isinstance(c.args, Requester)}
+        excluded = {ctx.sender, ctx.current_ticket.requester, *on_behalf, *self.config.own_addresses}
         return [a for a in dict.fromkeys(addresses) if a not in excluded and self.config.agent(a) is None]
