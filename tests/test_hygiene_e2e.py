@@ -105,6 +105,20 @@ def test_stranger_quoting_a_closed_tickets_token_learns_nothing_of_it(daemon: Da
     assert daemon.ticket(newer["id"])["linked"] == [] and daemon.ticket(ticket["id"])["linked"] == []
 
 
+def test_a_mail_from_nobody_is_kept_and_opens_no_ticket(daemon: Daemon, smarthost: Smarthost) -> None:
+    """No From: and a null envelope sender (over SMTP), or no From: and no --from (maild inject): nobody to
+    open a ticket for or to answer. The mail is kept, dropped with that reason, and shows in `dropped list`."""
+    daemon.send(b"Subject: hi\r\nMessage-ID: <nobody@x>\r\n\r\nbody\r\n", mail_from="")
+    daemon.cli("inject", stdin=b"hello world, this is not a mail\n")
+    daemon.wait_processed()
+    assert daemon.tickets() == []
+    dropped = json.loads(daemon.cli("dropped", "list", "--json").stdout)
+    assert [d["error"] for d in dropped] == ["no sender address"] * 2
+    daemon.cli("inject", stdin=make_mail())  # a From: is enough
+    smarthost.wait_for(CUSTOMER)
+    assert [t["requester"] for t in daemon.tickets()] == [CUSTOMER]
+
+
 def test_daemon_keeps_serving_after_hostile_input(daemon: Daemon, smarthost: Smarthost) -> None:
     """Fuzzer seeds and broken MIME sent over SMTP are kept or marked; a normal mail afterwards still works."""
     seeds = sorted((CORPORA / "python-library-fuzzers-corp-email").glob("*"))[:60]

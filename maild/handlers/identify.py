@@ -19,6 +19,9 @@ class Identify:
         mail = ctx.parsed
         envelope_from = ctx.inbound.envelope.mail_from.strip("<>").lower()
         ctx.sender = mail.from_address or envelope_from
+        if not ctx.sender and not ctx.automatic:
+            # Not a mail anyone can be answered at (no From:, a null or absent envelope sender): kept, no ticket.
+            return Stop("no sender address")
         agent = self.config.agent(ctx.sender) if ctx.sender else None
         security = self.config.security
         if agent is not None and security.agent_auth == "authentication-results":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from maild.commands import Requester
 from maild.config import LANGUAGES
-from maild.handlers.base import CONTINUE, Context, Outcome, Services
+from maild.handlers.base import CONTINUE, Context, Outcome, Services, Stop
 from maild.language import customer_language
 from maild.statuses import CLOSED, NEW
 from maild.store import Tx
@@ -30,6 +30,8 @@ class OpenTicket:
             else:
                 ctx.notes.append(f"closed ticket {old.id} is not the sender's: a new ticket, not linked")
         if ctx.ticket is None:
+            if not ctx.sender:
+                return Stop("no sender address")  # machine mail that names no ticket and nobody
             await self.create(ctx, tx)
             if old is not None and ctx.spawned_from:
                 await tx.link_tickets(ctx.current_ticket.id, old.id, ctx.sender, "reply to a closed ticket")
