@@ -6,13 +6,15 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, TypeVar
+from zoneinfo import ZoneInfo
 
 import click
 import uvloop
 
-from maild.config import Config, ConfigError, find_config_path, load_config
+from maild.config import DEFAULT_QUEUE, Config, ConfigError, ConfigFileError, find_config_path, load_config
 from maild.logs import configure_logging
 from maild.store import Store, StoreError
 from maild.tokens import ticket_reference
@@ -22,6 +24,12 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 EX_TEMPFAIL = 75  # sysexits.h: the MTA keeps the mail and retries
+SQLITE_INTEGER_MAX = 2**63 - 1  # a larger id or limit cannot reach SQLite at all (OverflowError)
+# Row ids as typed (`shunt replay ID`, `outbox retry ID`): what SQLite can hold, so a huge one is a usage error.
+ROW_ID = click.IntRange(min=1, max=SQLITE_INTEGER_MAX)
+# Instants a person may ask about: the margins leave room for the durations the commands add or take away
+# (retention, SLA times, a report's last day), so no date arithmetic leaves Python's years 1 to 9999.
+EARLIEST, LATEST = datetime(1900, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -39,19 +47,40 @@ def config_option(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
-def ticket_id(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+class TicketRef(NamedTuple):
+    """A ticket as typed, its token's prefix kept: only the config knows whether ``[OTHER#1]`` is ours."""
+
+    id: int
+    prefix: str  # "ACME" of [ACME#12] or ACME#12; "" for 12 or #12
+    text: str
+
+
+def ticket_id(ctx: click.Context, param: click.Parameter, value: str | None) -> TicketRef | None:
     """A ticket as people copy it from a subject: 12, #12, ACME#12 or [ACME#12]."""
     if value is None:
         return None
     found = ticket_reference(value.strip())
     if found is None or found < 1:
         raise click.BadParameter(f"not a ticket: {value!r} (12, #12 or [ACME#12])")
-    return found
+    prefix = value.strip().lstrip("[").partition("#")[0].strip() if "#" in value else ""
+    return TicketRef(found, prefix, value)
+
+
+def own_ticket(config: Config, ref: TicketRef) -> int:
+    """The id of a ticket of this desk: a token with another prefix names another desk's ticket, never ours."""
+    if ref.prefix and ref.prefix.casefold() != config.ticket_prefix.casefold():
+        fail(f"not a ticket of this desk: {ref.text!r} (this desk's tokens are [{config.ticket_prefix}#12])")
+    return ref.id
 
 
 def limit_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    # One less than SQLite's largest integer: fetch_limit asks for one row more.
     return click.option(
-        "--limit", type=click.IntRange(min=0), default=1000, show_default=True, help="At most this many; 0 lists all."
+        "--limit",
+        type=click.IntRange(min=0, max=SQLITE_INTEGER_MAX - 1),
+        default=1000,
+        show_default=True,
+        help="At most this many; 0 lists all.",
     )(command)
 
 
@@ -66,6 +95,33 @@ def shown(rows: list[T], limit: int, which: str) -> list[T]:
         click.echo(f"maild: only the {which} {limit} shown; --limit 0 lists them all", err=True)
         return rows[:limit]
     return rows
+
+
+def desk_instant(config: Config, text: str, option: str, example: str) -> datetime:
+    """An instant a person typed, in UTC; without an offset it is the desk's time (``[maild] timezone``), as
+    `#wait until` reads dates."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        fail(f"{option}: not an ISO 8601 date or instant: {text!r} (e.g. {example})")
+    return in_range(moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo(config.timezone)), option, text)
+
+
+def desk_day_start(config: Config, day: date, option: str) -> datetime:
+    """Midnight of ``day`` in the desk's time zone, in UTC."""
+    return in_range(datetime.combine(day, time(), ZoneInfo(config.timezone)), option, day.isoformat())
+
+
+def in_range(moment: datetime, option: str, given: str) -> datetime:
+    """``moment`` (typed as ``given``) in UTC, refused in one line when it lies outside the years the commands
+    can compute with."""
+    try:
+        inside = EARLIEST <= moment.astimezone(UTC) <= LATEST
+    except OverflowError:  # in UTC it is before year 1 or after 9999
+        inside = False
+    if not inside:
+        fail(f"{option}: out of range: {given} (from {EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d})")
+    return moment.astimezone(UTC)
 
 
 def read_config(config_path: str | None) -> Config:
@@ -119,6 +175,8 @@ class MaildGroup(click.Group):
         except click.Abort:
             click.echo("maild: aborted", err=True)
             sys.exit(1)
+        except StoreError as exc:  # the data folder or database, whichever command met it (inject has its own)
+            fail(str(exc))
         sys.exit(code if isinstance(code, int) else 0)
 
 
@@ -150,9 +208,12 @@ def serve(config_path: str | None) -> None:
 @config_option
 def check_config(config_path: str | None) -> None:
     """Validate the config; print one line per problem."""
-    path = find_config_path(config_path)
     try:
+        path = find_config_path(config_path)
         config = load_config(path)
+    except ConfigFileError as exc:  # its line names the file, or the places tried, already
+        click.echo(exc.problems[0])
+        sys.exit(1)
     except ConfigError as exc:
         for problem in exc.problems:
             click.echo(f"{path}: {problem}")
@@ -223,42 +284,39 @@ def inject(config_path: str | None, mail_from: str, rcpt_to: tuple[str, ...]) ->
 
 @main.command()
 @config_option
-@click.option("--now", "now_text", default=None, metavar="ISO8601", help="The instant to run for (default: now).")
+@click.option(
+    "--now",
+    "now_text",
+    default=None,
+    metavar="ISO8601",
+    help="The instant to run for (default: now); without an offset, in the config's [maild] timezone.",
+)
 def tick(config_path: str | None, now_text: str | None) -> None:
     """Run the lifecycle timers due at that instant, send the agents' digest if it is due then, and erase the
     tickets `[retention]` says were closed long enough (the daemon does all this by itself; for operators and
     tests)."""
-    from datetime import UTC
-
     from maild.app import build_services, build_timer_actions
-    from maild.clock import from_iso, system_clock
+    from maild.clock import system_clock
     from maild.digest import send_due_digest
     from maild.scheduler import run_due
 
     config = read_config(config_path)
     configure_logging(config.log_level, sys.stderr)
-    try:
-        now = from_iso(now_text) if now_text else system_clock()
-    except ValueError:
-        fail(f"--now: not an ISO 8601 instant: {now_text!r} (e.g. 2026-12-01T09:00:00+01:00)")
+    now = system_clock() if now_text is None else desk_instant(config, now_text, "--now", "2026-12-01T09:00:00+01:00")
 
-    async def action() -> int:
+    async def action(store: Store) -> int:
         # The timers judge the ticket as of --now; what is written (history, outbox) is stamped with the real
         # time, so the mail the timers queue goes out at once.
-        store = await Store.open(config.db_path)
         services = build_services(config, lambda: now)
-        try:
-            count = await run_due(store, build_timer_actions(services), now)
-            await send_due_digest(store, services.digests, now)  # logged; the line below counts timers
-            if config.retention is not None:
-                from maild.erase import Holdings, sweep
+        count = await run_due(store, build_timer_actions(services), now)
+        await send_due_digest(store, services.digests, now)  # logged; the line below counts timers
+        if config.retention is not None:
+            from maild.erase import Holdings, sweep
 
-                await sweep(Holdings.of(store, config), config.retention, now)  # logged too
-            return count
-        finally:
-            await store.close()
+            await sweep(Holdings.of(store, config), config.retention, now)  # logged too
+        return count
 
-    count = run(action)
+    count = run(lambda: with_store(config, action))
     click.echo(f"{count} timer(s) run at {now.astimezone(UTC).isoformat(timespec='seconds')}")
 
 
@@ -301,6 +359,7 @@ def ticket_list(
     for status in statuses:
         if status not in STATUSES:
             fail(f"--status: unknown status {status!r} (one of {', '.join(STATUSES)})")
+    known_queues(config, queues)
     wanted_assignee = None if assignee is None else assignee_filter(config, assignee)
 
     async def action(store: Store) -> list[dict[str, Any]]:
@@ -322,6 +381,15 @@ def ticket_list(
         click.echo(table(rows, ["token", "status", "queue", "requester", "assignee", "subject"]))
 
 
+def known_queues(config: Config, given: tuple[str, ...]) -> None:
+    """``--queue`` names one of the config's queues or the default one, as ``#queue`` does: a typo is an error,
+    not an empty list."""
+    known = list(dict.fromkeys([DEFAULT_QUEUE, *(q.name for q in config.queues)]))
+    for queue in given:
+        if queue not in known:
+            fail(f"--queue: unknown queue {queue!r} (one of {', '.join(known)})")
+
+
 def assignee_filter(config: Config, given: str) -> str:
     """``--assignee``'s address: an address as given, an agent's name looked up, ``none`` as ""."""
     wanted = given.strip()
@@ -340,25 +408,26 @@ def assignee_filter(config: Config, given: str) -> str:
 @config_option
 @click.argument("ticket_id", callback=ticket_id)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def ticket_show(config_path: str | None, ticket_id: int, as_json: bool) -> None:
+def ticket_show(config_path: str | None, ticket_id: TicketRef, as_json: bool) -> None:
     """Show one ticket with its timeline and history."""
     from maild.lifecycle import Lifecycle
     from maild.views import ticket_detail, ticket_text
 
     config = read_config(config_path)
+    number = own_ticket(config, ticket_id)
 
     async def action(store: Store) -> dict[str, Any] | None:
         async with store.snapshot() as tx:
-            found = await tx.get_ticket(ticket_id)
+            found = await tx.get_ticket(number)
             if found is None:
                 return None
-            messages, history = await tx.messages(ticket_id), await tx.history(ticket_id)
-            entries, clock = await tx.time_entries(ticket_id), Lifecycle(config, store.clock).live_clock(found)
+            messages, history = await tx.messages(number), await tx.history(number)
+            entries, clock = await tx.time_entries(number), Lifecycle(config, store.clock).live_clock(found)
             return ticket_detail(found, config.ticket_prefix, messages, history, entries, clock)
 
     detail = run(lambda: with_store(config, action))
     if detail is None:
-        fail(f"no ticket {ticket_id}")
+        fail(f"no ticket {number}")
     if as_json:
         emit_json(detail)
     else:
@@ -394,7 +463,7 @@ def shunt_list(config_path: str | None, limit: int, as_json: bool) -> None:
 
 @shunt.command("replay")
 @config_option
-@click.argument("inbound_id", type=int)
+@click.argument("inbound_id", type=ROW_ID)
 def shunt_replay(config_path: str | None, inbound_id: int) -> None:
     """Process a shunted message again (after fixing its cause)."""
     from maild.store.inbound import SHUNTED
@@ -452,7 +521,7 @@ def dropped_list(config_path: str | None, sender: str | None, limit: int, as_jso
 
 @dropped.command("replay")
 @config_option
-@click.argument("inbound_id", type=int)
+@click.argument("inbound_id", type=ROW_ID)
 def dropped_replay(config_path: str | None, inbound_id: int) -> None:
     """Process a dropped message again, one that reached no ticket (a blocked sender's, once unblocked)."""
     from maild.store.inbound import DROPPED
@@ -479,11 +548,11 @@ def report() -> None:
 def report_time(config_path: str | None, start: str, end: str, by: str, as_csv: bool, as_json: bool) -> None:
     """Billable and non-billable minutes per requester, agent, queue or ticket, days in the config's zone."""
     import csv
-    from datetime import date, datetime, time, timedelta
-    from zoneinfo import ZoneInfo
 
     from maild.views import table
 
+    if as_csv and as_json:
+        fail("--csv and --json: choose one")
     config = read_config(config_path)
     try:
         first, last = date.fromisoformat(start), date.fromisoformat(end)
@@ -491,9 +560,10 @@ def report_time(config_path: str | None, start: str, end: str, by: str, as_csv: 
         fail("--from/--to: expected dates like 2026-11-01")
     if last < first:
         fail("--to is before --from")
-    zone = ZoneInfo(config.timezone)
-    since = datetime.combine(first, time(), zone)
-    until = datetime.combine(last + timedelta(days=1), time(), zone)
+    since = desk_day_start(config, first, "--from")
+    desk_day_start(config, last, "--to")  # in range, so the day after it is a date too
+    # The report ends at the desk's next midnight, 23 or 25 hours later on the days clocks change.
+    until = desk_day_start(config, last + timedelta(days=1), "--to")
 
     async def action(store: Store) -> list[dict[str, Any]]:
         async with store.snapshot() as tx:
@@ -522,17 +592,20 @@ def outbox() -> None:
 @click.option("--ticket", "ticket_id", callback=ticket_id, default=None, help="Only mail about this ticket.")
 @limit_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def outbox_list(config_path: str | None, state: str | None, ticket_id: int | None, limit: int, as_json: bool) -> None:
+def outbox_list(
+    config_path: str | None, state: str | None, ticket_id: TicketRef | None, limit: int, as_json: bool
+) -> None:
     """List outbound mail."""
     from maild.views import outbound_json, table
 
     config = read_config(config_path)
+    about = None if ticket_id is None else own_ticket(config, ticket_id)
 
     async def action(store: Store) -> list[dict[str, Any]]:
         async with store.snapshot() as tx:
             return [
                 outbound_json(m, await tx.bounces_of(m.id))
-                for m in await tx.list_mail(state=state, ticket_id=ticket_id, limit=fetch_limit(limit))
+                for m in await tx.list_mail(state=state, ticket_id=about, limit=fetch_limit(limit))
             ]
 
     rows = shown(run(lambda: with_store(config, action)), limit, "oldest")
@@ -546,7 +619,7 @@ def outbox_list(config_path: str | None, state: str | None, ticket_id: int | Non
 
 @outbox.command("retry")
 @config_option
-@click.argument("outbox_id", type=int)
+@click.argument("outbox_id", type=ROW_ID)
 def outbox_retry(config_path: str | None, outbox_id: int) -> None:
     """Send a failed (or waiting) mail again now; the running daemon picks it up."""
 
@@ -561,7 +634,7 @@ def outbox_retry(config_path: str | None, outbox_id: int) -> None:
 
 @outbox.command("drop")
 @config_option
-@click.argument("outbox_id", type=int)
+@click.argument("outbox_id", type=ROW_ID)
 def outbox_drop(config_path: str | None, outbox_id: int) -> None:
     """Give up on a queued or failed mail (it is kept, marked dropped)."""
 
@@ -702,20 +775,21 @@ def erase_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return config_option(command)
 
 
-def ticket_ids(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[int]:
+def ticket_ids(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[TicketRef]:
     return [found for value in values if (found := ticket_id(ctx, param, value)) is not None]
 
 
 @erase.command("ticket")
 @erase_options
 @click.argument("ticket_ids", nargs=-1, required=True, callback=ticket_ids)
-def erase_ticket(config_path: str | None, ticket_ids: list[int], apply: bool, as_json: bool) -> None:
+def erase_ticket(config_path: str | None, ticket_ids: list[TicketRef], apply: bool, as_json: bool) -> None:
     """Erase tickets and the tickets merged into them: messages, attachments, received and sent mail,
     history, time entries. IDs as 12, #12 or [ACME#12]."""
     from maild.erase import erase_tickets
 
     config = read_config(config_path)
-    show_erasure(config, lambda where: erase_tickets(where, ticket_ids, apply=apply), as_json)
+    numbers = [own_ticket(config, ref) for ref in ticket_ids]
+    show_erasure(config, lambda where: erase_tickets(where, numbers, apply=apply), as_json)
 
 
 @erase.command("customer")
@@ -743,19 +817,12 @@ def erase_customer(config_path: str | None, address: str, apply: bool, as_json: 
 def erase_closed(config_path: str | None, before_text: str | None, apply: bool, as_json: bool) -> None:
     """Erase the tickets closed and unchanged since before DATE, with those merged into them (the
     `[retention]` rule, at once or for another date)."""
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
-
     from maild.clock import system_clock
     from maild.erase import erase_closed as erase_until
 
     config = read_config(config_path)
     if before_text is not None:
-        try:
-            before = datetime.fromisoformat(before_text)
-        except ValueError:
-            fail(f"--before: not an ISO 8601 date or instant: {before_text!r} (e.g. 2024-01-01)")
-        before = before if before.tzinfo else before.replace(tzinfo=ZoneInfo(config.timezone))
+        before = desk_instant(config, before_text, "--before", "2024-01-01")
     elif config.retention is not None:
         before = system_clock() - config.retention
     else:

@@ -36,6 +36,10 @@ class ConfigError(Exception):
         self.problems = problems
 
 
+class ConfigFileError(ConfigError):
+    """No config file could be read at all; its one problem already names the file, or the places tried."""
+
+
 @dataclass(frozen=True)
 class SmtpIntake:
     enabled: bool
@@ -218,15 +222,27 @@ Check = Callable[[Any], Any]
 
 
 def find_config_path(explicit: str | None) -> Path:
-    """The config file by CONTRACT §1: --config, else $MAILD_CONFIG, else ./config/maild.toml, else /etc."""
-    if explicit:
+    """The config file by CONTRACT §1: --config, else $MAILD_CONFIG, else ./config/maild.toml, else /etc.
+
+    An empty --config is an error, not "no --config": a script's unset ``--config "$CFG"`` must not quietly
+    work on another desk's store. An empty $MAILD_CONFIG is unset, as shells treat it.
+    """
+    if explicit is not None:
+        if not explicit.strip():
+            raise ConfigFileError(["--config: an empty path (leave the option out to search the usual places)"])
         return Path(explicit)
     if os.environ.get("MAILD_CONFIG"):
         return Path(os.environ["MAILD_CONFIG"])
     for candidate in SEARCH_PATHS:
         if candidate.exists():
             return candidate
-    return SEARCH_PATHS[0]
+    searched = ", ".join(f"no {_shown(candidate)}" for candidate in SEARCH_PATHS)
+    raise ConfigFileError([f"no config file found: no --config, $MAILD_CONFIG unset, {searched}"])
+
+
+def _shown(path: Path) -> str:
+    """A search path as the README writes it: ./config/maild.toml, /etc/maild/maild.toml."""
+    return str(path) if path.is_absolute() else f"./{path}"
 
 
 def load_config(path: Path) -> Config:
@@ -234,13 +250,13 @@ def load_config(path: Path) -> Config:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError([f"{path}: no such config file"]) from None
+        raise ConfigFileError([f"{path}: no such config file"]) from None
     except OSError as exc:
-        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+        raise ConfigFileError([f"{path}: cannot read: {exc.strerror}"]) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+        raise ConfigFileError([f"{path}: not valid TOML: {exc}"]) from None
     except UnicodeDecodeError:
-        raise ConfigError([f"{path}: not UTF-8 text"]) from None
+        raise ConfigFileError([f"{path}: not UTF-8 text"]) from None
     return parse_config(raw, path.resolve().parent, path)
 
 
@@ -372,6 +388,7 @@ class _Reader:
             idle=self.get(i, "intake.imap", "idle", _bool, True),
             poll_interval=self.get(i, "intake.imap", "poll_interval", _duration, timedelta(seconds=60)),
         )
+        self.imap_secret(imap, "password_file" in i)
 
         o = self.section(
             raw,
@@ -508,6 +525,22 @@ class _Reader:
         self.problems += [f"maild.templates_dir: {problem}" for problem in problems]
         return folder
 
+    def imap_secret(self, imap: ImapIntake, given: bool) -> None:
+        """An enabled IMAP intake's password file must be readable now: `serve` would retry the login forever."""
+        if not imap.enabled:
+            return
+        if imap.password_file is None:
+            if not given:  # a wrong type is reported already
+                self.problems.append("intake.imap.password_file: required when intake.imap.enabled = true")
+            return
+        try:
+            with imap.password_file.open("rb"):
+                pass
+        except FileNotFoundError:
+            self.problems.append(f"intake.imap.password_file: no such file: {imap.password_file}")
+        except OSError as exc:
+            self.problems.append(f"intake.imap.password_file: cannot read {imap.password_file}: {exc.strerror}")
+
     def array(self, raw: Mapping[str, Any], key: str) -> list[tuple[str, Mapping[str, Any]]]:
         value = raw.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
@@ -618,6 +651,8 @@ def _retention(value: Any) -> timedelta:
     keep = _duration(value)
     if keep < timedelta(days=1):
         raise ValueError(f"at least 1d: closed tickets are erased for good (got {_string(value)!r})")
+    if keep > timedelta(days=36500):  # now less a longer time is no date (`maild tick` computes it)
+        raise ValueError(f"at most 36500d (100 years), got {_string(value)!r}")
     return keep
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -49,15 +50,19 @@ prot = 2525
 """
 
 
-def maild(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run `python -m maild ARGS` in ``cwd`` with warnings as errors; never raises on a non-zero exit."""
+def maild(
+    cwd: Path, *args: str, stdin: str | None = None, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m maild ARGS` in ``cwd`` with warnings as errors (``env`` added to the environment, an
+    empty value standing for unset); never raises on a non-zero exit."""
     return subprocess.run(
         [sys.executable, "-m", "maild", *args],
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=60,
         cwd=cwd,
-        env={**os.environ, "PYTHONWARNINGS": "error"},
+        env={**os.environ, "PYTHONWARNINGS": "error", **(env or {})},
     )
 
 
@@ -134,12 +139,92 @@ def test_check_config_invalid_toml(tmp_path: Path) -> None:
 
 
 def test_check_config_missing_file(tmp_path: Path) -> None:
-    """A missing config file exits 1 with one line naming it."""
+    """A missing config file exits 1 with one line naming it once."""
     path = tmp_path / "absent.toml"
     result = maild(tmp_path, "check-config", "--config", str(path))
     assert result.returncode == 1
-    assert result.stdout.splitlines() == [f"{path}: {path}: no such config file"]
+    assert result.stdout.splitlines() == [f"{path}: no such config file"]
     assert_no_traceback(result)
+
+
+@pytest.mark.skipif(Path("/etc/maild/maild.toml").exists(), reason="this machine has a system-wide config")
+@pytest.mark.parametrize("command", [["check-config"], ["ticket", "list"]])
+def test_no_config_anywhere_names_every_place_tried(tmp_path: Path, command: list[str]) -> None:
+    """With no --config, no $MAILD_CONFIG and neither default file, the one line lists all four places."""
+    result = maild(tmp_path, *command, env={"MAILD_CONFIG": ""})
+    assert result.returncode == 1
+    [line] = (result.stdout + result.stderr).splitlines()
+    assert line.endswith(
+        "no config file found: no --config, $MAILD_CONFIG unset, no ./config/maild.toml, no /etc/maild/maild.toml"
+    )
+    assert_no_traceback(result)
+
+
+@pytest.mark.parametrize("command", [["check-config"], ["ticket", "list"], ["tick"]])
+def test_an_empty_config_option_is_an_error_not_the_default(tmp_path: Path, command: list[str]) -> None:
+    """`--config ''` (a script's unset variable) names --config and never falls back to ./config/maild.toml."""
+    (tmp_path / "config").mkdir()
+    write(tmp_path / "config", GOOD_CONFIG)
+    result = maild(tmp_path, *command, "--config", "")
+    assert result.returncode == 1
+    [line] = (result.stdout + result.stderr).splitlines()
+    assert "--config: an empty path" in line
+    assert "ok (" not in result.stdout
+    assert not (tmp_path / "data").exists()  # the default config's store was never opened
+    assert_no_traceback(result)
+
+
+IMAP_ON = """
+[intake.smtp]
+port = 44871
+
+[intake.imap]
+enabled = true
+username = "support"
+"""
+
+
+def test_check_config_reports_a_missing_imap_password_file(tmp_path: Path) -> None:
+    """An enabled IMAP intake whose password_file does not exist is a problem naming the key, resolved
+    against the config's folder."""
+    path = write(tmp_path, GOOD_CONFIG + AUTH_RESULTS + IMAP_ON + 'password_file = "missing.secret"\n')
+    result = maild(tmp_path, "check-config", "--config", str(path))
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        f"{path}: intake.imap.password_file: no such file: {tmp_path.resolve() / 'missing.secret'}"
+    ]
+    assert_no_traceback(result)
+
+
+def test_check_config_requires_a_password_file_for_enabled_imap(tmp_path: Path) -> None:
+    """An enabled IMAP intake without password_file at all is a problem too."""
+    path = write(tmp_path, GOOD_CONFIG + AUTH_RESULTS + IMAP_ON)
+    result = maild(tmp_path, "check-config", "--config", str(path))
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        f"{path}: intake.imap.password_file: required when intake.imap.enabled = true"
+    ]
+
+
+def test_imap_password_file_is_checked_only_when_imap_is_enabled(tmp_path: Path) -> None:
+    """A disabled intake's missing secret is no problem, and an enabled one with its secret present is ok."""
+    disabled = IMAP_ON.replace("enabled = true", "enabled = false") + 'password_file = "missing.secret"\n'
+    path = write(tmp_path, GOOD_CONFIG + AUTH_RESULTS + disabled)
+    assert maild(tmp_path, "check-config", "--config", str(path)).returncode == 0
+    (tmp_path / "imap.secret").write_text("s3cret\n", encoding="utf-8")
+    path = write(tmp_path, GOOD_CONFIG + AUTH_RESULTS + IMAP_ON + 'password_file = "imap.secret"\n')
+    assert maild(tmp_path, "check-config", "--config", str(path)).returncode == 0
+
+
+def test_serve_refuses_to_start_without_the_imap_password_file(tmp_path: Path) -> None:
+    """`serve` exits 1 at once with the check-config line instead of retrying the IMAP login forever."""
+    path = write(tmp_path, GOOD_CONFIG + AUTH_RESULTS + IMAP_ON + 'password_file = "missing.secret"\n')
+    result = maild(tmp_path, "serve", "--config", str(path))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"maild: config: intake.imap.password_file: no such file: {tmp_path.resolve() / 'missing.secret'}"
+    ]
+    assert result.stdout == ""
 
 
 def test_check_config_uses_maild_config_env(tmp_path: Path) -> None:
@@ -227,3 +312,13 @@ def test_shipped_configs_are_valid(tmp_path: Path) -> None:
         result = maild(tmp_path, "check-config", "--config", str(repo / "config" / name))
         assert result.returncode == 0, result.stdout + result.stderr
         assert ": ok (" in result.stdout
+
+
+def test_check_config_refuses_a_retention_longer_than_a_century(tmp_path: Path) -> None:
+    """`erase_closed_after` beyond 36500d is a problem, so `maild tick` never computes a date before year 1."""
+    path = write(tmp_path, GOOD_CONFIG + AUTH_RESULTS + '[retention]\nerase_closed_after = "99999999d"\n')
+    result = maild(tmp_path, "check-config", "--config", str(path))
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        f"{path}: retention.erase_closed_after: at most 36500d (100 years), got '99999999d'"
+    ]

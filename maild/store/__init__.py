@@ -32,7 +32,7 @@ from maild.store.timers import TimerQueries
 
 
 class StoreError(Exception):
-    """The database cannot be opened or is newer than this maild."""
+    """The database cannot be opened (or a backup written), is not SQLite, or is newer than this maild."""
 
 
 class Tx(InboundQueries, TicketQueries, OutboxQueries, TimeQueries, TimerQueries, EraseQueries, SenderQueries):
@@ -69,6 +69,11 @@ class Store:
             await db.execute("PRAGMA synchronous = FULL")
             await db.execute("PRAGMA foreign_keys = ON")
             await _migrate(db)
+        except sqlite3.DatabaseError as exc:
+            # SQLite reads the file only now: a corrupt or foreign file ("file is not a database") is the
+            # operator's to fix, and a command says so in one line naming the file.
+            await db.close()
+            raise StoreError(f"cannot open {path}: {exc}") from exc
         except BaseException:
             await db.close()
             raise
@@ -104,8 +109,11 @@ class Store:
 
     async def backup(self, target: Path) -> None:
         """A consistent copy of the live database (SQLite's online backup API), safe while the daemon runs."""
-        async with self._lock, aiosqlite.connect(target) as copy:
-            await self._db.backup(copy)
+        try:
+            async with self._lock, aiosqlite.connect(target) as copy:
+                await self._db.backup(copy)
+        except sqlite3.Error as exc:  # most often the target's folder: missing, full or not ours to write
+            raise StoreError(f"cannot back up to {target}: {exc}") from exc
 
     async def checkpoint(self) -> bool:
         """Copy the WAL into the database file and empty it, so old page images (an erasure's) leave the disk;
