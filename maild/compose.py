@@ -21,6 +21,10 @@ from maild.mime import Part
 LOOP_HEADER = "X-Maild-Loop"
 TICKET_HEADER = "X-Maild-Ticket"
 MAX_REFERENCES = 12
+# RFC 5322 caps a line at 998 octets, and smarthosts refuse longer ones for good. compat32 folds only at
+# spaces, so a longer unbroken run (a pasted URL in a subject) goes into encoded words, which split anywhere;
+# a Message-ID cannot be split at all, and one this long is left out of In-Reply-To and References.
+LONGEST_RUN = 900
 
 
 class _Wire(email.policy.Compat32):
@@ -108,7 +112,7 @@ class Composer:
         references = list(draft.references)
         if draft.in_reply_to:  # what this answers ends the chain, so it is the In-Reply-To and never trimmed
             references = [*(r for r in references if r != draft.in_reply_to), draft.in_reply_to]
-        references = _trim(references)
+        references = _trim([r for r in references if len(r) <= LONGEST_RUN])
         if references:
             headers += [("In-Reply-To", references[-1]), ("References", " ".join(references))]
         if draft.auto_submitted:
@@ -173,7 +177,7 @@ def _attachment(part: Part) -> bytes:
     headers["Content-Type"] = f"{maintype}/{subtype}"
     headers["Content-Transfer-Encoding"] = "base64"
     # add_header quotes the filename, or writes it RFC 2231-encoded when it is not ASCII.
-    headers.add_header("Content-Disposition", "attachment", filename=_one_line(part.filename))
+    headers.add_header("Content-Disposition", "attachment", filename=_short_name(_one_line(part.filename)))
     return _header_block(headers.items()) + b"\r\n" + base64.encodebytes(part.data).replace(b"\n", b"\r\n")
 
 
@@ -190,14 +194,29 @@ def _header_block(headers: Iterable[tuple[str, Any]]) -> bytes:
 
 
 def _text(value: str) -> str | Header:
-    """A header value on one line (no injected headers), as is when ASCII, else RFC 2047 encoded words."""
+    """A header value on one line (no injected headers), as is when ASCII and foldable, else RFC 2047
+    encoded words."""
     value = _one_line(value)
-    return value if value.isascii() else Header(value, _UTF8_QP)
+    if value.isascii() and (len(value) <= LONGEST_RUN or max(map(len, value.split()), default=0) <= LONGEST_RUN):
+        return value
+    return Header(value, _UTF8_QP)
 
 
 def _one_line(value: str) -> str:
     """Control characters (CR and LF above all) become spaces: text from a mail must never start a header."""
     return value if value.isprintable() else "".join(c if c.isprintable() else " " for c in value)
+
+
+def _short_name(filename: str) -> str:
+    """A file name short enough for one header line (and any file system), its extension kept: a non-ASCII
+    one is written RFC 2231-encoded, up to nine octets a character."""
+    longest = 200 if filename.isascii() else 80
+    if len(filename) <= longest:
+        return filename
+    stem, dot, extension = filename.rpartition(".")
+    if not dot or len(extension) > 20:
+        return filename[:longest]
+    return stem[: longest - len(extension) - 1] + "." + extension
 
 
 def _trim(references: list[str]) -> list[str]:

@@ -199,7 +199,7 @@ def _with_stdlib(raw: bytes) -> _Decoded:
         data = payload if isinstance(payload, bytes) else b""
         if part.get_filename() or part.get_content_disposition() == "attachment":
             attachments.append(
-                Part(_decoded_header(part.get_filename() or "attachment"), part.get_content_type(), data)
+                Part(_file_name(_decoded_header(part.get_filename() or "")), part.get_content_type(), data)
             )
         elif part.get_content_type() in ("text/plain", "text/html"):
             text = data.decode(part.get_content_charset() or "utf-8", "replace")
@@ -290,7 +290,7 @@ def _parts(attachments: list[dict[str, Any]]) -> list[Part]:
         name = item.get("safe_filename") or item.get("filename") or "attachment"
         parts.append(
             Part(
-                filename=_one_line(str(name)),
+                filename=_file_name(str(name)),
                 content_type=str(item.get("mail_content_type") or "application/octet-stream"),
                 data=data,
             )
@@ -300,3 +300,10 @@ def _parts(attachments: list[dict[str, Any]]) -> list[Part]:
 
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
+
+
+def _file_name(name: str) -> str:
+    """The last component of a name as a mail gives it (``../../.bashrc`` → ``.bashrc``), on one line: what
+    maild lists and relays, so no client is handed a path."""
+    last = re.split(r"[/\\]", name)[-1]
+    return _one_line("".join(c if c.isprintable() else " " for c in last)) or "attachment"

@@ -119,6 +119,26 @@ def test_a_mail_from_nobody_is_kept_and_opens_no_ticket(daemon: Daemon, smarthos
     assert [t["requester"] for t in daemon.tickets()] == [CUSTOMER]
 
 
+def test_what_maild_sends_keeps_lines_within_998_octets(daemon: Daemon, smarthost: Smarthost) -> None:
+    """A subject with a pasted 1,070-character URL, a 1,500-character Message-ID and a path for a file name:
+    maild's mail still has no line over RFC 5322's 998 octets (smarthosts refuse it for good), the subject
+    reads back the same, and the attachment is offered under its last name component, never a path."""
+    subject = "Broken link https://example.com/" + "a" * 1070 + " please"
+    long_id = f"<{'x' * 1500}@client.example.org>"
+    attachment = ("../../evil.txt", "text/plain", b"hello")
+    daemon.send(make_mail(subject=subject, message_id=long_id, attachments=[attachment]))
+    [ack] = smarthost.wait_for(CUSTOMER)
+    notices = smarthost.wait_for(ANA)
+    for sent in [ack, *notices]:
+        assert max(len(line) for line in sent.raw.split(b"\r\n")) <= 998
+        assert subject in str(sent["Subject"]) and long_id not in sent.raw.decode("ascii")
+    [ticket] = daemon.tickets()
+    assert ticket["subject"] == subject
+    [stored] = daemon.ticket(ticket["id"])["messages"][0]["attachments"]
+    assert stored["filename"] == "evil.txt"
+    assert b'filename="evil.txt"' in notices[0].raw
+
+
 def test_daemon_keeps_serving_after_hostile_input(daemon: Daemon, smarthost: Smarthost) -> None:
     """Fuzzer seeds and broken MIME sent over SMTP are kept or marked; a normal mail afterwards still works."""
     seeds = sorted((CORPORA / "python-library-fuzzers-corp-email").glob("*"))[:60]
