@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
 import signal
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 
 import structlog
 
@@ -33,12 +36,28 @@ from maild.render import Renderer, TemplateError
 from maild.scheduler import Scheduler, TimerActions
 from maild.sla_settings import SlaFollower
 from maild.spool import Spooler
-from maild.store import Store
+from maild.store import Store, StoreError
 from maild.store.inbound import PENDING, SHUNTED
 from maild.store.outbox import QUEUED
 from maild.undelivered import UndeliveredNotice
 
 log = structlog.get_logger("maild.app")
+
+
+def hold_data_dir(data_dir: Path) -> int:
+    """Lock ``data_dir/maild.lock`` for the daemon's life (released by the kernel however it ends): one
+    `maild serve` per store, so the mail an earlier one leased and never finished is its own to take back."""
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        lock = os.open(data_dir / "maild.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+    except OSError as exc:
+        raise StoreError(f"cannot open {data_dir}: {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(lock)
+        raise StoreError(f"another maild serve is running on {data_dir}") from None
+    return lock
 
 
 def build_services(config: Config, clock: Clock) -> Services:
@@ -86,12 +105,22 @@ class App:
     imap: ImapPoller | None
     metrics: Metrics
     metrics_server: MetricsServer | None
+    lock: int  # the data folder's lock file, held while the daemon runs
 
     @classmethod
     async def start(
         cls, config: Config, clock: Clock = system_clock, sockets: list[socket.socket] | None = None
     ) -> App:
-        store = await Store.open(config.db_path, clock)
+        lock = hold_data_dir(config.data_dir)
+        try:
+            store = await Store.open(config.db_path, clock)
+        except BaseException:
+            os.close(lock)
+            raise
+        async with store.transaction() as tx:
+            released = await tx.release_mail()
+        if released:  # the daemon before this one stopped mid-delivery: those may go out a second time
+            log.warning("outbound_released", count=released)
         services = build_services(config, clock)
         spooled, queued, changed = asyncio.Event(), asyncio.Event(), asyncio.Event()
         metrics = Metrics()
@@ -111,6 +140,7 @@ class App:
             listener = SmtpListener(config, IntakeHandler(config, spooler)) if config.smtp.enabled else None
         except BaseException:
             await store.close()  # else its thread keeps the process alive after the error
+            os.close(lock)
             raise
         imap = ImapPoller(config, store, spooler) if config.imap.enabled else None
         metrics_server = MetricsServer(config.metrics_listen, metrics, store, clock) if config.metrics_listen else None
@@ -128,6 +158,7 @@ class App:
             imap,
             metrics,
             metrics_server,
+            lock,
         )
         spooler.start()
         runner.start()
@@ -183,6 +214,7 @@ class App:
         await self.scheduler.stop()
         await self.outbound.stop()
         await self.store.close()
+        os.close(self.lock)
         log.info("stopped")
 
     def _refuse_reload(self, problems: list[str]) -> None:

@@ -29,6 +29,9 @@ from maild.worker import Worker
 log = structlog.get_logger("maild.outbound")
 
 LEASE = timedelta(minutes=5)
+# How long a stop waits for the delivery in hand before dropping it (systemd's TimeoutStopSec is 60 s, and a
+# hung smarthost would hold a session up to [outbound] timeout per step).
+STOP_GRACE = 10.0
 
 
 @dataclass
@@ -45,6 +48,9 @@ class Transport(Protocol):
 
     async def end_batch(self) -> None:
         """The worker's batch is done: release what was kept for it (an open SMTP session)."""
+
+    def abort(self) -> None:
+        """Give up what is in flight, at once (a stop that cannot wait for a hung smarthost)."""
 
 
 class SmtpTransport:
@@ -79,6 +85,10 @@ class SmtpTransport:
             else:
                 result.accepted.append(rcpt)
         return result
+
+    def abort(self) -> None:
+        """Drop the session at once, without QUIT: the daemon is stopping and the smarthost hangs."""
+        self._drop()
 
     async def end_batch(self) -> None:
         self._unreachable = None
@@ -141,6 +151,9 @@ class FileTransport:
     async def end_batch(self) -> None:
         pass
 
+    def abort(self) -> None:
+        pass
+
     def _write(self, mail: OutboundMail) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         envelope = f"X-Maild-Envelope-From: {mail.mail_from}\r\nX-Maild-Envelope-To: {', '.join(mail.rcpt_to)}\r\n"
@@ -187,6 +200,7 @@ class OutboundWorker(Worker):
         self.clock = clock
         self.metrics = metrics
         self.undelivered = undelivered  # replaced on reload, with the new templates and agents
+        self._in_flight: asyncio.Future[Delivery] | None = None
 
     async def work(self) -> float | None:
         while not self.stopping and await self.send_due():
@@ -205,9 +219,13 @@ class OutboundWorker(Worker):
         async with self.store.transaction() as tx:
             batch = await tx.claim_due_mail(self.clock() + LEASE)
         unsent: list[tuple[OutboundMail, Delivery]] = []
+        tried = 0
         try:
             for mail in batch:
+                if self.stopping:
+                    break
                 delivery = await self._deliver(mail)
+                tried += 1
                 unsent.append((mail, delivery))
                 if delivery.accepted:
                     await self._record(unsent)
@@ -216,13 +234,39 @@ class OutboundWorker(Worker):
             await self.transport.end_batch()
         if unsent:
             await self._record(unsent)
-        return len(batch)
+        if tried < len(batch):  # stopping: the rest waits in the queue, as if never claimed
+            async with self.store.transaction() as tx:
+                await tx.release_mail([mail.id for mail in batch[tried:]])
+        return tried
 
     async def _deliver(self, mail: OutboundMail) -> Delivery:
+        """One attempt, as a task `stop` may cancel: a hung smarthost must not outlast the service's stop."""
+        self._in_flight = attempt = asyncio.ensure_future(self.transport.deliver(mail))
         try:
-            return await self.transport.deliver(mail)
-        except Exception as exc:  # a transport bug must not kill the worker; retry like a 4xx.
+            await asyncio.wait({attempt})
+        except asyncio.CancelledError:
+            attempt.cancel()
+            raise
+        finally:
+            self._in_flight = None
+        if attempt.cancelled():
+            return Delivery(temporary={rcpt: "maild stopped during the delivery" for rcpt in mail.rcpt_to})
+        if (exc := attempt.exception()) is not None:  # a transport bug must not kill the worker: retry as a 4xx
             return Delivery(temporary={rcpt: f"{type(exc).__name__}: {exc}" for rcpt in mail.rcpt_to})
+        return attempt.result()
+
+    async def stop(self) -> None:
+        """Finish the delivery in hand if it ends within `STOP_GRACE`, else drop it (retried at the next
+        start), and leave the rest of the batch queued."""
+        self.stopping = True
+        self.wakeup.set()
+        if self._task is not None:
+            done, _ = await asyncio.wait({self._task}, timeout=STOP_GRACE)
+            if not done and self._in_flight is not None:
+                log.warning("deliver_aborted", reason=f"still delivering {STOP_GRACE:.0f}s into the stop")
+                self._in_flight.cancel()
+                self.transport.abort()
+        await super().stop()
 
     async def _record(self, attempts: list[tuple[OutboundMail, Delivery]]) -> None:
         async with self.store.transaction() as tx:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import signal
 import smtplib
 import socket
 import threading
@@ -335,6 +336,38 @@ def test_unreachable_smarthost_costs_one_connect_per_batch(tmp_path: Path) -> No
     assert len(accepted) == 1
     errors = {str(m["last_error"]).partition(": ")[2] for m in outbox}  # "<recipient>: <error>"
     assert len(errors) == 1 and "SMTPConnectError" in errors.pop()
+
+
+def test_a_hung_smarthost_neither_holds_a_stop_nor_strands_mail_after_a_kill(
+    tmp_path: Path, smarthost: Smarthost
+) -> None:
+    """A smarthost that takes the connection and never answers: SIGTERM drops the delivery in hand after a
+    grace instead of waiting out three SMTP timeouts (systemd would SIGKILL first). After a SIGKILL
+    mid-delivery, the next start takes the leased mail back and sends it at once, not when the 5-minute
+    lease ends: only one `maild serve` runs on a data folder, so the leases were the dead daemon's."""
+    with socket.create_server(("127.0.0.1", 0)) as hung:  # the kernel accepts; nobody ever answers
+        hung_port = hung.getsockname()[1]
+        daemon = Daemon(tmp_path, hung_port)
+        daemon.start()
+        daemon.send(make_mail())
+        wait_until(lambda: any(m["state"] == "sending" for m in _outbox(daemon)), 10, "a delivery under way")
+        second = daemon.cli("serve", check=False)
+        assert second.returncode == 1 and "another maild serve is running on" in second.stderr
+        assert daemon.stop() == 0  # within Daemon.stop's 30 s, though [outbound] timeout is 60 s
+        assert "deliver_aborted" in daemon.log_path.read_text()
+        assert {m["state"] for m in _outbox(daemon)} == {"queued"}
+        daemon.start()
+        wait_until(lambda: any(m["state"] == "sending" for m in _outbox(daemon)), 10, "a delivery under way")
+        assert daemon.stop(signal.SIGKILL) == -signal.SIGKILL
+    config = daemon.config_path.read_text()
+    daemon.config_path.write_text(config.replace(f"port = {hung_port}", f"port = {smarthost.port}"))
+    daemon.start()
+    try:
+        smarthost.wait_for(CUSTOMER, timeout=20)
+        wait_until(lambda: all(m["state"] == "sent" for m in _outbox(daemon)), 20, "all sent")
+        assert "outbound_released" in daemon.log_path.read_text()
+    finally:
+        assert daemon.stop() == 0
 
 
 def test_smarthost_down_then_up_delivers_once(start_daemon: Callable[..., Daemon], smarthost: Smarthost) -> None:

@@ -81,6 +81,21 @@ class OutboxQueries(QueryBase):
             )
         return [_mail(row, attempts_bump=1, state=SENDING) for row in rows]
 
+    async def release_mail(self, outbox_ids: list[int] | None = None) -> int:
+        """Put leased mail back in the queue, due now: these ids (claimed, then not tried), or, with None, every
+        lease (a new daemon's start: the one that leased them is gone). The number released."""
+        params: list[Any] = [QUEUED, SENDING]
+        if outbox_ids is None:
+            sql = "UPDATE outbox SET state = ?, lease_until = NULL WHERE state = ?"
+        else:
+            marks = ", ".join("?" * len(outbox_ids))
+            sql = (
+                "UPDATE outbox SET state = ?, lease_until = NULL, attempts = max(attempts - 1, 0)"
+                f" WHERE state = ? AND id IN ({marks})"
+            )
+            params += outbox_ids
+        return await self.run(sql, params)
+
     async def mail_count_reaches(self, kind: str, since: datetime, limit: int, rcpt: str | None = None) -> bool:
         """Whether ``limit`` mails of ``kind`` were queued since then (to ``rcpt`` alone, when given).
 
