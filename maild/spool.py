@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import structlog
 
 from maild.metrics import Metrics
+from maild.mime import without_received
 from maild.models import Envelope
 from maild.store import Store
 
@@ -34,13 +35,14 @@ class Spooled:
 
 
 def dedupe_key(raw: bytes) -> str:
-    """The idempotency key: the Message-ID when the header block has one, else the content's sha256."""
+    """The idempotency key: the Message-ID when the header block has one, else the sha256 of the content
+    without its Received fields, which each relay adds: the same mail through one more hop is the same mail."""
     end = _HEADER_END.search(raw)
     headers = raw[: end.start()] if end else raw[:65536]
     match = _MESSAGE_ID.search(headers)
     if match:
         return "mid:" + match.group(1).decode("ascii", "replace")
-    return "sha256:" + hashlib.sha256(raw).hexdigest()
+    return "sha256:" + hashlib.sha256(without_received(raw)).hexdigest()
 
 
 class Spooler:

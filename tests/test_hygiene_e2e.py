@@ -106,14 +106,15 @@ def test_stranger_quoting_a_closed_tickets_token_learns_nothing_of_it(daemon: Da
 
 
 def test_a_mail_from_nobody_is_kept_and_opens_no_ticket(daemon: Daemon, smarthost: Smarthost) -> None:
-    """No From: and a null envelope sender (over SMTP), or no From: and no --from (maild inject): nobody to
+    """No From: and a null or bare envelope sender (over SMTP), or no From: and no --from (maild inject): nobody to
     open a ticket for or to answer. The mail is kept, dropped with that reason, and shows in `dropped list`."""
     daemon.send(b"Subject: hi\r\nMessage-ID: <nobody@x>\r\n\r\nbody\r\n", mail_from="")
+    daemon.send(b"Subject: hi\r\nMessage-ID: <bare@x>\r\n\r\nbody\r\n", mail_from="x")  # no domain
     daemon.cli("inject", stdin=b"hello world, this is not a mail\n")
     daemon.wait_processed()
     assert daemon.tickets() == []
     dropped = json.loads(daemon.cli("dropped", "list", "--json").stdout)
-    assert [d["error"] for d in dropped] == ["no sender address"] * 2
+    assert [d["error"] for d in dropped] == ["no sender address"] * 3
     daemon.cli("inject", stdin=make_mail())  # a From: is enough
     smarthost.wait_for(CUSTOMER)
     assert [t["requester"] for t in daemon.tickets()] == [CUSTOMER]

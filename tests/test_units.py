@@ -206,6 +206,13 @@ def test_dedupe_key_falls_back_to_sha256() -> None:
     assert dedupe_key(raw) == "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
+def test_dedupe_key_without_message_id_ignores_the_relays_trace() -> None:
+    """The same mail without a Message-ID, through one more relay (one more Received field), is the same."""
+    mail = b"Subject: x\r\nFrom: a@b\r\n\r\nbody\r\n"
+    relayed = b"Received: from mx2 by mx3; Thu, 3 Dec 2026 10:00:00 +0000\r\n" + mail
+    assert dedupe_key(relayed) == dedupe_key(mail) != dedupe_key(mail + b"more\r\n")
+
+
 def test_dedupe_key_is_stable() -> None:
     """The same bytes always give the same key, and a redelivery with the same Message-ID matches."""
     first = b"Message-ID: <same@example.org>\r\nReceived: by mx1\r\n\r\nbody\r\n"

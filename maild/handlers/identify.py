@@ -18,9 +18,9 @@ class Identify:
     async def process(self, ctx: Context, tx: Tx) -> Outcome:
         mail = ctx.parsed
         envelope_from = ctx.inbound.envelope.mail_from.strip("<>").lower()
-        ctx.sender = mail.from_address or envelope_from
+        ctx.sender = next((a for a in (mail.from_address, envelope_from) if _is_address(a)), "")
         if not ctx.sender and not ctx.automatic:
-            # Not a mail anyone can be answered at (no From:, a null or absent envelope sender): kept, no ticket.
+            # Nobody to answer (no From: address, and a null, absent or bare envelope sender): kept, no ticket.
             return Stop("no sender address")
         agent = self.config.agent(ctx.sender) if ctx.sender else None
         security = self.config.security
@@ -41,3 +41,9 @@ class Identify:
         if agent is None and ctx.sender and (security.blocks(ctx.sender) or await tx.is_blocked(ctx.sender)):
             return Stop(f"blocked sender: {ctx.sender}")
         return CONTINUE
+
+
+def _is_address(text: str) -> bool:
+    """``local@domain``: a bare ``MAIL FROM:<x>`` is no one to send an acknowledgement to."""
+    local, at, domain = text.rpartition("@")
+    return bool(at and local and domain)
