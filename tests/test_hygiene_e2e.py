@@ -105,6 +105,29 @@ def test_stranger_quoting_a_closed_tickets_token_learns_nothing_of_it(daemon: Da
     assert daemon.ticket(newer["id"])["linked"] == [] and daemon.ticket(ticket["id"])["linked"] == []
 
 
+def test_an_unflagged_autoresponder_loop_is_broken(daemon: Daemon, smarthost: Smarthost) -> None:
+    """An agent's autoresponder without Auto-Submitted answers every notice, and each answer was relayed to
+    the customer, whose own bare autoresponder answers back: a loop no header gives away. Past ten mails
+    from one sender on a ticket within ten minutes, the next is kept as machine mail: not relayed."""
+    ticket = new_ticket(daemon, smarthost)
+    for n in range(10):
+        daemon.send(
+            make_mail(sender=ANA, subject=f"Re: {ticket['token']}", body=f"I am away until Monday ({n})."),
+            mail_from=ANA,
+        )
+    daemon.wait_processed()
+    relays = wait_until(lambda: smarthost.matching(CUSTOMER, "I am away until Monday") or None, 10, "relays")
+    wait_until(lambda: len(smarthost.matching(CUSTOMER, "I am away until Monday")) == 10, 10, "ten relays")
+    daemon.send(make_mail(sender=ANA, subject=f"Re: {ticket['token']}", body="I am away (10)."), mail_from=ANA)
+    daemon.wait_processed()
+    last = daemon.ticket(ticket["id"])["messages"][-1]
+    assert last["text"] == "I am away (10)." and last["visibility"] == "internal"
+    outbox = json.loads(daemon.cli("outbox", "list", "--json").stdout)
+    assert relays and [m["kind"] for m in outbox].count("customer.reply") == 10
+    steps = [json.loads(line) for line in daemon.log_path.read_text().splitlines() if '"step": "thread"' in line]
+    assert "loop suspected" in " ".join(steps[-1]["notes"])
+
+
 def test_a_mail_from_nobody_is_kept_and_opens_no_ticket(daemon: Daemon, smarthost: Smarthost) -> None:
     """No From: and a null or bare envelope sender (over SMTP), or no From: and no --from (maild inject): nobody to
     open a ticket for or to answer. The mail is kept, dropped with that reason, and shows in `dropped list`."""

@@ -3,11 +3,16 @@ to date: its timers that are due run first, as the scheduler would have run them
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from maild.handlers.base import CONTINUE, Context, Outcome, Services
 from maild.store import Tx
 from maild.tokens import ticket_ids_in
 
 MAX_MERGE_STEPS = 20
+# A sender with this many of a ticket's messages within the window is a loop nobody's headers gave away (two
+# autoresponders without Auto-Submitted, an agent's answering our notices): what they send next is machine mail.
+FLOOD_MAILS, FLOOD_WINDOW = 10, timedelta(minutes=10)
 
 
 class Thread:
@@ -25,8 +30,7 @@ class Thread:
             ctx.ticket = await tx.get_ticket(ticket_id)
             if ctx.ticket:
                 ctx.notes.append(f"threaded by token {ticket_id}")
-                await self.follow_merges(ctx, tx)
-                await self.catch_up(ctx, tx)
+                await self.found(ctx, tx)
                 return CONTINUE
         # References lists the thread oldest first, In-Reply-To names the parent: parent first.
         candidates = [*mail.references, *mail.in_reply_to]
@@ -37,9 +41,14 @@ class Thread:
         if referenced is not None:
             ctx.ticket = await tx.get_ticket(referenced)
             ctx.notes.append(f"threaded by reference to {referenced}")
-            await self.follow_merges(ctx, tx)
-            await self.catch_up(ctx, tx)
+            await self.found(ctx, tx)
         return CONTINUE
+
+    async def found(self, ctx: Context, tx: Tx) -> None:
+        """The mail's ticket: where merges led, brought up to date, and whether this sender floods it."""
+        await self.follow_merges(ctx, tx)
+        await self.catch_up(ctx, tx)
+        await self.check_flood(ctx, tx)
 
     async def follow_merges(self, ctx: Context, tx: Tx) -> None:
         """A merged ticket's mail goes where its thread went. Merges only go into unmerged tickets, but the
@@ -65,3 +74,14 @@ class Thread:
                 ran = True
         if ran:
             ctx.ticket = await tx.get_ticket(ctx.ticket.id)
+
+    async def check_flood(self, ctx: Context, tx: Tx) -> None:
+        """Keep a loop from feeding itself: past `FLOOD_MAILS` from one sender on this ticket within
+        `FLOOD_WINDOW`, their mail is kept as machine mail (internal, never answered, relayed or notified)
+        until the pace drops, as Zammad's loop protection does."""
+        if ctx.automatic or ctx.ticket is None or not ctx.sender:
+            return
+        authors = await tx.recent_authors(ctx.ticket.id, self.clock() - FLOOD_WINDOW, FLOOD_MAILS)
+        if authors.count(ctx.sender) >= FLOOD_MAILS:
+            ctx.automatic = f"loop suspected: {FLOOD_MAILS} mails from {ctx.sender} on this ticket in {FLOOD_WINDOW}"
+            ctx.notes.append(ctx.automatic)

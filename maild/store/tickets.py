@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from maild.clock import from_iso, to_iso
@@ -342,6 +343,15 @@ class TicketQueries(QueryBase):
                 Attachment(filename=a["filename"], content_type=a["content_type"], size=a["size"], sha256=a["sha256"])
             )
         return [_message(r, tuple(files.get(r["id"], ()))) for r in rows]
+
+    async def recent_authors(self, ticket_id: int, since: datetime, limit: int) -> list[str]:
+        """The authors of the ticket's newest messages, at most ``limit``, written since ``since``."""
+        rows = await self.all(
+            "SELECT author FROM (SELECT author, created_at FROM messages WHERE ticket_id = ? ORDER BY id DESC"
+            " LIMIT ?) WHERE created_at >= ?",
+            (ticket_id, limit, to_iso(since)),
+        )
+        return [str(row[0]) for row in rows]
 
     async def latest_message(self, ticket_id: int, direction: Direction, visibility: Visibility) -> Message | None:
         """The ticket's newest message of that direction and visibility; its attachments are not read."""
