@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import click
 import uvloop
 
-from maild.config import DEFAULT_QUEUE, Config, ConfigError, ConfigFileError, find_config_path, load_config
+from maild.config import DEFAULT_QUEUE, PRIORITIES, Config, ConfigError, ConfigFileError, find_config_path, load_config
 from maild.logs import configure_logging
 from maild.store import Store, StoreError
 from maild.tokens import ticket_reference
@@ -221,6 +221,12 @@ def check_config(config_path: str | None) -> None:
     if config.security.agent_auth == "from":
         click.echo(
             f'{path}: warning: security.agent_auth = "from" trusts the From: address alone, which anyone can forge'
+        )
+    missing = [priority for priority in PRIORITIES if priority not in config.sla]
+    if config.sla and missing:  # no [sla.*] at all is a desk without SLAs; some is easy to leave half-done
+        click.echo(
+            f"{path}: warning: no [sla.{'], [sla.'.join(missing)}]: tickets of priority {', '.join(missing)}"
+            " get no due dates (#priority to one of them drops them)"
         )
     click.echo(f"{path}: ok ({len(config.agents)} agents, {len(config.queues)} queues, data in {config.data_dir})")
 

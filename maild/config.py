@@ -105,6 +105,10 @@ class Security:
     ack_window: timedelta
     # Addresses and "@domain"s whose mail is stored and dropped unanswered; `#block` adds to the store's list.
     blocked_senders: frozenset[str] = frozenset()
+    # A loop no header gives away: past this many mails from one sender on one ticket within the window,
+    # the next is machine mail (`handlers/thread.py`).
+    loop_mails: int = 10
+    loop_window: timedelta = timedelta(minutes=10)
 
     def blocks(self, address: str) -> bool:
         return address in self.blocked_senders or "@" + address.rpartition("@")[2] in self.blocked_senders
@@ -470,6 +474,8 @@ class _Reader:
                 "acks_global",
                 "ack_window",
                 "blocked_senders",
+                "loop_mails",
+                "loop_window",
             },
         )
         security = Security(
@@ -480,6 +486,8 @@ class _Reader:
             acks_global=self.get(sec, "security", "acks_global", _positive_int, 300),
             ack_window=self.get(sec, "security", "ack_window", _duration, timedelta(hours=1)),
             blocked_senders=self.get(sec, "security", "blocked_senders", _senders, frozenset()),
+            loop_mails=self.get(sec, "security", "loop_mails", _positive_int, 10),
+            loop_window=self.get(sec, "security", "loop_window", _duration, timedelta(minutes=10)),
         )
         if security.agent_auth == "authentication-results" and not security.trusted_authserv_id:
             self.problems.append('security.trusted_authserv_id: required when agent_auth = "authentication-results"')

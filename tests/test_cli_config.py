@@ -103,6 +103,20 @@ def test_check_config_good_config_with_authentication_results(tmp_path: Path) ->
     assert "warning" not in result.stdout
 
 
+def test_check_config_warns_of_priorities_without_an_sla(tmp_path: Path) -> None:
+    """CONTRACT's example sets [sla.normal] alone: check-config says which priorities then have no due
+    dates; a desk with no [sla.*] at all has chosen none, and hears nothing of it."""
+    path = write(tmp_path, GOOD_CONFIG + AUTH_RESULTS + '\n[sla.normal]\nfirst_response = "4h"\nresolution = "2d"\n')
+    result = maild(tmp_path, "check-config", "--config", str(path))
+    assert result.returncode == 0, result.stderr
+    warning, ok = result.stdout.splitlines()
+    assert warning == (
+        f"{path}: warning: no [sla.low], [sla.high], [sla.urgent]: tickets of priority low, high, urgent"
+        " get no due dates (#priority to one of them drops them)"
+    )
+    assert ok.startswith(f"{path}: ok (")
+
+
 def test_check_config_unknown_key(tmp_path: Path) -> None:
     """A config with an unknown key exits 1 with one line naming the dotted key, and no traceback."""
     path = write(tmp_path, UNKNOWN_KEY)

@@ -3,16 +3,12 @@ to date: its timers that are due run first, as the scheduler would have run them
 
 from __future__ import annotations
 
-from datetime import timedelta
-
+from maild.durations import format_duration
 from maild.handlers.base import CONTINUE, Context, Outcome, Services
 from maild.store import Tx
 from maild.tokens import ticket_ids_in
 
 MAX_MERGE_STEPS = 20
-# A sender with this many of a ticket's messages within the window is a loop nobody's headers gave away (two
-# autoresponders without Auto-Submitted, an agent's answering our notices): what they send next is machine mail.
-FLOOD_MAILS, FLOOD_WINDOW = 10, timedelta(minutes=10)
 
 
 class Thread:
@@ -22,6 +18,7 @@ class Thread:
         self.prefix = services.config.ticket_prefix
         self.timers = services.timers
         self.clock = services.clock
+        self.security = services.config.security
 
     async def process(self, ctx: Context, tx: Tx) -> Outcome:
         mail = ctx.parsed
@@ -76,12 +73,16 @@ class Thread:
             ctx.ticket = await tx.get_ticket(ctx.ticket.id)
 
     async def check_flood(self, ctx: Context, tx: Tx) -> None:
-        """Keep a loop from feeding itself: past `FLOOD_MAILS` from one sender on this ticket within
-        `FLOOD_WINDOW`, their mail is kept as machine mail (internal, never answered, relayed or notified)
+        """Keep a loop no header gives away from feeding itself (two autoresponders without Auto-Submitted, an
+        agent's answering our notices): past `[security] loop_mails` from one sender on this ticket within
+        `loop_window`, their mail is kept as machine mail (internal, never answered, relayed or notified)
         until the pace drops, as Zammad's loop protection does."""
         if ctx.automatic or ctx.ticket is None or not ctx.sender:
             return
-        authors = await tx.recent_authors(ctx.ticket.id, self.clock() - FLOOD_WINDOW, FLOOD_MAILS)
-        if authors.count(ctx.sender) >= FLOOD_MAILS:
-            ctx.automatic = f"loop suspected: {FLOOD_MAILS} mails from {ctx.sender} on this ticket in {FLOOD_WINDOW}"
+        limit, window = self.security.loop_mails, self.security.loop_window
+        authors = await tx.recent_authors(ctx.ticket.id, self.clock() - window, limit)
+        if authors.count(ctx.sender) >= limit:
+            ctx.automatic = (
+                f"loop suspected: {limit} mails from {ctx.sender} on this ticket within {format_duration(window)}"
+            )
             ctx.notes.append(ctx.automatic)
