@@ -29,7 +29,7 @@ from maild.durations import format_duration, parse_duration
 from maild.mime import Part
 from maild.models import Attachment, Envelope, Message, OutboundMail, Ticket
 from maild.outbound import Delivery, OutboundWorker
-from maild.pipeline import BATCH_BYTES, _batches
+from maild.pipeline import BATCH_BACKLOG, BATCH_BYTES, _batches
 from maild.render import Renderer, TemplateError, ticket_vars
 from maild.spool import dedupe_key
 from maild.statuses import (
@@ -867,7 +867,10 @@ def test_status_counts_are_exact_beyond_the_listing_limit(tmp_path: Path) -> Non
 def test_waiting_messages_are_batched_in_order_and_large_ones_alone() -> None:
     small, large = BATCH_BYTES, BATCH_BYTES + 1
     waiting = [(1, small), (2, small), (3, large), (4, small), (5, 10), (6, 10), (7, 10), (8, 10), (9, large)]
+    assert len(waiting) >= BATCH_BACKLOG
     assert _batches(waiting) == [[1, 2], [3], [4, 5, 6, 7], [8], [9]]
+    few = waiting[: BATCH_BACKLOG - 1]  # no backlog: each commits alone, at once
+    assert _batches(few) == [[inbound_id] for inbound_id, _ in few]
     assert _batches([]) == []
 
 
