@@ -390,7 +390,7 @@ class _Reader:
             mailbox=self.get(i, "intake.imap", "mailbox", _string, "INBOX"),
             processed_mailbox=self.get(i, "intake.imap", "processed_mailbox", _string, "maild/processed"),
             idle=self.get(i, "intake.imap", "idle", _bool, True),
-            poll_interval=self.get(i, "intake.imap", "poll_interval", _duration, timedelta(seconds=60)),
+            poll_interval=self.get(i, "intake.imap", "poll_interval", _period, timedelta(seconds=60)),
         )
         self.imap_secret(imap, "password_file" in i)
 
@@ -415,9 +415,9 @@ class _Reader:
             port=self.get(o, "outbound", "port", _port, 25),
             tls=self.get(o, "outbound", "tls", _choice(("none", "starttls", "implicit")), "none"),
             directory=self.get(o, "outbound", "directory", self.path, data_dir / "sent"),
-            timeout=self.get(o, "outbound", "timeout", _duration, timedelta(seconds=60)),
-            retry_base=self.get(o, "outbound", "retry_base", _duration, timedelta(minutes=1)),
-            retry_max=self.get(o, "outbound", "retry_max", _duration, timedelta(hours=1)),
+            timeout=self.get(o, "outbound", "timeout", _period, timedelta(seconds=60)),
+            retry_base=self.get(o, "outbound", "retry_base", _period, timedelta(minutes=1)),
+            retry_max=self.get(o, "outbound", "retry_max", _period, timedelta(hours=1)),
             give_up_after=self.get(o, "outbound", "give_up_after", _duration, timedelta(days=5)),
         )
 
@@ -484,10 +484,10 @@ class _Reader:
             authres_headers=self.get(sec, "security", "authres_headers", _choice(("topmost", "all")), "topmost"),
             acks_per_sender=self.get(sec, "security", "acks_per_sender", _positive_int, 3),
             acks_global=self.get(sec, "security", "acks_global", _positive_int, 300),
-            ack_window=self.get(sec, "security", "ack_window", _duration, timedelta(hours=1)),
+            ack_window=self.get(sec, "security", "ack_window", _period, timedelta(hours=1)),
             blocked_senders=self.get(sec, "security", "blocked_senders", _senders, frozenset()),
             loop_mails=self.get(sec, "security", "loop_mails", _positive_int, 10),
-            loop_window=self.get(sec, "security", "loop_window", _duration, timedelta(minutes=10)),
+            loop_window=self.get(sec, "security", "loop_window", _period, timedelta(minutes=10)),
         )
         if security.agent_auth == "authentication-results" and not security.trusted_authserv_id:
             self.problems.append('security.trusted_authserv_id: required when agent_auth = "authentication-results"')
@@ -651,16 +651,28 @@ def _host_port(value: Any) -> str:
     return f"{host}:{port}"
 
 
+LONGEST = timedelta(days=36500)  # now plus or less a longer time is no date: every step would fail on it
+
+
 def _duration(value: Any) -> timedelta:
-    return parse_duration(_string(value))
+    duration = parse_duration(_string(value))
+    if duration > LONGEST:
+        raise ValueError(f"at most 36500d (100 years), got {_string(value)!r}")
+    return duration
+
+
+def _period(value: Any) -> timedelta:
+    """A timeout, interval or window: zero would mean a busy loop or nothing at all."""
+    duration = _duration(value)
+    if duration <= timedelta(0):
+        raise ValueError(f"expected more than 0s, got {_string(value)!r}")
+    return duration
 
 
 def _retention(value: Any) -> timedelta:
     keep = _duration(value)
     if keep < timedelta(days=1):
         raise ValueError(f"at least 1d: closed tickets are erased for good (got {_string(value)!r})")
-    if keep > timedelta(days=36500):  # now less a longer time is no date (`maild tick` computes it)
-        raise ValueError(f"at most 36500d (100 years), got {_string(value)!r}")
     return keep
 
 

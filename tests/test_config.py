@@ -381,6 +381,30 @@ def test_huge_duration_is_a_problem_not_a_crash() -> None:
     )
 
 
+def test_a_duration_past_a_century_is_a_problem() -> None:
+    """Within a timedelta but past 36500d, now plus it is no date: every mail would fail at its step."""
+    assert problems_of(minimal(lifecycle={"feedback_window": "99999999d"})) == [
+        "lifecycle.feedback_window: at most 36500d (100 years), got '99999999d'"
+    ]
+    config = parse_config(minimal(lifecycle={"feedback_window": "36500d"}), Path("/srv/maild/etc"))
+    assert config.lifecycle.feedback_window == timedelta(days=36500)
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [
+        ("outbound", "timeout"),
+        ("outbound", "retry_base"),
+        ("outbound", "retry_max"),
+        ("security", "ack_window"),
+        ("security", "loop_window"),
+    ],
+)
+def test_timeouts_and_windows_must_be_longer_than_zero(section: str, key: str) -> None:
+    """Zero would be a busy retry loop, a timeout nothing meets, or a window that holds nothing."""
+    assert problems_of(minimal(**{section: {key: "0s"}})) == [f"{section}.{key}: expected more than 0s, got '0s'"]
+
+
 # --- reading files --------------------------------------------------------------------------------------
 
 
