@@ -37,14 +37,17 @@ def fail(message: str, code: int = 1) -> NoReturn:
     sys.exit(code)
 
 
+CONFIG_HELP = "Config file (default: $MAILD_CONFIG, ./config/maild.toml, /etc/maild/maild.toml)."
+
+
 def config_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--config",
-        "config_path",
-        metavar="PATH",
-        default=None,
-        help="Config file (default: $MAILD_CONFIG, ./config/maild.toml, /etc/maild/maild.toml).",
-    )(command)
+    """Every command's --config; without it, the one given before the command (`maild --config X status`)."""
+    return click.option("--config", "config_path", metavar="PATH", default=_group_config, help=CONFIG_HELP)(command)
+
+
+def _group_config() -> str | None:
+    value = click.get_current_context().find_root().params.get("config_path")
+    return str(value) if value is not None else None
 
 
 class TicketRef(NamedTuple):
@@ -182,7 +185,8 @@ class MaildGroup(click.Group):
 
 @click.group(cls=MaildGroup)
 @click.version_option(package_name="maild")
-def main() -> None:
+@click.option("--config", "config_path", metavar="PATH", default=None, help=CONFIG_HELP)
+def main(config_path: str | None) -> None:
     """maild: an email-first ticketing daemon."""
 
 

@@ -241,6 +241,17 @@ def test_serve_refuses_to_start_without_the_imap_password_file(tmp_path: Path) -
     assert result.stdout == ""
 
 
+def test_config_given_before_the_command_counts(tmp_path: Path) -> None:
+    """`maild --config PATH <command>` is read as `<command> --config PATH`; the command's own wins."""
+    path = write(tmp_path, GOOD_CONFIG + AUTH_RESULTS, "elsewhere.toml")
+    result = maild(tmp_path, "--config", str(path), "check-config")
+    assert result.returncode == 0 and result.stdout.startswith(f"{path}: ok ("), result.stderr
+    listed = maild(tmp_path, "--config", str(tmp_path / "nope.toml"), "ticket", "list", "--json", "--config", str(path))
+    assert listed.returncode == 0 and listed.stdout.strip() == "[]", listed.stderr
+    missing = maild(tmp_path, "--config", str(tmp_path / "nope.toml"), "status")
+    assert missing.returncode == 1 and "nope.toml: no such config file" in missing.stderr
+
+
 def test_check_config_uses_maild_config_env(tmp_path: Path) -> None:
     """Without --config, check-config reads the file named by $MAILD_CONFIG."""
     path = write(tmp_path, GOOD_CONFIG + AUTH_RESULTS, "elsewhere.toml")
