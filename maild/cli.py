@@ -370,6 +370,8 @@ def ticket_list(
         if status not in STATUSES:
             fail(f"--status: unknown status {status!r} (one of {', '.join(STATUSES)})")
     known_queues(config, queues)
+    if requester is not None and not requester.strip():
+        fail("--requester: an empty address (leave the option out to list every requester's)")
     wanted_assignee = None if assignee is None else assignee_filter(config, assignee)
 
     async def action(store: Store) -> list[dict[str, Any]]:
@@ -378,7 +380,7 @@ def ticket_list(
                 statuses=statuses,
                 queues=queues,
                 assignee=wanted_assignee,
-                requester=requester.strip().lower() if requester else None,
+                requester=requester.strip().lower() if requester is not None else None,
                 words=text.split() if text else (),
                 limit=fetch_limit(limit),
             )

@@ -173,3 +173,9 @@ def test_backup_into_a_missing_folder_is_one_line(tmp_path: Path, config: Path) 
     line = one_line_error(maild(tmp_path, "backup", str(target), "--config", str(config)))
     assert line == f"maild: cannot back up to {target}: unable to open database file"
     assert not target.parent.exists()
+
+
+def test_an_empty_requester_is_refused(tmp_path: Path, config: Path) -> None:
+    """`--requester ''` (a script's unset variable) would otherwise list every ticket."""
+    line = one_line_error(maild(tmp_path, "ticket", "list", "--requester", "", "--config", str(config)))
+    assert line == "maild: --requester: an empty address (leave the option out to list every requester's)"
