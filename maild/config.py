@@ -215,9 +215,16 @@ class Config:
         """Addresses that are maild itself: never requesters, followers or recipients of relays."""
         return frozenset([self.support_address] + [q.address for q in self.queues if q.address])
 
+    def is_own(self, address: str) -> bool:
+        """One of maild's addresses, a ``+tag`` on it included (MTAs deliver support+x to support)."""
+        local, at, domain = address.rpartition("@")
+        return address in self.own_addresses or (
+            at != "" and f"{local.partition('+')[0]}@{domain}" in self.own_addresses
+        )
+
     def is_desk(self, address: str) -> bool:
         """maild's own address or an agent's: never a customer to relay to, block, forward to or erase."""
-        return address in self.own_addresses or self.agent(address) is not None
+        return self.is_own(address) or self.agent(address) is not None
 
 
 # --- loading ------------------------------------------------------------------------------------------

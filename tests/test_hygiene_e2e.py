@@ -129,6 +129,18 @@ def test_an_unflagged_autoresponder_loop_is_broken(daemon: Daemon, smarthost: Sm
     assert f"loop suspected: 10 mails from {ANA} on this ticket within 10m" in steps[-1]["notes"]
 
 
+def test_our_address_with_a_tag_is_still_ours(daemon: Daemon, smarthost: Smarthost) -> None:
+    """MTAs deliver support+anything to support: mail From support+tag is our own come back (dropped, not
+    answered), and support+tag in a customer's Cc never becomes a follower."""
+    daemon.send(make_mail(sender="support+loop@example.com", subject="Echo"), mail_from="support+loop@example.com")
+    daemon.send(make_mail(cc=["support+copy@example.com", "boss@customer.example"]))
+    smarthost.wait_for(CUSTOMER)
+    [ticket] = daemon.tickets()
+    assert daemon.ticket(ticket["id"])["followers"] == ["boss@customer.example"]
+    [dropped] = json.loads(daemon.cli("dropped", "list", "--json").stdout)
+    assert dropped["error"] == "loop: sent in the name of our own address"
+
+
 def test_a_mail_from_nobody_is_kept_and_opens_no_ticket(daemon: Daemon, smarthost: Smarthost) -> None:
     """No From: and a null or bare envelope sender (over SMTP), or no From: and no --from (maild inject): nobody to
     open a ticket for or to answer. The mail is kept, dropped with that reason, and shows in `dropped list`."""

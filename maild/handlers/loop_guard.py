@@ -12,13 +12,13 @@ class LoopGuard:
 
     def __init__(self, services: Services) -> None:
         self.support_address = services.config.support_address
-        self.own_addresses = services.config.own_addresses
+        self.is_own = services.config.is_own
 
     async def process(self, ctx: Context, tx: Tx) -> Outcome:
         mail = ctx.parsed
         if await tx.thread_id_direction(mail.message_id) == "out":
             return Stop("loop: this Message-ID is one we sent")
-        if mail.from_address in self.own_addresses:
+        if mail.from_address and self.is_own(mail.from_address):
             return Stop("loop: sent in the name of our own address")
         verdict = classify(ctx.inbound.raw, mail, ctx.inbound.envelope.mail_from, self.support_address)
         if verdict.kind == "loop":

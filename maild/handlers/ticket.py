@@ -71,5 +71,5 @@ class OpenTicket:
 
     def followers(self, ctx: Context, addresses: list[str]) -> list[str]:
         on_behalf = {c.args.address for c in ctx.commands if isinstance(c.args, Requester)}
-        excluded = {ctx.sender, ctx.current_ticket.requester, *on_behalf, *self.config.own_addresses}
-        return [a for a in dict.fromkeys(addresses) if a not in excluded and self.config.agent(a) is None]
+        excluded = {ctx.sender, ctx.current_ticket.requester, *on_behalf}
+        return [a for a in dict.fromkeys(addresses) if a not in excluded and not self.config.is_desk(a)]
