@@ -80,7 +80,8 @@ class Thread:
         if ctx.automatic or ctx.ticket is None or not ctx.sender:
             return
         limit, window = self.security.loop_mails, self.security.loop_window
-        authors = await tx.recent_authors(ctx.ticket.id, self.clock() - window, limit)
+        # The newest five times as many messages: two or three parties answering each other still show.
+        authors = await tx.recent_authors(ctx.ticket.id, self.clock() - window, 5 * limit)
         if authors.count(ctx.sender) >= limit:
             ctx.automatic = (
                 f"loop suspected: {limit} mails from {ctx.sender} on this ticket within {format_duration(window)}"
