@@ -8,7 +8,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from zoneinfo import ZoneInfo
 
 import click
@@ -16,8 +16,8 @@ import uvloop
 
 from maild.config import DEFAULT_QUEUE, PRIORITIES, Config, ConfigError, ConfigFileError, find_config_path, load_config
 from maild.logs import configure_logging
-from maild.store import Store, StoreError
-from maild.tokens import ticket_reference
+from maild.store import Store, StoreError, Tx
+from maild.tokens import Reference, format_token, ticket_reference
 
 if TYPE_CHECKING:
     from maild.erase import Holdings, Report
@@ -50,29 +50,22 @@ def _group_config() -> str | None:
     return str(value) if value is not None else None
 
 
-class TicketRef(NamedTuple):
-    """A ticket as typed, its token's prefix kept: only the config knows whether ``[OTHER#1]`` is ours."""
-
-    id: int
-    prefix: str  # "ACME" of [ACME#12] or ACME#12; "" for 12 or #12
-    text: str
-
-
-def ticket_id(ctx: click.Context, param: click.Parameter, value: str | None) -> TicketRef | None:
-    """A ticket as people copy it from a subject: 12, #12, ACME#12 or [ACME#12]."""
+def ticket_id(ctx: click.Context, param: click.Parameter, value: str | None) -> Reference | None:
+    """A ticket as people copy it from a subject: 12, #12, ACME#12 or [ACME#12]; its prefix is kept, as only
+    the config knows whether ``[OTHER#1]`` is ours."""
     if value is None:
         return None
     found = ticket_reference(value.strip())
-    if found is None or found < 1:
+    if found is None or found.id < 1:
         raise click.BadParameter(f"not a ticket: {value!r} (12, #12 or [ACME#12])")
-    prefix = value.strip().lstrip("[").partition("#")[0].strip() if "#" in value else ""
-    return TicketRef(found, prefix, value)
+    return found
 
 
-def own_ticket(config: Config, ref: TicketRef) -> int:
+def own_ticket(config: Config, ref: Reference) -> int:
     """The id of a ticket of this desk: a token with another prefix names another desk's ticket, never ours."""
     if ref.prefix and ref.prefix.casefold() != config.ticket_prefix.casefold():
-        fail(f"not a ticket of this desk: {ref.text!r} (this desk's tokens are [{config.ticket_prefix}#12])")
+        named, ours = format_token(ref.prefix, ref.id), format_token(config.ticket_prefix, 12)
+        fail(f"not a ticket of this desk: {named} (this desk's tokens are {ours})")
     return ref.id
 
 
@@ -156,6 +149,17 @@ async def with_store(config: Config, action: Callable[[Store], Awaitable[T]]) ->
         return await action(store)
     finally:
         await store.close()
+
+
+def change_one(config_path: str | None, change: Callable[[Tx], Awaitable[bool]], missing: str) -> None:
+    """Make one change in a transaction of its own; fail with ``missing`` when there was nothing to change."""
+
+    async def action(store: Store) -> bool:
+        async with store.transaction() as tx:
+            return await change(tx)
+
+    if not run(lambda: with_store(read_config(config_path), action)):
+        fail(missing)
 
 
 def emit_json(value: Any) -> None:
@@ -420,7 +424,7 @@ def assignee_filter(config: Config, given: str) -> str:
 @config_option
 @click.argument("ticket_id", callback=ticket_id)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def ticket_show(config_path: str | None, ticket_id: TicketRef, as_json: bool) -> None:
+def ticket_show(config_path: str | None, ticket_id: Reference, as_json: bool) -> None:
     """Show one ticket with its timeline and history."""
     from maild.lifecycle import Lifecycle
     from maild.views import ticket_detail, ticket_text
@@ -605,7 +609,7 @@ def outbox() -> None:
 @limit_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def outbox_list(
-    config_path: str | None, state: str | None, ticket_id: TicketRef | None, limit: int, as_json: bool
+    config_path: str | None, state: str | None, ticket_id: Reference | None, limit: int, as_json: bool
 ) -> None:
     """List outbound mail."""
     from maild.views import outbound_json, table
@@ -635,12 +639,7 @@ def outbox_list(
 def outbox_retry(config_path: str | None, outbox_id: int) -> None:
     """Send a failed (or waiting) mail again now; the running daemon picks it up."""
 
-    async def action(store: Store) -> bool:
-        async with store.transaction() as tx:
-            return await tx.retry_mail(outbox_id)
-
-    if not run(lambda: with_store(read_config(config_path), action)):
-        fail(f"no queued or failed mail {outbox_id}")
+    change_one(config_path, lambda tx: tx.retry_mail(outbox_id), f"no queued or failed mail {outbox_id}")
     click.echo(f"{outbox_id}: queued for delivery")
 
 
@@ -650,12 +649,7 @@ def outbox_retry(config_path: str | None, outbox_id: int) -> None:
 def outbox_drop(config_path: str | None, outbox_id: int) -> None:
     """Give up on a queued or failed mail (it is kept, marked dropped)."""
 
-    async def action(store: Store) -> bool:
-        async with store.transaction() as tx:
-            return await tx.drop_mail(outbox_id)
-
-    if not run(lambda: with_store(read_config(config_path), action)):
-        fail(f"no queued or failed mail {outbox_id}")
+    change_one(config_path, lambda tx: tx.drop_mail(outbox_id), f"no queued or failed mail {outbox_id}")
     click.echo(f"{outbox_id}: dropped")
 
 
@@ -765,13 +759,7 @@ def blocked_list(config_path: str | None, as_json: bool) -> None:
 def blocked_remove(config_path: str | None, address: str) -> None:
     """Lift a block made with #block (the config's list is edited in the config)."""
     wanted = address.strip().lower()
-
-    async def action(store: Store) -> bool:
-        async with store.transaction() as tx:
-            return await tx.unblock_sender(wanted)
-
-    if not run(lambda: with_store(read_config(config_path), action)):
-        fail(f"{wanted} is not blocked by #block")
+    change_one(config_path, lambda tx: tx.unblock_sender(wanted), f"{wanted} is not blocked by #block")
     click.echo(f"{wanted}: unblocked")
 
 
@@ -787,14 +775,14 @@ def erase_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return config_option(command)
 
 
-def ticket_ids(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[TicketRef]:
+def ticket_ids(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[Reference]:
     return [found for value in values if (found := ticket_id(ctx, param, value)) is not None]
 
 
 @erase.command("ticket")
 @erase_options
 @click.argument("ticket_ids", nargs=-1, required=True, callback=ticket_ids)
-def erase_ticket(config_path: str | None, ticket_ids: list[TicketRef], apply: bool, as_json: bool) -> None:
+def erase_ticket(config_path: str | None, ticket_ids: list[Reference], apply: bool, as_json: bool) -> None:
     """Erase tickets and the tickets merged into them: messages, attachments, received and sent mail,
     history, time entries. IDs as 12, #12 or [ACME#12]."""
     from maild.erase import erase_tickets

@@ -621,12 +621,12 @@ def _merge(rest: str) -> Merge:
 def _ticket_id(rest: str, accepted: Text) -> int:
     if not rest:
         raise Refused(Text("missing", what=Text("ticket id")), accepted)
-    ticket_id = ticket_reference(rest)
-    if ticket_id is None:
+    found = ticket_reference(rest)
+    if found is None:
         raise Refused(Text("not a ticket id", got=repr(rest)), accepted)
-    if ticket_id < 1:
+    if found.id < 1:
         raise Refused(Text("ticket ids start at 1"), accepted)
-    return ticket_id
+    return found.id
 
 
 def _forward(rest: str) -> Forward:

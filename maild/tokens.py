@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import NamedTuple
 
 # A ticket as agents and operators write it: 12, #12, ACME#12 or [ACME#12] (any prefix, spaces in brackets).
-_REFERENCE = re.compile(r"\[\s*[\w-]*\s*#\s*(\d{1,18})\s*\]|(?:[\w-]*#)?(\d{1,18})")
+_REFERENCE = re.compile(r"\[\s*([\w-]*)\s*#\s*(\d{1,18})\s*\]|(?:([\w-]*)#)?(\d{1,18})")
 
 
-def ticket_reference(text: str) -> int | None:
-    """The ticket id ``text`` names (0 stays 0, for the caller to refuse), or None when it names none."""
+class Reference(NamedTuple):
+    """A ticket as typed: its id (0 stays 0, for the caller to refuse) and the token's prefix, if any."""
+
+    id: int
+    prefix: str  # "ACME" of [ACME#12] or ACME#12; "" for 12 or #12
+
+
+def ticket_reference(text: str) -> Reference | None:
+    """The ticket ``text`` names (12, #12, ACME#12, [ACME#12]), or None when it names none."""
     found = _REFERENCE.fullmatch(text)
-    return int(found.group(1) or found.group(2)) if found else None
+    if found is None:
+        return None
+    if found.group(2) is not None:
+        return Reference(int(found.group(2)), found.group(1))
+    return Reference(int(found.group(4)), found.group(3) or "")
 
 
 def format_token(prefix: str, ticket_id: int) -> str:
