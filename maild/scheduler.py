@@ -35,6 +35,12 @@ class TimerActions:
         self.renderer = renderer
         self.outbox = outbox
 
+    async def fire(self, tx: Tx, timer: Timer) -> str | None:
+        """Mark ``timer`` done and run it; None when it was no longer pending (run elsewhere, or cancelled)."""
+        if not await tx.finish_timer(timer.id):
+            return None
+        return await self.run(tx, timer)
+
     async def run(self, tx: Tx, timer: Timer) -> str:
         """Fire ``timer``; a word saying what happened, for the log."""
         ticket = await tx.get_ticket(timer.ticket_id)
@@ -127,9 +133,9 @@ async def run_due(store: Store, actions: TimerActions, now: datetime) -> int:
             return count
         for timer in due:
             async with store.transaction() as tx:
-                if not await tx.finish_timer(timer.id):
-                    continue
-                outcome = await actions.run(tx, timer)
+                outcome = await actions.fire(tx, timer)
+            if outcome is None:
+                continue
             count += 1
             log.info(
                 "timer", kind=timer.kind, ticket_id=timer.ticket_id, due_at=timer.due_at.isoformat(), outcome=outcome

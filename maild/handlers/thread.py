@@ -66,8 +66,8 @@ class Thread:
         for timer in await tx.pending_timers(ctx.ticket.id):
             if timer.due_at > now:
                 break
-            if await tx.finish_timer(timer.id):
-                ctx.notes.append(f"due timer {timer.kind}: {await self.timers.run(tx, timer)}")
+            if (outcome := await self.timers.fire(tx, timer)) is not None:
+                ctx.notes.append(f"due timer {timer.kind}: {outcome}")
                 ran = True
         if ran:
             ctx.ticket = await tx.get_ticket(ctx.ticket.id)
