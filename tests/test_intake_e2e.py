@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import smtplib
+import socket
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -438,3 +439,35 @@ def test_mail_that_cannot_be_decoded_is_shunted_at_parse_and_kept(daemon: Daemon
     [(kept,)] = db.execute("SELECT raw FROM inbound").fetchall()
     db.close()
     assert kept.count(b"\r\n--B\r\n") == 600 and kept.endswith(b"--B--\r\n")
+
+
+def test_a_line_longer_than_rfc_5321_allows_is_kept(daemon: Daemon, smarthost: Smarthost) -> None:
+    """A broken client's 300 KB line (a pasted blob, HTML with no line breaks) gets its 250 and a ticket:
+    only the size limit refuses mail, and the raw message is kept byte for byte."""
+    blob = "x" * 300_000
+    raw = make_mail(subject="One very long line", body=f"See the log:\n{blob}\nThanks")
+    raw = raw.replace(b"=\r\n", b"")  # undo the quoted-printable folding: one line of 300,000 octets
+    assert blob.encode() in raw
+    assert daemon.send(raw) == {}
+    [ticket] = daemon.wait_ticket(lambda tickets: tickets, "the ticket")
+    assert ticket["subject"] == "One very long line"
+    smarthost.wait_for(CUSTOMER)
+    [notice] = smarthost.wait_for(ANA)  # the agents' notice carries the text, in lines SMTP allows
+    assert blob in notice.body.replace("\n", "")
+    db = sqlite3.connect(daemon.workdir / "data" / "maild.sqlite3")
+    [(kept,)] = db.execute("SELECT raw FROM inbound").fetchall()
+    db.close()
+    assert kept == raw
+
+
+def test_stopping_tells_open_sessions_421(daemon: Daemon) -> None:
+    """SIGTERM ends an idle session with 421 (RFC 5321 3.8) so its client retries later, not with a
+    connection dropped mid-conversation."""
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as sock:
+        reader = sock.makefile("rb")
+        assert reader.readline().startswith(b"220 ")
+        sock.sendall(b"HELO client.example.org\r\n")
+        assert reader.readline().startswith(b"250 ")
+        assert daemon.stop() == 0
+        assert reader.readline().startswith(b"421 4.3.2 ")
+        assert reader.readline() == b""  # and the connection is closed

@@ -25,16 +25,17 @@ RCPT_OK = "250 2.1.5 Ok"
 NO_RELAY = "550 5.7.1 <{}>: relay access denied (not an address maild serves)"
 TOO_MANY_RCPTS = "452 4.5.3 Too many recipients"
 STORE_FAILED = "451 4.3.0 Temporary failure storing the message, try again later"
-# Lines longer than RFC 5321's 1000 octets come from real (broken) clients: keep the mail, do not refuse it.
-LINE_LIMIT = 64 * 1024
+SHUTTING_DOWN = b"421 4.3.2 maild is shutting down, try again later\r\n"
 
 
-class _Smtp(SMTP):
-    line_length_limit = LINE_LIMIT
+def _session_class(base: type[SMTP], max_message_bytes: int) -> type[SMTP]:
+    """aiosmtpd refuses a DATA line past `line_length_limit` with a permanent 500, and the mail is lost.
 
-
-class _Lmtp(LMTP):
-    line_length_limit = LINE_LIMIT
+    Lines longer than RFC 5321's 1000 octets come from real (broken) clients, so we keep any line that fits
+    in the largest message we take: only the size limit refuses mail. The limit is also the StreamReader's
+    buffer bound, which the message itself is held to already.
+    """
+    return type(base.__name__, (base,), {"line_length_limit": max_message_bytes + 1002})
 
 
 class _Busy(asyncio.Protocol):
@@ -116,14 +117,15 @@ class SmtpListener:
         self.server: asyncio.Server | None = None
         self.sessions: weakref.WeakSet[SMTP] = weakref.WeakSet()
         self.tls_context = _tls_context(config)
+        limit = config.smtp.max_message_bytes
+        self.session_class = _session_class(LMTP if config.smtp.lmtp else SMTP, limit)
 
     def _factory(self) -> asyncio.Protocol:
         open_sessions = sum(1 for s in self.sessions if s.transport is not None and not s.transport.is_closing())
         if open_sessions >= self.config.smtp.max_connections:
             log.warning("too_many_connections", limit=self.config.smtp.max_connections)
             return _Busy()
-        cls = _Lmtp if self.config.smtp.lmtp else _Smtp
-        session: SMTP = cls(
+        session: SMTP = self.session_class(
             self.handler,
             data_size_limit=self.config.smtp.max_message_bytes,
             enable_SMTPUTF8=True,
@@ -149,6 +151,8 @@ class SmtpListener:
         return int(self.server.sockets[0].getsockname()[1])
 
     async def stop(self, grace_seconds: float = 30.0) -> None:
+        """Close the socket, let DATA in flight reach the spool, then tell the open sessions 421 (RFC 5321
+        3.8): their clients retry later instead of seeing a dropped connection."""
         if self.server is None:
             return
         self.server.close()
@@ -157,8 +161,10 @@ class SmtpListener:
         except TimeoutError:
             log.warning("shutdown_data_in_flight", sessions=self.handler.in_flight)
         for session in list(self.sessions):
-            if session.transport is not None:
-                session.transport.close()
+            stream = cast(asyncio.Transport | None, session.transport)
+            if stream is not None and not stream.is_closing():
+                stream.write(SHUTTING_DOWN)
+                stream.close()
         self.sessions.clear()
         self.server = None
 
