@@ -63,7 +63,7 @@ def ticket_id(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 
 def own_ticket(config: Config, ref: Reference) -> int:
     """The id of a ticket of this desk: a token with another prefix names another desk's ticket, never ours."""
-    if ref.prefix and ref.prefix.casefold() != config.ticket_prefix.casefold():
+    if ref.of_another_desk(config.ticket_prefix):
         named, ours = format_token(ref.prefix, ref.id), format_token(config.ticket_prefix, 12)
         fail(f"not a ticket of this desk: {named} (this desk's tokens are {ours})")
     return ref.id

@@ -39,7 +39,7 @@ Arguments → ``Command.args`` (values are case-insensitive, ``-`` and ``_`` int
     ``#cc +x@y -z@w``    `Cc` — addresses lower-cased; bare means add; commas allowed between tokens.
     ``#internal``        `Internal` — no arguments.
     ``#postpone D``      `Postpone` — D more than 0 and at most 365 days.
-    ``#link ID``         `Link` — ``12``, ``#12``, ``ACME#12`` or ``[ACME#12]`` (any prefix).
+    ``#link ID``         `Link` — ``12``, ``#12``, ``ACME#12`` or ``[ACME#12]`` (a token of another desk is refused).
     ``#forward ADDR``    `Forward` — one address (``Name <addr>`` too), lower-cased.
     ``#requester ADDR``  `Requester` — one address, lower-cased, and the display name if one was given.
     ``#close``           `Close` — no arguments.
@@ -69,7 +69,7 @@ from maild.statuses import (
     WAITING_THIRD_PARTY,
     WAITING_UNTIL,
 )
-from maild.tokens import ticket_reference
+from maild.tokens import Reference, ticket_reference
 
 MAX_COMMANDS = 50
 MAX_TIME_ENTRY = timedelta(hours=24)
@@ -162,6 +162,7 @@ class Postpone:
 @dataclass(frozen=True)
 class Link:
     ticket_id: int
+    prefix: str = ""  # of a token typed with one: [ACME#12] links 12 only on the desk whose prefix is ACME
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,7 @@ class Close:
 @dataclass(frozen=True)
 class Merge:
     ticket_id: int  # the ticket that takes this one's thread
+    prefix: str = ""  # as Link's
 
 
 @dataclass(frozen=True)
@@ -611,14 +613,14 @@ def _postpone(rest: str) -> Postpone:
 
 
 def _link(rest: str) -> Link:
-    return Link(_ticket_id(rest, _LINK_ACCEPTED))
+    return Link(*_ticket_id(rest, _LINK_ACCEPTED))
 
 
 def _merge(rest: str) -> Merge:
-    return Merge(_ticket_id(rest, _MERGE_ACCEPTED))
+    return Merge(*_ticket_id(rest, _MERGE_ACCEPTED))
 
 
-def _ticket_id(rest: str, accepted: Text) -> int:
+def _ticket_id(rest: str, accepted: Text) -> Reference:
     if not rest:
         raise Refused(Text("missing", what=Text("ticket id")), accepted)
     found = ticket_reference(rest)
@@ -626,7 +628,7 @@ def _ticket_id(rest: str, accepted: Text) -> int:
         raise Refused(Text("not a ticket id", got=repr(rest)), accepted)
     if found.id < 1:
         raise Refused(Text("ticket ids start at 1"), accepted)
-    return found.id
+    return found
 
 
 def _forward(rest: str) -> Forward:

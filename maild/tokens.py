@@ -16,6 +16,10 @@ class Reference(NamedTuple):
     id: int
     prefix: str  # "ACME" of [ACME#12] or ACME#12; "" for 12 or #12
 
+    def of_another_desk(self, desk_prefix: str) -> bool:
+        """Whether the token names another desk's ticket: a bare 12 or #12 is always ours."""
+        return bool(self.prefix) and self.prefix.casefold() != desk_prefix.casefold()
+
 
 def ticket_reference(text: str) -> Reference | None:
     """The ticket ``text`` names (12, #12, ACME#12, [ACME#12]), or None when it names none."""

@@ -571,3 +571,18 @@ def test_dates_read_and_shown_in_the_desks_time_zone(start_daemon: Callable[...,
     assert [h["new"] for h in history if h["field"] == "wait_until"] == ["2031-01-15T08:00:00+00:00"]
     [transcript] = wait_until(lambda: smarthost.matching(ANA, "Applied"), 10, "the transcript")
     assert "wait_until: - → 2031-01-15T09:00+01:00" in transcript.body
+
+
+def test_link_and_merge_refuse_another_desks_token(daemon: Daemon, smarthost: Smarthost) -> None:
+    """[OTHER#5] names another desk's ticket 5: #link and #merge refuse it instead of taking ours with that
+    number, and this desk's own token is taken in any case."""
+    first = new_ticket(daemon, smarthost, subject="Printer on fire")
+    second = new_ticket(daemon, smarthost, subject="Fax on fire")
+    for command in (f"#link [OTHER#{first['id']}]", f"#merge OTHER#{first['id']}"):
+        agent_mail(daemon, second, f"{command}\n#internal\n")
+        [refused] = wait_until(lambda: smarthost.matching(ANA, f"[OTHER#{first['id']}] is a ticket"), 10, command)
+        assert f"this desk's tokens read {first['token']}" in refused.body
+        smarthost.mails.clear()
+    assert daemon.ticket(second["id"])["linked"] == [] and daemon.ticket(second["id"])["merged_into"] is None
+    agent_mail(daemon, second, f"#link {first['token'].lower()}\n#internal\n")
+    assert daemon.ticket(second["id"])["linked"] == [first["id"]]

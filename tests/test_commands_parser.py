@@ -609,21 +609,21 @@ def test_postpone_refuses_missing_zero_or_huge_durations(line: str, reason: str)
 
 
 @pytest.mark.parametrize(
-    ("line", "ticket_id"),
+    ("line", "args"),
     [
-        ("#link 12", 12),
-        ("#link #12", 12),
-        ("#link ACME#12", 12),
-        ("#link [ACME#12]", 12),
-        ("#link [acme#12]", 12),
-        ("#link [ OTHER-2 # 7 ]", 7),
-        ("#enlazar 3", 3),
-        ("#vincular [ACME#3]", 3),
+        ("#link 12", Link(12)),
+        ("#link #12", Link(12)),
+        ("#link ACME#12", Link(12, "ACME")),
+        ("#link [ACME#12]", Link(12, "ACME")),
+        ("#link [acme#12]", Link(12, "acme")),
+        ("#link [ OTHER-2 # 7 ]", Link(7, "OTHER-2")),
+        ("#enlazar 3", Link(3)),
+        ("#vincular [ACME#3]", Link(3, "ACME")),
     ],
 )
-def test_link_reads_id_hash_id_or_token(line: str, ticket_id: int) -> None:
-    """#link takes 12, #12 or a [PREFIX#12] token with any prefix."""
-    assert only_args(line) == Link(ticket_id)
+def test_link_reads_id_hash_id_or_token(line: str, args: Link) -> None:
+    """#link takes 12, #12 or a [PREFIX#12] token, keeping the prefix for the step to check it is ours."""
+    assert only_args(line) == args
 
 
 @pytest.mark.parametrize(
@@ -645,7 +645,7 @@ def test_link_refuses_anything_but_one_ticket_id(line: str, reason: str) -> None
 
 @pytest.mark.parametrize(
     ("line", "args"),
-    [("#merge 12", Merge(12)), ("#merge [ACME#12]", Merge(12)), ("#fusionar #7", Merge(7))],
+    [("#merge 12", Merge(12)), ("#merge [ACME#12]", Merge(12, "ACME")), ("#fusionar #7", Merge(7))],
 )
 def test_merge_reads_a_ticket_id_as_link_does(line: str, args: Merge) -> None:
     """#merge takes the ticket to merge into in the forms #link accepts."""

@@ -45,7 +45,7 @@ from maild.refusals import Text
 from maild.render import ticket_vars
 from maild.statuses import CLOSED, RESOLVED, TransitionRefused, allowed_from, check_transition
 from maild.store import Tx
-from maild.tokens import format_token
+from maild.tokens import Reference, format_token
 
 
 class _RollBack(Exception):
@@ -223,7 +223,8 @@ class ApplyCommands:
                 before = ticket.due_at
                 ctx.ticket = await self.services.lifecycle.postpone(tx, ticket, agent.email, "command", delta)
                 ctx.changes.append(("due_at", self.shown(before), self.shown(ctx.ticket.due_at)))
-            case Link(ticket_id=other):
+            case Link(ticket_id=other, prefix=prefix):
+                self.check_desk(prefix, other, Text("accepted existing ticket"))
                 if other == ticket.id or await tx.get_ticket(other) is None:
                     raise Refused(Text("no other ticket", id=other), Text("accepted existing ticket"))
                 if await tx.link_tickets(ticket.id, other, agent.email, "command"):
@@ -240,7 +241,8 @@ class ApplyCommands:
                 if agent.role != "admin":
                     raise Refused(Text("only admins close"), Text("accepted resolve or close"))
                 await self.move(ctx, tx, CLOSED, wait_until=None)
-            case Merge(ticket_id=target_id):
+            case Merge(ticket_id=target_id, prefix=prefix):
+                self.check_desk(prefix, target_id, Text("accepted merge"))
                 await self.merge(ctx, tx, target_id)
             case SetLanguage(language=language):
                 await self.update(ctx, tx, language=language)
@@ -298,6 +300,12 @@ class ApplyCommands:
         if len(matches) != 1:
             raise Refused(Text("no single agent", got=repr(target)), Text("accepted agent", names=names))
         return matches[0].email
+
+    def check_desk(self, prefix: str, ticket_id: int, accepted: Text) -> None:
+        """[OTHER#5] names another desk's ticket 5, never ours: linking or merging ours would be the wrong one."""
+        if Reference(ticket_id, prefix).of_another_desk(self.config.ticket_prefix):
+            ours = format_token(self.config.ticket_prefix, ticket_id)
+            raise Refused(Text("another desk", token=format_token(prefix, ticket_id), ours=ours), accepted)
 
     def check_outsider(self, address: str) -> None:
         if self.config.is_desk(address):
