@@ -1114,3 +1114,30 @@ def _breached() -> Ticket:
     ticket = render_context()["ticket"]
     ticket.due_at = datetime(2026, 11, 23, 11, tzinfo=UTC)
     return ticket
+
+
+def test_a_transaction_cancelled_while_it_waits_to_begin_leaves_the_store_usable(tmp_path: Path) -> None:
+    """A writer cancelled while its BEGIN waits for another process's lock (an IMAP session whose connection
+    dropped) must not leave the connection inside a transaction: the next writer commits as usual."""
+
+    async def body(store: Store) -> None:
+        other = sqlite3.connect(tmp_path / "maild.sqlite3", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # as a CLI command holding the write lock would
+
+        async def write() -> None:
+            async with store.transaction() as tx:
+                await tx.set_imap_position("INBOX", 1, 5)
+
+        writer = asyncio.create_task(write())
+        await asyncio.sleep(0.3)  # its BEGIN IMMEDIATE now waits in aiosqlite's thread
+        writer.cancel()
+        await asyncio.sleep(0.1)
+        other.execute("COMMIT")
+        with pytest.raises(asyncio.CancelledError):
+            await writer
+        async with store.transaction() as tx:
+            await tx.set_imap_position("INBOX", 1, 7)
+        assert other.execute("SELECT uidvalidity, last_uid FROM imap_state").fetchall() == [(1, 7)]
+        other.close()
+
+    _store_test(tmp_path, body)

@@ -13,6 +13,7 @@ backup and the migrations. The statements between them run inline (see `QueryBas
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -96,16 +97,38 @@ class Store:
             if not check_references:
                 await self._db.execute("PRAGMA foreign_keys = OFF")  # outside a transaction, or it is ignored
             try:
-                await self._db.execute("BEGIN IMMEDIATE")
+                await self._to_the_end("BEGIN IMMEDIATE")
                 try:
                     yield Tx(self._raw, self.clock)
                 except BaseException:
-                    await self._db.execute("ROLLBACK")
+                    await self._to_the_end("ROLLBACK")
                     raise
-                await self._db.execute("COMMIT")
+                await self._to_the_end("COMMIT")
             finally:
                 if not check_references:
                     await self._db.execute("PRAGMA foreign_keys = ON")
+
+    async def _to_the_end(self, statement: str) -> None:
+        """Run a transaction boundary in aiosqlite's thread, and wait for it even when our caller is cancelled.
+
+        The thread runs the statement whatever happens to the coroutine that queued it. Letting the lock go
+        before it ran would hand the connection on in an unknown state: a BEGIN that ran after its caller was
+        cancelled (an IMAP session whose connection dropped) left a transaction open that no one ended, and
+        every later BEGIN failed "within a transaction" until a restart. So the cancellation waits for the
+        statement, rolls back such a BEGIN, and goes on.
+        """
+        done = asyncio.ensure_future(self._db.execute(statement))
+        try:
+            await asyncio.shield(done)
+        except asyncio.CancelledError:
+            while not done.done():  # cancelled again meanwhile: the statement still runs, so still wait
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait({done})
+            if not done.cancelled():
+                done.exception()  # retrieved, not raised: the caller is gone, its cancellation is what goes on
+            if statement.startswith("BEGIN") and self._raw.in_transaction:
+                self._raw.execute("ROLLBACK")  # inline: the thread is idle, the lock still ours
+            raise
 
     async def backup(self, target: Path) -> None:
         """A consistent copy of the live database (SQLite's online backup API), safe while the daemon runs."""
