@@ -399,7 +399,7 @@ class _Reader:
             idle=self.get(i, "intake.imap", "idle", _bool, True),
             poll_interval=self.get(i, "intake.imap", "poll_interval", _period, timedelta(seconds=60)),
         )
-        self.imap_secret(imap, "password_file" in i)
+        self.imap_checks(imap, "password_file" in i)
 
         o = self.section(
             raw,
@@ -540,17 +540,26 @@ class _Reader:
         self.problems += [f"maild.templates_dir: {problem}" for problem in problems]
         return folder
 
-    def imap_secret(self, imap: ImapIntake, given: bool) -> None:
-        """An enabled IMAP intake's password file must be readable now: `serve` would retry the login forever."""
+    def imap_checks(self, imap: ImapIntake, given: bool) -> None:
+        """What an enabled IMAP intake cannot work without, told now: `serve` would retry forever. Its password
+        file must be readable, and mail must leave the mailbox it is read from (or be fetched again forever)."""
         if not imap.enabled:
             return
+        for key in ("host", "username", "mailbox", "processed_mailbox"):
+            if getattr(imap, key) == "":
+                self.problems.append(f"intake.imap.{key}: must not be empty")
+        if _folder(imap.mailbox) == _folder(imap.processed_mailbox) != "":
+            self.problems.append(
+                f"intake.imap.processed_mailbox: must differ from mailbox ({imap.mailbox!r}): mail is moved there"
+            )
         if imap.password_file is None:
             if not given:  # a wrong type is reported already
                 self.problems.append("intake.imap.password_file: required when intake.imap.enabled = true")
             return
         try:
-            with imap.password_file.open("rb"):
-                pass
+            with imap.password_file.open("rb") as secret:
+                if not secret.read().strip(b"\r\n"):
+                    self.problems.append(f"intake.imap.password_file: {imap.password_file} is empty")
         except FileNotFoundError:
             self.problems.append(f"intake.imap.password_file: no such file: {imap.password_file}")
         except OSError as exc:
@@ -622,6 +631,11 @@ class _Reader:
 
 
 # --- value checks: each raises ValueError/TypeError with the sentence the user will read --------------
+
+
+def _folder(name: str) -> str:
+    """A mailbox name as IMAP compares it: INBOX in any case is INBOX (RFC 3501 5.1), the rest as written."""
+    return "INBOX" if name.upper() == "INBOX" else name
 
 
 def _string(value: Any) -> str:

@@ -230,6 +230,22 @@ def test_imap_password_file_is_checked_only_when_imap_is_enabled(tmp_path: Path)
     assert maild(tmp_path, "check-config", "--config", str(path)).returncode == 0
 
 
+def test_check_config_refuses_imap_settings_that_cannot_work(tmp_path: Path) -> None:
+    """Mail moved into the mailbox it is read from would be fetched again forever; empty names and an empty
+    password file cannot log in or select: each is a line naming its key."""
+    (tmp_path / "imap.secret").write_text("\n", encoding="utf-8")
+    settings = 'password_file = "imap.secret"\nhost = ""\nmailbox = "inbox"\nprocessed_mailbox = "INBOX"\n'
+    path = write(tmp_path, GOOD_CONFIG + AUTH_RESULTS + IMAP_ON + settings)
+    result = maild(tmp_path, "check-config", "--config", str(path))
+    assert result.returncode == 1
+    assert sorted(result.stdout.splitlines()) == [
+        f"{path}: intake.imap.host: must not be empty",
+        f"{path}: intake.imap.password_file: {tmp_path.resolve() / 'imap.secret'} is empty",
+        f"{path}: intake.imap.processed_mailbox: must differ from mailbox ('inbox'): mail is moved there",
+    ]
+    assert_no_traceback(result)
+
+
 def test_serve_refuses_to_start_without_the_imap_password_file(tmp_path: Path) -> None:
     """`serve` exits 1 at once with the check-config line instead of retrying the IMAP login forever."""
     path = write(tmp_path, GOOD_CONFIG + AUTH_RESULTS + IMAP_ON + 'password_file = "missing.secret"\n')
