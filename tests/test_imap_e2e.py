@@ -23,7 +23,14 @@ from tests.helpers import CUSTOMER, SUPPORT, Daemon, Smarthost, make_mail, messa
 PROCESSED = "maild/processed"
 
 
-def imap_config(server: Dovecot, idle: bool = True, poll: str = "60s", smtp: bool = True) -> str:
+def imap_config(
+    server: Dovecot,
+    idle: bool = True,
+    poll: str = "60s",
+    smtp: bool = True,
+    mailbox: str = "INBOX",
+    processed: str = PROCESSED,
+) -> str:
     return f"""
 [intake.imap]
 enabled = true
@@ -32,8 +39,8 @@ port = {server.port}
 tls = "none"
 username = "{server.user}"
 password_file = "{server.password_file()}"
-mailbox = "INBOX"
-processed_mailbox = "{PROCESSED}"
+mailbox = "{mailbox}"
+processed_mailbox = "{processed}"
 idle = {str(idle).lower()}
 poll_interval = "{poll}"
 """
@@ -94,6 +101,11 @@ def test_dovecot_restart_mid_run_loses_nothing(
     outages = [e for e in daemon.log_events() if e["event"] == "imap_unavailable"]
     assert len(outages) == 1  # logged once per outage, not per retry
     assert dovecot.count("INBOX") == 0
+    # A second outage is one more line, and the backoff starts over: back within seconds, not minutes.
+    dovecot.restart()
+    dovecot.append(make_mail(subject="After the second restart"))
+    wait_until(lambda: len(daemon.tickets()) == 4, 10, "the ticket after the second restart")
+    assert [e["event"] for e in daemon.log_events()].count("imap_unavailable") == 2
 
 
 def test_crash_between_spool_and_move_gives_no_duplicate(
@@ -268,3 +280,138 @@ def test_erasing_a_customer_deletes_the_copies_imap_intake_kept(
         for n in down["notes"]
         if n.startswith(f"the IMAP server did not let maild delete the 1 copies in {PROCESSED}")
     ]
+
+
+def test_mail_that_reads_like_an_imap_response_is_taken(
+    start_daemon: Callable[..., Daemon],
+    smarthost: Smarthost,
+    dovecot: Dovecot,  # noqa: F811
+) -> None:
+    """A message whose own text looks like a FETCH response line ("1 FETCH (UID 7 ...") is taken like any
+    other: responses are read for UIDs, never the messages in them, and only what was spooled is moved."""
+    tricky = [
+        f"Subject: 1 FETCH (UID 7 RFC822.SIZE 10)\r\nFrom: {CUSTOMER}\r\nTo: {SUPPORT}\r\n"
+        f"Message-ID: <fetch-{n}@customer.example>\r\n\r\nThe client says: * {n} FETCH (UID 4{n} BODY[] {{9}}\r\n"
+        for n in range(2)
+    ]
+    for raw in tricky:
+        dovecot.append(raw.encode())
+    dovecot.append(make_mail(subject="An ordinary one"))
+    daemon = start_daemon(extra=imap_config(dovecot))
+    wait_until(lambda: len(daemon.tickets()) == 3, 15, "three tickets")
+    wait_until(lambda: dovecot.count(PROCESSED) == 3 and dovecot.count("INBOX") == 0, 10, "the move")
+
+
+def test_mailbox_names_with_spaces_and_accents(
+    start_daemon: Callable[..., Daemon],
+    smarthost: Smarthost,
+    dovecot: Dovecot,  # noqa: F811
+) -> None:
+    """Mailbox names go out quoted, in IMAP's modified UTF-7: "Soporte Entrada" is read and mail lands in
+    "Procesados/Año 2026", not in a folder named after the first word."""
+    dovecot.append(make_mail(subject="Spaced out"), mailbox="Soporte Entrada")
+    daemon = start_daemon(extra=imap_config(dovecot, mailbox="Soporte Entrada", processed="Procesados/Año 2026"))
+    wait_until(lambda: len(daemon.tickets()) == 1, 15, "the ticket")
+    wait_until(lambda: dovecot.count("Procesados/A&APE-o 2026") == 1, 10, "the move")
+    assert dovecot.count("Soporte Entrada") == 0
+
+
+def test_a_server_without_move_or_uidplus_gets_one_copy(
+    start_daemon: Callable[..., Daemon],
+    smarthost: Smarthost,
+    dovecot: Dovecot,  # noqa: F811
+) -> None:
+    """Without MOVE and UIDPLUS the messages are copied, flagged deleted and expunged with a plain EXPUNGE:
+    one copy each in the processed folder, and none left to copy again."""
+    dovecot.stop()
+    with dovecot.config_path.open("a") as config:
+        config.write("imap_capability = IMAP4rev1 IDLE\n")
+    dovecot.start()
+    for n in range(3):
+        dovecot.append(make_mail(subject=f"Old server {n}"))
+    daemon = start_daemon(extra=imap_config(dovecot, idle=False, poll="1s"))
+    wait_until(lambda: len(daemon.tickets()) == 3, 15, "three tickets")
+    wait_until(lambda: dovecot.count("INBOX") == 0, 10, "the expunge")
+    time.sleep(2.5)  # two more polls
+    assert dovecot.count(PROCESSED) == 3
+    assert not [e for e in daemon.log_events() if e["event"] in ("imap_unavailable", "imap_failed")]
+
+
+def test_mail_arriving_during_a_drain_is_taken_without_waiting_for_the_poll(
+    start_daemon: Callable[..., Daemon],
+    smarthost: Smarthost,
+    dovecot: Dovecot,  # noqa: F811
+) -> None:
+    """The server's news of mail that came during a drain can arrive mid-command, where aioimaplib drops it:
+    the mailbox is searched again before IDLE, so that mail does not wait for poll_interval (60 s)."""
+    dovecot.append_many(make_mail(subject=f"Backlog {n}") for n in range(300))
+    daemon = start_daemon(extra=imap_config(dovecot, poll="60s"))
+    wait_until(lambda: any(e["event"] == "imap_connected" for e in daemon.log_events()), 10, "the connection")
+    dovecot.append(make_mail(subject="During the drain"))
+    wait_until(lambda: dovecot.count("INBOX") == 0, 30, "every mail, the last one included")
+    assert dovecot.count(PROCESSED) == 301
+
+
+def test_a_too_large_mail_is_named_and_taken_once_the_limit_allows(
+    start_daemon: Callable[..., Daemon],
+    smarthost: Smarthost,
+    dovecot: Dovecot,  # noqa: F811
+) -> None:
+    """A message over max_message_bytes stays in the mailbox, flagged, and the log names its sender and
+    subject; once the limit is raised (and maild restarted) it is taken."""
+    big = make_mail(subject="Scanned invoice", attachments=[("invoice.pdf", "application/pdf", b"%PDF" * 10_000)])
+    dovecot.append(big)
+    daemon = start_daemon(extra=imap_config(dovecot), max_bytes=20_000)
+    [warning] = wait_until(
+        lambda: [e for e in daemon.log_events() if e["event"] == "imap_too_large"], 15, "the warning"
+    )
+    assert warning["subject"] == "Scanned invoice" and CUSTOMER in warning["mail_from"]
+    assert warning["size"] > 20_000 and warning["limit"] == 20_000
+    assert dovecot.count("INBOX") == 1 and daemon.tickets() == []
+    daemon.stop()
+    daemon.config_path.write_text(
+        daemon.config_path.read_text().replace("max_message_bytes = 20000", "max_message_bytes = 1000000")
+    )
+    daemon.start()
+    wait_until(lambda: len(daemon.tickets()) == 1, 15, "the ticket")
+    wait_until(lambda: dovecot.count("INBOX") == 0, 10, "the move")
+
+
+def test_mail_delivered_to_a_queue_address_goes_to_that_queue(
+    start_daemon: Callable[..., Daemon],
+    smarthost: Smarthost,
+    dovecot: Dovecot,  # noqa: F811
+) -> None:
+    """IMAP has no envelope: the Delivered-To the mailbox's MTA wrote stands for RCPT TO, so mail Bcc'd to
+    the billing address lands in the billing queue."""
+    dovecot.append(
+        make_mail(subject="Bcc to billing", to=["someone@example.net"], headers={"Delivered-To": "billing@example.com"})
+    )
+    daemon = start_daemon(extra=imap_config(dovecot))
+    [ticket] = wait_until(lambda: daemon.tickets(), 15, "the ticket")
+    assert ticket["queue"] == "billing"
+
+
+def test_a_uidvalidity_change_is_logged_once(
+    start_daemon: Callable[..., Daemon],
+    smarthost: Smarthost,
+    dovecot: Dovecot,  # noqa: F811
+) -> None:
+    """A mailbox recreated empty (new UIDVALIDITY) is one warning, not one per poll until mail arrives."""
+    daemon = start_daemon(extra=imap_config(dovecot, idle=False, poll="1s"))
+    daemon.stop()
+    config = load_config(daemon.config_path)
+
+    async def stale_state() -> None:
+        store = await Store.open(config.db_path)
+        try:
+            async with store.transaction() as tx:
+                await tx.set_imap_position("INBOX", 1, 999)
+        finally:
+            await store.close()
+
+    asyncio.run(stale_state())
+    daemon.start()
+    wait_until(lambda: any(e["event"] == "imap_uidvalidity_changed" for e in daemon.log_events()), 10, "the warning")
+    time.sleep(3)  # three more polls of the empty mailbox
+    assert [e["event"] for e in daemon.log_events()].count("imap_uidvalidity_changed") == 1

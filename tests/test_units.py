@@ -1141,3 +1141,13 @@ def test_a_transaction_cancelled_while_it_waits_to_begin_leaves_the_store_usable
         other.close()
 
     _store_test(tmp_path, body)
+
+
+def test_imap_bodies_are_fetched_in_runs_bounded_by_size() -> None:
+    """A backlog of large messages is fetched a few at a time (at most the limit in one round trip), and a
+    message larger than the limit alone: memory is bounded by the limit, not by the batch."""
+    from maild.intake.imap import _by_size
+
+    sizes = {1: 10, 2: 10, 3: 25, 4: 5, 5: 40, 6: 1}
+    assert list(_by_size([1, 2, 3, 4, 5, 6], sizes, 30)) == [[1, 2], [3, 4], [5], [6]]
+    assert list(_by_size([], sizes, 30)) == []

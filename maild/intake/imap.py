@@ -10,11 +10,12 @@ retried with backoff while the rest of the daemon keeps serving.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import re
 import ssl
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from email.parser import BytesHeaderParser
 from email.utils import parseaddr
 
@@ -28,12 +29,15 @@ from maild.store import Store
 
 log = structlog.get_logger("maild.intake.imap")
 
-BATCH = 100  # messages fetched per round trip: bounded memory for any backlog
+BATCH = 100  # messages listed per round trip
+FETCH_BYTES = 32 * 1024 * 1024  # message bodies fetched per round trip, at most (one larger message alone)
 MAX_BACKOFF = 300.0
 TOO_LARGE_FLAG = "$MaildTooLarge"
-_FETCH_HEAD = re.compile(rb"UID (\d+)")
-_SIZE = re.compile(rb"RFC822\.SIZE (\d+)")
+_FETCH_START = re.compile(rb"\d+ FETCH \(")
+_UID = re.compile(rb"[( ]UID (\d+)")
+_SIZE = re.compile(rb"[( ]RFC822\.SIZE (\d+)")
 _UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)")
+_NOT_PRINTABLE = re.compile(r"[^\x20-\x7e]+")
 
 
 class ImapError(Exception):
@@ -47,12 +51,22 @@ class Cycle:
     duplicates: int = 0
     moved: int = 0
     too_large: int = 0
+    gone: int = 0
+
+
+@dataclass
+class _Fetched:
+    """One message of a UID FETCH response: the text of its response lines, and its first literal."""
+
+    text: bytes = b""
+    literal: bytes = field(default=b"", repr=False)
 
 
 class ImapPoller:
     def __init__(self, config: Config, store: Store, spooler: Spooler) -> None:
         self.settings: ImapIntake = config.imap
         self.support_address = config.support_address
+        self.own_addresses = config.own_addresses
         self.max_bytes = config.smtp.max_message_bytes
         self.store = store
         self.spooler = spooler
@@ -61,6 +75,8 @@ class ImapPoller:
         self.wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._session_task: asyncio.Task[None] | None = None
+        self._selected = False  # the session in hand got as far as selecting the mailbox
+        self._lost: Exception | None = None  # why the connection dropped, as the transport told
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="imap")
@@ -82,8 +98,11 @@ class ImapPoller:
             self._task = None
 
     async def _run(self) -> None:
+        """Sessions one after another. An outage is logged once, and retried with a backoff that starts over
+        once a session is up again (it reached its mailbox)."""
         backoff, down = 1.0, False
         while not self.stopping:
+            self._selected, self._lost = False, None
             self._session_task = asyncio.create_task(self._session(recovered=down), name="imap-session")
             try:
                 await self._session_task
@@ -98,13 +117,16 @@ class ImapPoller:
             ) as exc:
                 if self.stopping:
                     break
+                if self._selected:
+                    backoff, down = 1.0, False
                 if not down:  # one line per outage, not one per retry
-                    reason = "connection lost" if isinstance(exc, asyncio.CancelledError) else str(exc)
-                    log.warning("imap_unavailable", error=f"{type(exc).__name__}: {reason}", retry_in=backoff)
+                    log.warning("imap_unavailable", error=self._reason(exc), retry_in=backoff)
                 down = True
             except Exception as exc:  # a bug or a library surprise must not end IMAP intake for good: retry
                 if self.stopping:
                     break
+                if self._selected:
+                    backoff = 1.0
                 log.error("imap_failed", error=f"{type(exc).__name__}: {exc}", retry_in=backoff, exc_info=exc)
                 down = True
             if self.stopping:
@@ -113,14 +135,23 @@ class ImapPoller:
                 await asyncio.wait_for(self.wake.wait(), timeout=backoff)
             backoff = min(backoff * 2, MAX_BACKOFF)
 
+    def _reason(self, exc: BaseException) -> str:
+        if isinstance(exc, asyncio.CancelledError):  # _connection_lost ended the session
+            lost = self._lost
+            return f"connection lost ({type(lost).__name__}: {lost})" if lost else "connection closed by the server"
+        return f"{type(exc).__name__}: {exc}"
+
     async def _session(self, recovered: bool) -> None:
         client = await self._connect()
         try:
-            log.info("imap_connected", host=self.settings.host, mailbox=self.settings.mailbox, recovered=recovered)
             await self._ensure_folder(client, self.settings.processed_mailbox)
             uidvalidity = await self._select(client)
+            self._selected = True
+            log.info("imap_connected", host=self.settings.host, mailbox=self.settings.mailbox, recovered=recovered)
+            retake_too_large = True  # once a session: max_message_bytes may have grown since they were flagged
             while not self.stopping:
-                cycle = await self._drain(client, uidvalidity)
+                cycle = await self._drain(client, uidvalidity, retake_too_large)
+                retake_too_large = False
                 if cycle.seen:
                     log.info(
                         "imap_cycle",
@@ -129,9 +160,12 @@ class ImapPoller:
                         duplicates=cycle.duplicates,
                         moved=cycle.moved,
                         too_large=cycle.too_large,
+                        gone=cycle.gone,
                     )
                 if self.stopping:
                     break
+                if cycle.seen:
+                    continue  # mail that came during the drain may have been announced mid-command, unseen
                 await self._wait_for_mail(client)
         except RuntimeError as exc:
             # uvloop refuses a write on a closed transport with RuntimeError (asyncio's loop only logged it): for
@@ -147,17 +181,18 @@ class ImapPoller:
         return await connect(self.settings, self._connection_lost)
 
     def _connection_lost(self, exc: Exception | None) -> None:
+        self._lost = exc
         if self._session_task is not None and not self._session_task.done():
             self._session_task.cancel()
 
     async def _ensure_folder(self, client: aioimaplib.IMAP4, folder: str) -> None:
-        response = await client.create(folder)
+        response = await client.create(mailbox_name(folder))
         # NO with [ALREADYEXISTS] (or any NO when it exists) is fine; the SELECT/MOVE later tells the truth.
         if response.result not in ("OK", "NO"):
             raise ImapError(f"cannot create {folder!r}: {response.lines}")
 
     async def _select(self, client: aioimaplib.IMAP4) -> int:
-        response = await client.select(self.settings.mailbox)
+        response = await client.select(mailbox_name(self.settings.mailbox))
         if response.result != "OK":
             raise ImapError(f"cannot select {self.settings.mailbox!r}")
         for line in response.lines:
@@ -165,97 +200,135 @@ class ImapPoller:
                 return int(match.group(1))
         raise ImapError("the server sent no UIDVALIDITY")
 
-    async def _drain(self, client: aioimaplib.IMAP4, uidvalidity: int) -> Cycle:
-        """Take every message above the last handled UID, a batch at a time."""
+    async def _drain(self, client: aioimaplib.IMAP4, uidvalidity: int, retake_too_large: bool) -> Cycle:
+        """Take every message above the last handled UID (and, with ``retake_too_large``, those left flagged
+        as too large before), a batch at a time."""
         mailbox, cycle = self.settings.mailbox, Cycle()
         async with self.store.snapshot() as tx:
             position = await tx.imap_position(mailbox)
         last_uid = position[1] if position and position[0] == uidvalidity else 0
         if position and position[0] != uidvalidity:
             log.warning("imap_uidvalidity_changed", mailbox=mailbox, old=position[0], new=uidvalidity)
+            async with self.store.transaction() as tx:  # once: the next drain starts from this UIDVALIDITY
+                await tx.set_imap_position(mailbox, uidvalidity, 0)
         # A command's end is when the server tells this session about new mail (aioimaplib drops EXISTS
         # that arrive during SEARCH/FETCH): NOOP first, so the search sees everything delivered so far.
         await client.noop()
-        response = await client.uid_search(f"UID {last_uid + 1}:*", charset=None)
-        if response.result != "OK":
-            raise ImapError("UID SEARCH failed")
-        uids = sorted(int(u) for line in response.lines[:1] for u in bytes(line).split() if u.isdigit())
-        uids = [u for u in uids if u > last_uid]  # "n:*" always matches the highest UID, even below n
+        uids = [u for u in await self._search(client, f"UID {last_uid + 1}:*") if u > last_uid]  # n:* has the top
+        if retake_too_large:
+            uids = sorted({*uids, *await self._search(client, f"KEYWORD {TOO_LARGE_FLAG}")})
         for start in range(0, len(uids), BATCH):
             if self.stopping:
                 break
             batch = uids[start : start + BATCH]
             await self._take(client, batch, cycle)
-            async with self.store.transaction() as tx:
-                await tx.set_imap_position(mailbox, uidvalidity, batch[-1])
+            if batch[-1] > last_uid:
+                async with self.store.transaction() as tx:
+                    await tx.set_imap_position(mailbox, uidvalidity, batch[-1])
         return cycle
 
-    async def _take(self, client: aioimaplib.IMAP4, batch: list[int], cycle: Cycle) -> None:
-        """Spool a batch (committed), then move it; oversized messages are flagged and left in place."""
-        uid_set = ",".join(map(str, batch))
-        sizes = await self._fetch(client, uid_set, "(UID RFC822.SIZE)")
-        wanted = [uid for uid in batch if sizes.get(uid, (0, b""))[0] <= self.max_bytes]
-        too_large = [uid for uid in batch if uid not in wanted]
-        cycle.seen += len(batch)
-        if too_large:
-            cycle.too_large += len(too_large)
-            log.warning("imap_too_large", uids=too_large, limit=self.max_bytes)
-            await client.uid("store", ",".join(map(str, too_large)), "+FLAGS", f"({TOO_LARGE_FLAG})")
-        if not wanted:
-            return
-        bodies = await self._fetch(client, ",".join(map(str, wanted)), "(UID BODY.PEEK[])")
-        for uid in wanted:
-            raw = bodies.get(uid, (0, b""))[1]
-            if not raw:
-                continue  # gone meanwhile (another client moved it)
-            spooled = await self.spooler.put(self._envelope(raw), raw)
-            cycle.stored += not spooled.duplicate
-            cycle.duplicates += spooled.duplicate
-        await self._move(client, ",".join(map(str, wanted)))
-        cycle.moved += len(wanted)
-
-    async def _fetch(self, client: aioimaplib.IMAP4, uid_set: str, parts: str) -> dict[int, tuple[int, bytes]]:
-        """UID → (RFC822.SIZE, literal body) from a UID FETCH response."""
-        response = await client.uid("fetch", uid_set, parts)
+    async def _search(self, client: aioimaplib.IMAP4, criteria: str) -> list[int]:
+        response = await client.uid_search(criteria, charset=None)
         if response.result != "OK":
-            raise ImapError(f"UID FETCH {parts} failed")
-        found: dict[int, tuple[int, bytes]] = {}
-        current: int | None = None
+            raise ImapError("UID SEARCH failed")
+        return sorted(int(u) for line in response.lines[:1] for u in bytes(line).split() if u.isdigit())
+
+    async def _take(self, client: aioimaplib.IMAP4, batch: list[int], cycle: Cycle) -> None:
+        """Spool a batch (committed), then move what was spooled; oversized messages are flagged and left."""
+        sizes = {uid: _size(found.text) for uid, found in (await self._fetch(client, batch, "RFC822.SIZE")).items()}
+        cycle.seen += len(batch)
+        cycle.gone += len(batch) - len(sizes)  # another client moved or deleted them meanwhile
+        too_large = [uid for uid in batch if sizes.get(uid, 0) > self.max_bytes]
+        if too_large:
+            await self._flag_too_large(client, too_large, sizes)
+            cycle.too_large += len(too_large)
+        wanted = [uid for uid in batch if uid in sizes and uid not in too_large]
+        for chunk in _by_size(wanted, sizes, FETCH_BYTES):
+            bodies = await self._fetch(client, chunk, "BODY.PEEK[]")
+            spooled_uids = []
+            for uid in chunk:
+                raw = bodies[uid].literal if uid in bodies else b""
+                if not raw:
+                    cycle.gone += 1
+                    continue
+                spooled = await self.spooler.put(self._envelope(raw), raw)
+                cycle.stored += not spooled.duplicate
+                cycle.duplicates += spooled.duplicate
+                spooled_uids.append(uid)
+            if spooled_uids:  # only what is in the spool leaves the mailbox
+                await self._move(client, _uid_set(spooled_uids))
+                cycle.moved += len(spooled_uids)
+
+    async def _flag_too_large(self, client: aioimaplib.IMAP4, uids: list[int], sizes: dict[int, int]) -> None:
+        """Flag and leave in place what exceeds max_message_bytes, naming each for whoever reads the log."""
+        heads = await self._fetch(client, uids, "BODY.PEEK[HEADER.FIELDS (FROM SUBJECT MESSAGE-ID)]")
+        for uid in uids:
+            header = BytesHeaderParser().parsebytes(heads[uid].literal if uid in heads else b"")
+            log.warning(
+                "imap_too_large",
+                uid=uid,
+                size=sizes[uid],
+                limit=self.max_bytes,
+                mail_from=str(header.get("From", "")),
+                subject=str(header.get("Subject", "")),
+                message_id=str(header.get("Message-ID", "")),
+            )
+        await client.uid("store", _uid_set(uids), "+FLAGS.SILENT", f"({TOO_LARGE_FLAG})")
+
+    async def _fetch(self, client: aioimaplib.IMAP4, uids: list[int], item: str) -> dict[int, _Fetched]:
+        """UID → its response text and literal, from ``UID FETCH uids (UID item)``.
+
+        Only response lines are read for UIDs, never a literal: a message's own text may look like a FETCH
+        line. A server may put UID after the literal, so every line up to the next FETCH counts as text."""
+        response = await client.uid("fetch", _uid_set(uids), f"(UID {item})")
+        if response.result != "OK":
+            raise ImapError(f"UID FETCH {item} failed")
+        messages: list[_Fetched] = []
         for line in response.lines:
-            data = bytes(line)
-            head = _FETCH_HEAD.search(data) if b"FETCH" in data[:40] else None
-            if head:
-                current = int(head.group(1))
-                size = _SIZE.search(data)
-                found[current] = (int(size.group(1)) if size else 0, b"")
-            elif current is not None and isinstance(line, bytearray):
-                found[current] = (found[current][0], data)  # the literal that followed the FETCH line
-                current = None
-        return found
+            if isinstance(line, bytearray):  # aioimaplib hands literals over as bytearray, lines as bytes
+                if messages and not messages[-1].literal:
+                    messages[-1].literal = bytes(line)
+            elif _FETCH_START.match(line):
+                messages.append(_Fetched(text=bytes(line)))
+            elif messages:
+                messages[-1].text += b" " + bytes(line)
+        return {int(uid.group(1)): m for m in messages if (uid := _UID.search(m.text))}
 
     async def _move(self, client: aioimaplib.IMAP4, uid_set: str) -> None:
-        target = self.settings.processed_mailbox
+        target = mailbox_name(self.settings.processed_mailbox)
         if client.has_capability("MOVE"):
             response = await client.uid("move", uid_set, target)
         else:
             response = await client.uid("copy", uid_set, target)
             if response.result == "OK":
-                await client.uid("store", uid_set, "+FLAGS", r"(\Deleted)")
-                response = await client.uid("expunge", uid_set)
+                response = await client.uid("store", uid_set, "+FLAGS.SILENT", r"(\Deleted)")
+            if response.result == "OK":
+                # Without UIDPLUS only a plain EXPUNGE exists: it also removes what another client flagged
+                # \\Deleted in this mailbox, as fetchmail's does. The intake mailbox should be maild's alone.
+                uidplus = client.has_capability("UIDPLUS")
+                response = await (client.uid("expunge", uid_set) if uidplus else client.expunge())
         if response.result != "OK":
-            raise ImapError(f"cannot move messages to {target!r}")
+            raise ImapError(f"cannot move messages to {self.settings.processed_mailbox!r}")
 
     def _envelope(self, raw: bytes) -> Envelope:
-        """IMAP has no envelope: the delivering MTA's Return-Path stands in for MAIL FROM (empty for bounces)."""
+        """IMAP has no envelope: the delivering MTA's Return-Path stands in for MAIL FROM (empty for bounces),
+        and its Delivered-To or X-Original-To naming one of our addresses for RCPT TO (mail Bcc'd to a queue's
+        address goes to that queue), else the support address."""
         headers = BytesHeaderParser().parsebytes(raw[:65536])
         return_path = headers.get("Return-Path")
         mail_from = (
             parseaddr(str(return_path))[1] if return_path is not None else parseaddr(str(headers.get("From", "")))[1]
         )
+        delivered_to = [
+            address
+            for name in ("Delivered-To", "X-Original-To")
+            for value in headers.get_all(name, [])
+            if (address := parseaddr(str(value))[1].lower()) in self.own_addresses
+        ]
         return Envelope(
             source="imap",
             mail_from=mail_from,
-            rcpt_to=(self.support_address,),
+            rcpt_to=tuple(dict.fromkeys(delivered_to)) or (self.support_address,),
             peer=f"{self.settings.host}:{self.settings.port}",
         )
 
@@ -289,7 +362,7 @@ async def connect(settings: ImapIntake, on_lost: Callable[[Exception | None], No
     """A logged-in session (TLS as configured); ``on_lost`` is told when the connection drops."""
     if settings.password_file is None:
         raise ImapError("intake.imap.password_file is not set")
-    password = settings.password_file.read_text(encoding="utf-8").strip()
+    password = settings.password_file.read_text(encoding="utf-8").rstrip("\r\n")  # spaces may be the password's
     timeout = 30.0
     if settings.tls == "implicit":
         client: aioimaplib.IMAP4 = aioimaplib.IMAP4_SSL(host=settings.host, port=settings.port, timeout=timeout)
@@ -327,7 +400,7 @@ async def delete_processed(settings: ImapIntake, message_ids: Sequence[str]) -> 
     intake moved there); how many it deleted. Raises what a session can (OSError, ImapError, ...)."""
     client = await connect(settings)
     try:
-        response = await client.select(settings.processed_mailbox)
+        response = await client.select(mailbox_name(settings.processed_mailbox))
         if response.result != "OK":
             raise ImapError(f"cannot select {settings.processed_mailbox!r}")
         uids: set[int] = set()
@@ -353,6 +426,41 @@ async def delete_processed(settings: ImapIntake, message_ids: Sequence[str]) -> 
         return len(uids)
     finally:
         await _close(client)
+
+
+def mailbox_name(name: str) -> str:
+    """A mailbox name as an IMAP argument (RFC 3501 5.1.3): modified UTF-7, then quoted. aioimaplib sends
+    arguments as they are, so "Processed Mail" went out as two words and "Año" as 8-bit data."""
+
+    def shifted(run: re.Match[str]) -> str:
+        utf16 = base64.b64encode(run.group().encode("utf-16-be")).decode()
+        return "&" + utf16.rstrip("=").replace("/", ",") + "-"
+
+    encoded = _NOT_PRINTABLE.sub(shifted, name.replace("&", "&-"))
+    return '"' + encoded.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _uid_set(uids: Sequence[int]) -> str:
+    return ",".join(map(str, uids))
+
+
+def _size(text: bytes) -> int:
+    found = _SIZE.search(text)
+    return int(found.group(1)) if found else 0
+
+
+def _by_size(uids: list[int], sizes: dict[int, int], limit: int) -> Iterator[list[int]]:
+    """``uids`` in runs whose messages add up to at most ``limit`` bytes (a larger message alone)."""
+    run: list[int] = []
+    total = 0
+    for uid in uids:
+        if run and total + sizes[uid] > limit:
+            yield run
+            run, total = [], 0
+        run.append(uid)
+        total += sizes[uid]
+    if run:
+        yield run
 
 
 async def _close(client: aioimaplib.IMAP4) -> None:
