@@ -72,6 +72,7 @@ from maild.statuses import (
 from maild.tokens import Reference, ticket_reference
 
 MAX_COMMANDS = 50
+LAST_YEAR = 8999  # of `#wait until` dates, as of the CLI's
 MAX_TIME_ENTRY = timedelta(hours=24)
 MAX_POSTPONE = timedelta(days=365)
 
@@ -513,6 +514,8 @@ def _date(text: str) -> datetime:
     if not found:
         raise Refused(Text("not a date", got=repr(text)), _DATE_ACCEPTED)
     year, month, day, hour, minute = (int(part) if part else 0 for part in found.groups())
+    if year > LAST_YEAR:  # beyond, a date in a time zone west of UTC is past what datetime holds
+        raise Refused(Text("date too far", got=repr(text), limit=f"{LAST_YEAR}-12-31"), _DATE_ACCEPTED)
     try:
         # Naive on purpose: the caller knows the configured time zone, this module does not.
         return datetime(year, month, day, hour, minute)

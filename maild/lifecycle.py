@@ -88,12 +88,14 @@ class Lifecycle:
             "customer_seconds": customer_seconds,
             "clock_since": now,
         }
-        if ticket.status == RESOLVED and status != CLOSED:
-            # Reopened: no longer resolved, so no resolution (history keeps it; resolved_at keeps the first).
+        reopened = ticket.status == RESOLVED and status != CLOSED
+        if reopened:
+            # No longer resolved, so no resolution (history keeps it; resolved_at keeps the first).
             changes.update(resolution_method=None, resolution_note=None)
-        if ticket.status == WAITING_CUSTOMER and ticket.clock_since:
-            # The SLA clock paused while we waited for the customer: the due dates move back by the open
-            # time that passed.
+        if ticket.clock_since and (ticket.status == WAITING_CUSTOMER or reopened):
+            # The SLA clock paused while we waited for the customer, or while the ticket was resolved and
+            # the customer's answer reopens it: the due dates move back by the open time that passed (a
+            # reopened ticket is not overdue for the days it lay resolved).
             paused = self.hours.open_time(ticket.clock_since, now)
             changes["sla_paused_seconds"] = ticket.sla_paused_seconds + int(paused.total_seconds())
             if ticket.due_at and "due_at" not in fields:
@@ -115,9 +117,18 @@ class Lifecycle:
         """Change fields other than the status; a new priority recomputes the SLA due dates."""
         if "priority" in fields and fields["priority"] != ticket.priority:
             fields = {**self.sla_due(ticket, fields["priority"]), **fields}
+        new_wait = ticket.status == WAITING_UNTIL and fields.get("wait_until") not in (None, ticket.wait_until)
         ticket = await tx.update_ticket(ticket, actor, cause, **fields)
+        if new_wait and ticket.wait_until:  # `#wait until` again with another date: wake up then instead
+            await tx.set_timer(ticket.id, WAIT_OVER, ticket.wait_until)
         await self.schedule_sla(tx, ticket)
         return ticket
+
+    def as_of(self, moment: datetime) -> Lifecycle:
+        """This lifecycle with its clock stopped at ``moment``. A status timer that runs late (maild was down,
+        or `tick` runs from cron) acts as of when it was due, so what it starts (a feedback window after a
+        no-response resolution) counts from then, and catching up can run that too."""
+        return Lifecycle(self.config, lambda: moment)
 
     async def postpone(self, tx: Tx, ticket: Ticket, actor: str, cause: str, delta: timedelta) -> Ticket:
         """Move the resolution due date (or set one, from now, when there is none) by calendar time, and
@@ -181,8 +192,8 @@ class Lifecycle:
     def warn_at(self, ticket: Ticket, due: datetime) -> datetime | None:
         """When to warn of ``due``: `warn_before` ahead of it, or None (no warning set, or given already)."""
         sla = self.config.sla.get(ticket.priority)
-        if sla is None or sla.warn_before is None or ticket.sla_warned_for == due:
-            return None
+        if sla is None or sla.warn_before is None or ticket.sla_warned_for == due or due <= self.clock():
+            return None  # past the date, the breach check is due, not a warning
         return due - sla.warn_before
 
     def warning_due(self, ticket: Ticket) -> datetime | None:

@@ -2,7 +2,9 @@
 
 Each timer runs in its own transaction that first marks it done, so a timer runs once even if two processes
 (the daemon and `maild tick`) reach it together, and each action re-checks the ticket's state, so a timer
-made stale by a later change does nothing. After downtime every overdue timer runs at once: catching up.
+made stale by a later change does nothing. After downtime every overdue timer runs at once: catching up. A
+status timer acts as of when it was due (a feedback window it starts ends when it would have), and SLA
+timers as of now (a breach is noticed late, and a warning whose date has passed is not sent).
 """
 
 from __future__ import annotations
@@ -46,9 +48,10 @@ class TimerActions:
         ticket = await tx.get_ticket(timer.ticket_id)
         if ticket is None:
             return "no ticket"
+        on_time = self.lifecycle.as_of(timer.due_at)  # a status timer acts as of when it was due
         if timer.kind == NO_RESPONSE and ticket.status == WAITING_CUSTOMER:
-            first = {} if ticket.resolved_at else {"resolved_at": self.lifecycle.clock(), "resolved_by": SYSTEM}
-            ticket = await self.lifecycle.move(
+            first = {} if ticket.resolved_at else {"resolved_at": timer.due_at, "resolved_by": SYSTEM}
+            ticket = await on_time.move(
                 tx,
                 ticket,
                 RESOLVED,
@@ -61,11 +64,11 @@ class TimerActions:
             await self.mail(tx, ticket, "customer.no_response", [ticket.requester, *ticket.followers])
             return "resolved: no response"
         if timer.kind == WAIT_OVER and ticket.status == WAITING_UNTIL:
-            ticket = await self.lifecycle.move(tx, ticket, NEW, SYSTEM, "timer: waiting date reached", wait_until=None)
+            ticket = await on_time.move(tx, ticket, NEW, SYSTEM, "timer: waiting date reached", wait_until=None)
             await self.mail(tx, ticket, "agent.wait_over", self.agents_for(ticket))
             return "back to new"
         if timer.kind == FEEDBACK_CLOSE and ticket.status == RESOLVED:
-            ticket = await self.lifecycle.move(tx, ticket, CLOSED, SYSTEM, "timer: feedback window ended")
+            ticket = await on_time.move(tx, ticket, CLOSED, SYSTEM, "timer: feedback window ended")
             if ticket.resolution_method != "spam":
                 await self.mail(tx, ticket, "customer.closed", [ticket.requester, *ticket.followers])
             return "closed"

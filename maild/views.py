@@ -63,6 +63,7 @@ def ticket_detail(
         "resolution": resolution,
         "due_at": _iso(ticket.due_at),
         "first_response_due_at": _iso(ticket.first_response_due_at),
+        "wait_until": _iso(ticket.wait_until),
         "sla_breached": ticket.sla_breached,
         "clock": {"agent_seconds": clock[0], "customer_seconds": clock[1]},
         "time_entries": [
@@ -164,6 +165,7 @@ def ticket_text(detail: dict[str, Any]) -> str:
         "linked",
         "merged_into",
         "created_at",
+        "wait_until",
         "due_at",
         "first_response_due_at",
         "resolved_at",

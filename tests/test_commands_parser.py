@@ -269,6 +269,7 @@ def test_wait_names_the_status_it_sets() -> None:
         ("#wait until 2026-12-01 9am", "not a date: '2026-12-01 9am'"),
         ("#wait until 2026-02-30", "no such date: '2026-02-30'"),
         ("#wait until 2026-12-01 25:00", "no such date: '2026-12-01 25:00'"),
+        ("#wait until 9000-01-01", "'9000-01-01' is too far ahead (at most 8999-12-31)"),
     ],
 )
 def test_wait_refuses_bad_kinds_and_dates(line: str, reason: str) -> None:

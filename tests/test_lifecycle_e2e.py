@@ -373,3 +373,75 @@ def test_taking_a_ticket_opens_it(daemon: Daemon, smarthost: Smarthost) -> None:
     agent_mail(daemon, ticket, "#assign me\n#internal\n", sender=LUIS)
     detail = daemon.ticket(ticket["id"])
     assert detail["status"] == "open" and detail["assignee"] == LUIS
+
+
+def test_a_warning_whose_date_has_passed_gives_way_to_the_breach(
+    start_daemon: Callable[..., Daemon], smarthost: Smarthost
+) -> None:
+    """Timers run late (`tick` from cron past the due date, or a daemon that was down): the warning is not
+    sent for a date already missed, the breach is marked and mailed once, and the run ends."""
+    daemon = start_daemon(extra='\n[sla.normal]\nfirst_response = "2h"\nresolution = "1d"\nwarn_before = "30m"\n')
+    ticket = new_ticket(daemon, smarthost)
+    created = datetime.fromisoformat(daemon.ticket(ticket["id"])["created_at"])
+    daemon.cli("tick", "--now", (created + timedelta(hours=3)).isoformat())  # returns: no timer loop
+    assert daemon.ticket(ticket["id"])["sla_breached"]
+    wait_until(lambda: smarthost.matching(ANA, "SLA breached"), 10, "the escalation")
+    assert "0 timer(s)" in daemon.cli("tick", "--now", (created + timedelta(hours=3)).isoformat()).stdout
+    time.sleep(0.5)
+    assert len(smarthost.matching(ANA, "SLA breached")) == 1 and smarthost.matching(ANA, "SLA due soon") == []
+
+
+def test_a_reopened_ticket_is_not_overdue_for_the_time_it_lay_resolved(
+    start_daemon: Callable[..., Daemon], smarthost: Smarthost
+) -> None:
+    """The SLA clock stops while a ticket is resolved: when the customer's answer reopens it, its due date
+    moves back by the time it lay resolved, as after a wait for the customer, instead of breaching at once."""
+    daemon = start_daemon(
+        extra='\n[lifecycle]\nfeedback_window = "1h"\n\n[sla.normal]\nfirst_response = "1h"\nresolution = "4s"\n'
+    )
+    ticket = new_ticket(daemon, smarthost)
+    due = datetime.fromisoformat(daemon.ticket(ticket["id"])["due_at"])
+    agent_mail(daemon, ticket, "#resolve responded\nFixed it.")
+    time.sleep(5)  # resolved past the first due date
+    customer_mail(daemon, ticket, "It is burning again!")
+    reopened = daemon.ticket(ticket["id"])
+    assert reopened["status"] == "open"
+    assert datetime.fromisoformat(reopened["due_at"]) >= due + timedelta(seconds=4)
+    time.sleep(0.5)  # the scheduler had time to mark a wrong breach
+    assert not daemon.ticket(ticket["id"])["sla_breached"]
+
+
+def test_waiting_until_another_date_wakes_up_then(daemon: Daemon, smarthost: Smarthost) -> None:
+    """`#wait until` again with an earlier date moves the wake-up to it (the ticket shows the date), and a
+    date past what can be computed with is refused in the agent's error mail."""
+    ticket = new_ticket(daemon, smarthost, "Renew licence")
+    agent_mail(daemon, ticket, "#wait until 2031-01-15 09:00\n#internal\n")
+    agent_mail(daemon, ticket, "#wait until 2031-01-10 09:00\n#internal\n")
+    assert daemon.ticket(ticket["id"])["wait_until"] == "2031-01-10T09:00:00+00:00"
+    assert "1 timer(s)" in daemon.cli("tick", "--now", "2031-01-11T00:00:00+00:00").stdout
+    assert daemon.ticket(ticket["id"])["status"] == "new"
+    agent_mail(daemon, ticket, "#wait until 9999-12-31 23:59\n#internal\n")
+    [refused] = wait_until(lambda: smarthost.matching(ANA, "Commands refused"), 10, "the refusal")
+    assert "'9999-12-31 23:59' is too far ahead (at most 8999-12-31)" in refused.body
+
+
+def test_catching_up_runs_each_timer_as_of_when_it_was_due(
+    start_daemon: Callable[..., Daemon], smarthost: Smarthost
+) -> None:
+    """With nothing running the timers (`inject` from an MTA, `tick` from cron), a customer's answer that
+    comes after the no-response period and the feedback window that follows it finds the ticket resolved as
+    of the period's end and closed as of the window's: it opens a new linked ticket, not a reopened one."""
+    daemon = start_daemon(extra='\n[lifecycle]\nfeedback_window = "2s"\nclose_if_no_response = "2s"\n')
+    ticket = new_ticket(daemon, smarthost)
+    assert daemon.stop() == 0
+    inject = daemon.cli
+    inject("inject", stdin=make_mail(sender=ANA, subject=f"Re: {ticket['token']}", body="#wait customer\nWhich model?"))
+    time.sleep(4.5)
+    inject("inject", stdin=make_mail(subject=f"Re: {ticket['token']} Printer on fire", body="An HP LaserJet."))
+    old = daemon.ticket(ticket["id"])
+    assert old["status"] == "closed" and old["resolution"] == {"method": "no_response", "note": None}
+    waited = next(h["at"] for h in old["history"] if h["field"] == "status" and h["new"] == "waiting_customer")
+    resolved_after = datetime.fromisoformat(old["resolved_at"]) - datetime.fromisoformat(waited)
+    assert timedelta(seconds=2) <= resolved_after < timedelta(seconds=3)
+    [newer] = [t for t in daemon.tickets() if t["id"] != ticket["id"]]
+    assert old["linked"] == [newer["id"]] and newer["status"] == "new"

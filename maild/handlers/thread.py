@@ -9,6 +9,7 @@ from maild.store import Tx
 from maild.tokens import ticket_ids_in
 
 MAX_MERGE_STEPS = 20
+MAX_CATCH_UP = 20  # due timers one mail runs on its ticket, at most
 
 
 class Thread:
@@ -63,11 +64,14 @@ class Thread:
         if ctx.ticket is None:
             return
         now, ran = self.clock(), False
-        for timer in await tx.pending_timers(ctx.ticket.id):
-            if timer.due_at > now:
+        # The earliest due timer each time: one may start another that is due too (a no-response resolution
+        # its feedback window). Bounded, as a chain of status timers ends at closed within a few.
+        for _ in range(MAX_CATCH_UP):
+            due = [t for t in await tx.pending_timers(ctx.ticket.id) if t.due_at <= now]
+            if not due:
                 break
-            if (outcome := await self.timers.fire(tx, timer)) is not None:
-                ctx.notes.append(f"due timer {timer.kind}: {outcome}")
+            if (outcome := await self.timers.fire(tx, due[0])) is not None:
+                ctx.notes.append(f"due timer {due[0].kind}: {outcome}")
                 ran = True
         if ran:
             ctx.ticket = await tx.get_ticket(ctx.ticket.id)
