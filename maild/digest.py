@@ -39,13 +39,15 @@ KIND = "agent.digest"  # the template, and the outbox kind by which a reply to a
 
 @dataclass(frozen=True)
 class Entry:
-    """One ticket's line: its token, its earliest unmet due date (None when paused or without SLA), and
-    whether that is past (or the SLA was breached)."""
+    """One ticket's line: its token, its earliest unmet due date (None when paused or without SLA), whether
+    it is overdue (that date past, or the SLA breached before), and whether that date itself is past (a
+    ticket whose first response was late is overdue, but its resolution may be due in days)."""
 
     token: str
     ticket: Ticket
     due: datetime | None
     overdue: bool
+    late: bool = False
 
 
 class AgentDigests:
@@ -131,8 +133,8 @@ class AgentDigests:
     def entry(self, ticket: Ticket) -> Entry:
         # A pause for the customer will move the dates when it ends: showing them now would mislead.
         due = None if ticket.status == WAITING_CUSTOMER else unmet_due(ticket)
-        overdue = ticket.sla_breached or (due is not None and due <= self.lifecycle.clock())
-        return Entry(format_token(self.config.ticket_prefix, ticket.id), ticket, due, overdue)
+        late = due is not None and due <= self.lifecycle.clock()
+        return Entry(format_token(self.config.ticket_prefix, ticket.id), ticket, due, ticket.sla_breached or late, late)
 
 
 def _digest_day(digest: Digest, day: date) -> bool:

@@ -1151,3 +1151,25 @@ def test_imap_bodies_are_fetched_in_runs_bounded_by_size() -> None:
     sizes = {1: 10, 2: 10, 3: 25, 4: 5, 5: 40, 6: 1}
     assert list(_by_size([1, 2, 3, 4, 5, 6], sizes, 30)) == [[1, 2], [3, 4], [5], [6]]
     assert list(_by_size([], sizes, 30)) == []
+
+
+@pytest.mark.parametrize(
+    ("language", "late_line", "breached_line"),
+    [("en", "OVERDUE since", "OVERDUE, due"), ("es", "VENCIDO desde el", "VENCIDO, vence el")],
+)
+def test_the_digest_says_since_only_for_a_date_past(
+    renderer: Renderer, language: str, late_line: str, breached_line: str
+) -> None:
+    """A ticket whose first response was late is overdue, but its resolution due in days is no "overdue
+    since" that future date: the line says when it is due."""
+    base = render_context()
+    ticket = base["mine"][0].ticket
+    late = renderer.render(
+        "agent.digest", language, **render_context(mine=[Entry("[ACME#12]", ticket, NOW, True, True)])
+    )
+    ahead = NOW + timedelta(days=3)
+    breached = renderer.render(
+        "agent.digest", language, **render_context(mine=[Entry("[ACME#12]", ticket, ahead, True, False)])
+    )
+    assert late_line in late.body
+    assert breached_line in breached.body and late_line not in breached.body
