@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import ANA, CUSTOMER, SUPPORT, Daemon, Smarthost, make_mail, wait_until
+from tests.helpers import ANA, CUSTOMER, LUIS, SUPPORT, Daemon, Smarthost, make_mail, wait_until
 
 OTHER = "other@example.net"
 SECRET = "Zebra-7731"  # in the erased ticket's subject and text, nowhere else
@@ -205,3 +205,24 @@ def test_retention_erases_tickets_closed_long_enough(start_daemon: Callable[...,
     daemon.cli("tick", "--now", in_40_days)
     assert [t["id"] for t in daemon.tickets()] == [still_open["id"]]
     assert _dangling_references(daemon) == []
+
+
+def test_a_note_on_a_closed_ticket_restarts_its_retention(
+    start_daemon: Callable[..., Daemon], smarthost: Smarthost
+) -> None:
+    """An agent's mail to a closed ticket is a change of it: the ticket is no longer "closed and unchanged"
+    for the retention period, counted from that note."""
+    daemon = start_daemon(extra='[retention]\nerase_closed_after = "30d"\n')
+    daemon.send(make_mail(subject="Old question"))
+    daemon.wait_processed()
+    old = _ticket_of(daemon, CUSTOMER, "Old question")
+    _agent_mail(daemon, old, "#close\n")
+    assert daemon.stop() == 0
+    long_ago = (datetime.now(UTC) - timedelta(days=60)).isoformat()
+    _sql(daemon, "UPDATE tickets SET updated_at = ?, created_at = ? WHERE id = ?", long_ago, long_ago, old["id"])
+    assert daemon.cli("erase", "closed").stdout.startswith(f"would erase tickets: {old['id']};")
+    note = make_mail(
+        sender=LUIS, subject=f"Re: {old['token']} Old question", body="#internal\nCustomer called: keep this."
+    )
+    daemon.cli("inject", stdin=note)
+    assert daemon.cli("erase", "closed").stdout.startswith("would erase tickets: none;")

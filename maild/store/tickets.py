@@ -315,6 +315,8 @@ class TicketQueries(QueryBase):
             [(row_id, a.filename, a.content_type, a.size, a.sha256) for a in attachments],
         )
         await self.add_thread_id(message_id, ticket_id, direction)
+        # A message is a change of its ticket: an agent's note on a closed ticket restarts its retention.
+        await self.run("UPDATE tickets SET updated_at = ? WHERE id = ?", (now, ticket_id))
         return Message(
             id=row_id,
             ticket_id=ticket_id,
