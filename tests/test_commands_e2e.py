@@ -571,6 +571,11 @@ def test_dates_read_and_shown_in_the_desks_time_zone(start_daemon: Callable[...,
     assert [h["new"] for h in history if h["field"] == "wait_until"] == ["2031-01-15T08:00:00+00:00"]
     [transcript] = wait_until(lambda: smarthost.matching(ANA, "Applied"), 10, "the transcript")
     assert "wait_until: - → 2031-01-15T09:00+01:00" in transcript.body
+    # 02:30 on the last Sunday of March does not exist in Madrid: refused, not moved to 03:30 unsaid.
+    agent_mail(daemon, ticket, "#wait until 2031-03-30 02:30\n#internal\n")
+    [refused] = wait_until(lambda: smarthost.matching(ANA, "Commands refused"), 10, "the refusal")
+    assert "2031-03-30 02:30 does not exist in Europe/Madrid: the clocks skip that hour" in refused.body
+    assert daemon.ticket(ticket["id"])["wait_until"] == "2031-01-15T08:00:00+00:00"
 
 
 def test_link_and_merge_refuse_another_desks_token(daemon: Daemon, smarthost: Smarthost) -> None:

@@ -7,7 +7,7 @@ agent gets one error mail naming every bad line. Otherwise the agent gets a tran
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -168,7 +168,11 @@ class ApplyCommands:
                     raise Refused(Text("only admins close"), Text("accepted resolve, not close"))
                 await self.move(ctx, tx, status, wait_until=None)
             case Wait(until=until):
-                when = until.replace(tzinfo=ZoneInfo(self.config.timezone)) if until else None
+                zone = ZoneInfo(self.config.timezone)
+                when = until.replace(tzinfo=zone) if until else None
+                if until and when and when.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != until:
+                    got = f"{until:%Y-%m-%d %H:%M}"
+                    raise Refused(Text("skipped time", got=got, zone=zone.key), Text("accepted future date"))
                 if when is not None and when <= self.services.clock():
                     raise Refused(Text("in the past", when=f"{until:%Y-%m-%d %H:%M}"), Text("accepted future date"))
                 await self.move(ctx, tx, args.status, wait_until=when)
