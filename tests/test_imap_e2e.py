@@ -415,3 +415,25 @@ def test_a_uidvalidity_change_is_logged_once(
     wait_until(lambda: any(e["event"] == "imap_uidvalidity_changed" for e in daemon.log_events()), 10, "the warning")
     time.sleep(3)  # three more polls of the empty mailbox
     assert [e["event"] for e in daemon.log_events()].count("imap_uidvalidity_changed") == 1
+
+
+def test_a_drain_an_outage_cuts_short_is_logged_and_resumed(
+    start_daemon: Callable[..., Daemon],
+    smarthost: Smarthost,
+    dovecot: Dovecot,  # noqa: F811
+) -> None:
+    """Dovecot stopping in the middle of a backlog: what was taken until then is logged as a cycle before the
+    outage, and the rest is taken once it is back, each message once."""
+    dovecot.append_many(make_mail(subject=f"Backlog {n}", body=f"Message {n}.") for n in range(1500))
+    daemon = start_daemon(extra=imap_config(dovecot))
+    wait_until(lambda: dovecot.count(PROCESSED) >= 100, 60, "the first batches")
+    dovecot.stop()
+    wait_until(lambda: any(e["event"] == "imap_unavailable" for e in daemon.log_events()), 15, "the outage")
+    events = daemon.log_events()
+    outage = next(i for i, e in enumerate(events) if e["event"] == "imap_unavailable")
+    [cut_short] = [e for e in events[:outage] if e["event"] == "imap_cycle"]
+    assert 100 <= cut_short["moved"] < 1500
+    dovecot.start()
+    wait_until(lambda: dovecot.count(PROCESSED) == 1500, 120, "the rest of the backlog")
+    daemon.wait_processed()
+    assert daemon.spool_states() == {"done": 1500}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import re
 import ssl
 from collections.abc import Callable, Iterator, Sequence
@@ -150,18 +151,13 @@ class ImapPoller:
             log.info("imap_connected", host=self.settings.host, mailbox=self.settings.mailbox, recovered=recovered)
             retake_too_large = True  # once a session: max_message_bytes may have grown since they were flagged
             while not self.stopping:
-                cycle = await self._drain(client, uidvalidity, retake_too_large)
+                cycle = Cycle()
+                try:
+                    await self._drain(client, uidvalidity, retake_too_large, cycle)
+                finally:  # a drain an outage cut short says what it did too
+                    if cycle.seen:
+                        log.info("imap_cycle", **dataclasses.asdict(cycle))
                 retake_too_large = False
-                if cycle.seen:
-                    log.info(
-                        "imap_cycle",
-                        seen=cycle.seen,
-                        stored=cycle.stored,
-                        duplicates=cycle.duplicates,
-                        moved=cycle.moved,
-                        too_large=cycle.too_large,
-                        gone=cycle.gone,
-                    )
                 if self.stopping:
                     break
                 if cycle.seen:
@@ -200,10 +196,10 @@ class ImapPoller:
                 return int(match.group(1))
         raise ImapError("the server sent no UIDVALIDITY")
 
-    async def _drain(self, client: aioimaplib.IMAP4, uidvalidity: int, retake_too_large: bool) -> Cycle:
+    async def _drain(self, client: aioimaplib.IMAP4, uidvalidity: int, retake_too_large: bool, cycle: Cycle) -> None:
         """Take every message above the last handled UID (and, with ``retake_too_large``, those left flagged
-        as too large before), a batch at a time."""
-        mailbox, cycle = self.settings.mailbox, Cycle()
+        as too large before), a batch at a time, counting in ``cycle``."""
+        mailbox = self.settings.mailbox
         async with self.store.snapshot() as tx:
             position = await tx.imap_position(mailbox)
         last_uid = position[1] if position and position[0] == uidvalidity else 0
@@ -225,7 +221,6 @@ class ImapPoller:
             if batch[-1] > last_uid:
                 async with self.store.transaction() as tx:
                     await tx.set_imap_position(mailbox, uidvalidity, batch[-1])
-        return cycle
 
     async def _search(self, client: aioimaplib.IMAP4, criteria: str) -> list[int]:
         response = await client.uid_search(criteria, charset=None)
