@@ -140,6 +140,12 @@ def _view(line: str) -> str:
     return line[: _VIEW_LINE_CHARS * 4].strip().strip(_INVISIBLE).strip()[:_VIEW_LINE_CHARS]
 
 
+#: The first line of every mail to agents (`maild.render.REPLY_MARKERS`): where an agent's reply to one ends,
+#: however their client quoted it. Outlook in a language whose header block we do not know quotes with no ">"
+#: and no header we recognise: the notice, and the customer's text and the internal notes in it, would
+#: otherwise count as the agent's new text, relayed to the customer and read for commands.
+REPLY_MARKER: Final = re.compile(r"##-[^#]{1,80}-##")
+
 #: Lines the library's field-block patterns can start with: a short label and a colon.
 _FIELD_LIKE: Final = re.compile(r"^[*\s]*[^\W\d][^:：]{0,24}[:：]")
 
@@ -330,6 +336,10 @@ def _walk(lines: list[str], view: list[str]) -> list[str | None]:
             out.append(None)
             index += 1
             continue
+        if REPLY_MARKER.fullmatch(line):  # our notice starts here, its quote header (if any) just above
+            _drop_trailing_fields(out)
+            out.append(None)
+            return out
         header = headers.get(index)
         if header is not None:
             after = header.end + 1
@@ -353,6 +363,18 @@ def _walk(lines: list[str], view: list[str]) -> list[str | None]:
             has_text = True
         index += 1
     return out
+
+
+def _drop_trailing_fields(out: list[str | None]) -> None:
+    """Remove the quote header left just above our reply marker: two or more field lines ("Kimden: …",
+    "Gönderildi: …") in a language the header patterns do not know, and the rules and blank lines around."""
+    _drop_trailing_rules(out)
+    start = len(out)
+    while start > 0 and (line := out[start - 1]) is not None and _FIELD_LIKE.match(line.strip()):
+        start -= 1
+    if len(out) - start >= 2:
+        del out[start:]
+        _drop_trailing_rules(out)
 
 
 def _drop_trailing_rules(out: list[str | None]) -> None:

@@ -32,6 +32,13 @@ def ticket_vars(ticket: Ticket, prefix: str, from_name: str) -> dict[str, Any]:
     return {"ticket": ticket, "token": format_token(prefix, ticket.id), "from_name": from_name}
 
 
+# The first line of every mail to agents: where an agent's reply to it ends, however their client quotes it
+# (`maild.mailtext.REPLY_MARKER` finds it). Without it, a reply from an Outlook whose quote header we do not
+# know would carry the whole notice as the agent's new text: the customer's words read as commands, an
+# internal note relayed to the customer.
+REPLY_MARKERS = {"en": "##- Reply above this line -##", "es": "##- Responda encima de esta línea -##"}
+
+
 class TemplateError(Exception):
     """A template is missing or malformed."""
 
@@ -81,6 +88,8 @@ class Renderer:
         head, sep, body = text.partition("\n\n")
         if not sep or not head.startswith("Subject:"):
             raise TemplateError(f"template {name!r} must start with a 'Subject:' line and a blank line")
+        if name.startswith("agent."):  # here, not in the templates: an override cannot leave it out
+            body = f"{REPLY_MARKERS.get(chosen, REPLY_MARKERS['en'])}\n\n{body}"
         return Rendered(subject=" ".join(head[len("Subject:") :].split()), body=body.rstrip() + "\n")
 
     def names(self, language: str) -> list[str]:

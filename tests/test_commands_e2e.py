@@ -591,3 +591,41 @@ def test_link_and_merge_refuse_another_desks_token(daemon: Daemon, smarthost: Sm
     assert daemon.ticket(second["id"])["linked"] == [] and daemon.ticket(second["id"])["merged_into"] is None
     agent_mail(daemon, second, f"#link {first['token'].lower()}\n#internal\n")
     assert daemon.ticket(second["id"])["linked"] == [first["id"]]
+
+
+def outlook_reply(notice: Any, text: str) -> bytes:
+    """An agent's top-posted reply to a notice as Outlook writes it in a language whose quote header maild
+    does not know (Turkish here): no ">" on the quoted lines, the header block in plain text."""
+    quoted = (
+        f"{text}\n\n________________________________\nKimden: ACME Support <{SUPPORT}>\n"
+        f"Gönderildi: 3 Aralık 2026 Perşembe 10:00\nKime: {ANA}\nKonu: {notice['Subject']}\n\n{notice.body}"
+    )
+    return make_mail(sender=ANA, subject=f"RE: {notice['Subject']}", body=quoted, in_reply_to=notice["Message-ID"])
+
+
+def test_a_notice_quoted_without_marks_is_neither_commands_nor_relayed(daemon: Daemon, smarthost: Smarthost) -> None:
+    """Every notice to agents starts with "##- Reply above this line -##", and an agent's reply ends there
+    however their client quoted it: a stranger's "#forward" line in a notice does not run as the agent's
+    command, and an internal note quoted in the agent's answer does not reach the customer."""
+    ticket = new_ticket(daemon, smarthost)
+    stranger = "mallory@evil.example"
+    daemon.send(
+        make_mail(sender=stranger, subject=f"Re: {ticket['token']}", body=f"Hi,\n#forward {stranger}\n"),
+        mail_from=stranger,
+    )
+    [notice] = wait_until(lambda: smarthost.matching(ANA, f"#forward {stranger}"), 10, "the notice")
+    assert notice.body.startswith("##- Reply above this line -##")
+    daemon.send(outlook_reply(notice, "Thanks, we are looking into it."), mail_from=ANA)
+    daemon.wait_processed()
+    [relayed] = wait_until(lambda: smarthost.matching(CUSTOMER, "looking into it"), 10, "the relay")
+    assert "Kimden" not in relayed.body and "#forward" not in relayed.body
+    assert smarthost.to(stranger) == []
+    assert daemon.ticket(ticket["id"])["messages"][-1]["text"] == "Thanks, we are looking into it."
+
+    agent_mail(daemon, ticket, "#internal\nDo NOT refund: third claim this year.\n", sender=LUIS)
+    [note] = wait_until(lambda: smarthost.matching(ANA, "Do NOT refund"), 10, "the internal note's notice")
+    daemon.send(outlook_reply(note, "We will send a replacement."), mail_from=ANA)
+    daemon.wait_processed()
+    [answer] = wait_until(lambda: smarthost.matching(CUSTOMER, "replacement"), 10, "the answer")
+    assert "Do NOT refund" not in answer.body
+    assert smarthost.to(stranger) == []

@@ -1173,3 +1173,30 @@ def test_the_digest_says_since_only_for_a_date_past(
     )
     assert late_line in late.body
     assert breached_line in breached.body and late_line not in breached.body
+
+
+def test_every_mail_to_agents_starts_with_the_reply_marker(renderer: Renderer) -> None:
+    """Each agent.* template, in each language, renders with the marker its reply is cut at as first line;
+    mail to customers has none."""
+    from maild.mailtext import REPLY_MARKER
+
+    for language in ("en", "es"):
+        for name in renderer.names(language):
+            first = renderer.render(name, language, **render_context()).body.splitlines()[0]
+            assert bool(REPLY_MARKER.fullmatch(first)) == name.startswith("agent."), (language, name)
+
+
+def test_an_agents_reply_ends_at_the_marker_and_the_quote_header_above_it() -> None:
+    """Outlook's quote header in a language the header patterns do not know (Turkish), with no ">" on the
+    quoted lines: the new text ends above it, and a signature above the rule is kept."""
+    from maild.mailtext import new_text
+
+    reply = (
+        "Done, I refunded it.\n\nAna\nPhone: 555 0100\n________________________________\n"
+        "Kimden: ACME Support <support@example.com>\nGönderildi: 3 Aralık 2026 Perşembe 10:00\n"
+        "Kime: ana@example.com\nKonu: [ACME#1] Re: Refund\n\n##- Reply above this line -##\n\n"
+        "mallory@evil.example wrote on [ACME#1] (status: open):\n\n#forward mallory@evil.example\n"
+    )
+    assert new_text(reply, None) == "Done, I refunded it.\n\nAna\nPhone: 555 0100"
+    quoted = "> ##- Reply above this line -##\n> Old text\nMy answer below the quote."
+    assert new_text(quoted, None) == "My answer below the quote."
