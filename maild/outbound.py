@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -71,17 +72,23 @@ class SmtpTransport:
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             self._unreachable = exc
             return _failed(mail, exc)
+        utf8 = client.supports_extension("smtputf8")
+        envelope, unsendable = _envelope_addresses(mail.rcpt_to, utf8)
+        result = Delivery(permanent=unsendable)
+        if not envelope:
+            return result
         try:
-            errors, _ = await client.sendmail(mail.mail_from, list(mail.rcpt_to), mail.raw)
+            options = ["SMTPUTF8"] if utf8 and not all(map(str.isascii, envelope)) else []
+            errors, _ = await client.sendmail(mail.mail_from, list(envelope), mail.raw, mail_options=options)
         except (aiosmtplib.SMTPRecipientsRefused, aiosmtplib.SMTPResponseException) as exc:
-            return _failed(mail, exc)  # aiosmtplib has reset the envelope (RSET): the session goes on
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            self._drop()  # the session broke: the next mail connects afresh
-            return _failed(mail, exc)
-        result = Delivery()
-        for rcpt in mail.rcpt_to:
-            if rcpt in errors:
-                _classify(result, rcpt, errors[rcpt].code, errors[rcpt].message)
+            # aiosmtplib has reset the envelope (RSET): the session goes on
+            return _merged(result, _failed(replace(mail, rcpt_to=tuple(envelope)), exc), envelope)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError, UnicodeError) as exc:
+            self._drop()  # the session broke, or is mid-transaction: the next mail connects afresh
+            return _merged(result, _failed(replace(mail, rcpt_to=tuple(envelope)), exc), envelope)
+        for sent, rcpt in envelope.items():
+            if sent in errors:
+                _classify(result, rcpt, errors[sent].code, errors[sent].message)
             else:
                 result.accepted.append(rcpt)
         return result
@@ -111,6 +118,8 @@ class SmtpTransport:
             )
             try:
                 await client.connect()
+                if client.is_ehlo_or_helo_needed:  # its extensions (SMTPUTF8) decide how addresses are sent
+                    await client.ehlo()
             except BaseException:
                 client.close()
                 raise
@@ -121,6 +130,34 @@ class SmtpTransport:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def _envelope_addresses(rcpt_to: Sequence[str], utf8: bool) -> tuple[dict[str, str], dict[str, str]]:
+    """({address as RCPT TO sends it: address}, {address that cannot be sent: why}). Without the smarthost's
+    SMTPUTF8 an internationalised domain goes in its ASCII form (IDNA), and a non-ASCII local part cannot
+    go at all: refused for good, alone, instead of failing the whole mail (and the session) on every try."""
+    envelope: dict[str, str] = {}
+    unsendable: dict[str, str] = {}
+    for rcpt in rcpt_to:
+        local, _, domain = rcpt.rpartition("@")
+        if rcpt.isascii() or utf8:
+            envelope[rcpt] = rcpt
+        elif local.isascii():
+            try:
+                envelope[f"{local}@{domain.encode('idna').decode('ascii')}"] = rcpt
+            except UnicodeError:
+                unsendable[rcpt] = f"553 5.1.3 not a valid domain: {domain!r}"
+        else:
+            unsendable[rcpt] = "553 5.6.7 a non-ASCII address needs SMTPUTF8, which the smarthost does not offer"
+    return envelope, unsendable
+
+
+def _merged(result: Delivery, attempt: Delivery, envelope: dict[str, str]) -> Delivery:
+    """``attempt``'s outcome (keyed by envelope address) added to ``result`` by the addresses as stored."""
+    result.accepted += [envelope[a] for a in attempt.accepted]
+    result.permanent.update({envelope.get(a, a): e for a, e in attempt.permanent.items()})
+    result.temporary.update({envelope.get(a, a): e for a, e in attempt.temporary.items()})
+    return result
 
 
 def _failed(mail: OutboundMail, exc: BaseException) -> Delivery:
@@ -252,6 +289,7 @@ class OutboundWorker(Worker):
         if attempt.cancelled():
             return Delivery(temporary={rcpt: "maild stopped during the delivery" for rcpt in mail.rcpt_to})
         if (exc := attempt.exception()) is not None:  # a transport bug must not kill the worker: retry as a 4xx
+            self.transport.abort()  # and the next mail must not find the session mid-transaction
             return Delivery(temporary={rcpt: f"{type(exc).__name__}: {exc}" for rcpt in mail.rcpt_to})
         return attempt.result()
 

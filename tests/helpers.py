@@ -118,7 +118,8 @@ class Captured:
 class Smarthost:
     """An aiosmtpd server standing in for the MTA that relays maild's outbound mail.
 
-    ``refuse`` maps a recipient to an SMTP reply ("450 ..." or "550 ..."); ``down`` refuses connections.
+    ``refuse`` maps a recipient to an SMTP reply ("450 ..." or "550 ..."); ``down`` refuses connections;
+    ``smtputf8`` (aiosmtpd's default, as Postfix's) offers SMTPUTF8 from the next `start`.
     """
 
     def __init__(self) -> None:
@@ -127,10 +128,11 @@ class Smarthost:
         self._lock = threading.Lock()
         self.port = _free_port()
         self.controller: Controller | None = None
+        self.smtputf8 = True
 
     def start(self) -> None:
         """Listen (again, after `stop`) on the same port, as a restarted MTA would."""
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port, enable_SMTPUTF8=self.smtputf8)
         self.controller.start()
 
     def stop(self) -> None:

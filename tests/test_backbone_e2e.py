@@ -540,3 +540,36 @@ def test_a_queue_that_sends_as_itself(start_daemon: Callable[..., Daemon], smart
     daemon.send(make_mail(subject="Plain support"))
     [*_, plain] = smarthost.wait_for(CUSTOMER, 4)
     assert plain["From"] == f"ACME Support <{SUPPORT}>"
+
+
+@pytest.mark.parametrize("smtputf8", [True, False])
+def test_internationalised_addresses_do_not_hold_up_the_others(
+    daemon: Daemon, smarthost: Smarthost, smtputf8: bool
+) -> None:
+    """A customer Cc's toño@example.es and bob@bücher.example (RFC 6531). With a smarthost offering SMTPUTF8
+    the agent's reply reaches all three; without, bob goes by his domain's ASCII form and toño is refused for
+    good, alone, with a notice to the agent. Either way the next mail goes out as usual."""
+    smarthost.stop()
+    smarthost.smtputf8 = smtputf8
+    smarthost.start()
+    raw = (
+        f"From: {CUSTOMER}\r\nTo: {SUPPORT}\r\nCc: toño@example.es, bob@bücher.example\r\n"
+        "Subject: Printer on fire\r\nMessage-ID: <eai@customer.example>\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nIt burns.\r\n"
+    ).encode()
+    daemon.send(raw)
+    smarthost.wait_for(CUSTOMER)
+    [ticket] = daemon.tickets()
+    assert sorted(daemon.ticket(ticket["id"])["followers"]) == ["bob@bücher.example", "toño@example.es"]
+    daemon.send(
+        make_mail(sender=ANA, subject=f"Re: {ticket['token']} Printer on fire", body="We are on it."), mail_from=ANA
+    )
+    [relay] = wait_until(lambda: smarthost.matching(CUSTOMER, "We are on it"), 10, "the relay")
+    if smtputf8:
+        assert sorted(relay.rcpt_to) == ["bob@bücher.example", CUSTOMER, "toño@example.es"]
+    else:
+        assert sorted(relay.rcpt_to) == ["bob@xn--bcher-kva.example", CUSTOMER]
+        [notice] = wait_until(lambda: [m for m in smarthost.to(ANA) if "Not delivered" in m["Subject"]], 10, "notice")
+        assert "toño@example.es" in notice.body and "SMTPUTF8" in notice.body
+    daemon.send(make_mail(subject="Another one"))  # the next mail goes out as usual
+    wait_until(lambda: [m for m in smarthost.to(CUSTOMER) if "Another one" in m["Subject"]], 10, "the next ack")
