@@ -629,3 +629,17 @@ def test_a_notice_quoted_without_marks_is_neither_commands_nor_relayed(daemon: D
     [answer] = wait_until(lambda: smarthost.matching(CUSTOMER, "replacement"), 10, "the answer")
     assert "Do NOT refund" not in answer.body
     assert smarthost.to(stranger) == []
+
+
+def test_a_forwards_note_goes_to_the_third_party_alone(daemon: Daemon, smarthost: Smarthost) -> None:
+    """`#forward ADDR` with text: the text is the note to the third party, once, before the thread; the
+    customer does not get it, and the ticket keeps it as an internal note."""
+    ticket = new_ticket(daemon, smarthost)
+    agent_mail(daemon, ticket, f"#forward {THIRD}\nPlease check this printer's warranty.\n")
+    [forwarded] = smarthost.wait_for(THIRD)
+    assert forwarded.body.count("warranty") == 1
+    assert forwarded.body.index("warranty") < forwarded.body.index("Hello, my printer is on fire.")
+    daemon.wait_processed()
+    assert smarthost.matching(CUSTOMER, "warranty") == []
+    note = daemon.ticket(ticket["id"])["messages"][-1]
+    assert note["visibility"] == "internal" and note["text"] == "Please check this printer's warranty."

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from maild.commands import Internal, parse_commands
+from maild.commands import Forward, Internal, parse_commands
 from maild.handlers.base import CONTINUE, Context, Outcome, Services
 from maild.store import Tx
 
@@ -21,7 +21,9 @@ class ReadCommands:
         ctx.text = parsed.text
         ctx.commands = parsed.commands
         ctx.command_errors = list(parsed.errors)
-        ctx.internal = any(isinstance(c.args, Internal) for c in parsed.commands)
+        # A forward's text is its note to the third party, not an answer to the customer (as RT's and
+        # Zammad's forwards are separate from replies): kept among agents, never relayed.
+        ctx.internal = any(isinstance(c.args, Internal | Forward) for c in parsed.commands)
         if parsed.commands or parsed.errors:
             ctx.notes.append(f"commands: {len(parsed.commands)} read, {len(parsed.errors)} refused")
         return CONTINUE
