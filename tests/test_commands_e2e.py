@@ -643,3 +643,12 @@ def test_a_forwards_note_goes_to_the_third_party_alone(daemon: Daemon, smarthost
     assert smarthost.matching(CUSTOMER, "warranty") == []
     note = daemon.ticket(ticket["id"])["messages"][-1]
     assert note["visibility"] == "internal" and note["text"] == "Please check this printer's warranty."
+
+
+def test_the_transcript_shows_the_ticket_as_the_mail_left_it(daemon: Daemon, smarthost: Smarthost) -> None:
+    """A reply with commands takes the new ticket (open, the agent's) after the commands ran: the
+    transcript's "Now:" line says so, not the state before the reply counted."""
+    ticket = new_ticket(daemon, smarthost)
+    agent_mail(daemon, ticket, "#time 15m\nLooking into it.\n")
+    [transcript] = wait_until(lambda: smarthost.matching(ANA, "Applied"), 10, "the transcript")
+    assert f"Now: status open, assignee {ANA}, priority normal" in transcript.body

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from maild.handlers.acknowledge import Acknowledge
 from maild.handlers.base import Handler, Services
 from maild.handlers.bounces import Bounces
-from maild.handlers.commands import ApplyCommands
+from maild.handlers.commands import ApplyCommands, Transcript
 from maild.handlers.digest_request import DigestRequest
 from maild.handlers.identify import Identify
 from maild.handlers.lifecycle import Lifecycle
@@ -32,6 +32,7 @@ PIPELINE: tuple[str, ...] = (
     "bounces",  # a bounce of our own mail → recorded on that outbound mail
     "commands",  # all of the agent's commands applied, or none and an error mail
     "lifecycle",  # status moves caused by the mail itself
+    "transcript",  # commands applied → the agent told what changed, and the ticket as the mail left it
     "acknowledge",  # new ticket → customer told its token
     "relay",  # agent reply → customer and followers
     "notify_agents",  # new ticket / customer reply → assignee or queue
@@ -49,6 +50,7 @@ _FACTORIES: dict[str, Callable[[Services], Handler]] = {
     "bounces": Bounces,
     "commands": ApplyCommands,
     "lifecycle": Lifecycle,
+    "transcript": Transcript,
     "acknowledge": Acknowledge,
     "relay": Relay,
     "notify_agents": NotifyAgents,

@@ -57,6 +57,7 @@ class Context:
     internal: bool = False  # read_commands: #internal, the mail is a note for agents only
     changes: list[tuple[str, str | None, str | None]] = field(default_factory=list)  # commands: field, old, new
     resolution: str | None = None  # commands: the method of a #resolve applied by this mail
+    applied: bool = False  # commands: the agent's commands were applied (the transcript step tells them)
     spawned_from: int | None = None  # ticket: the closed ticket this mail would have joined
     reopened: bool = False  # lifecycle: a customer's reply reopened a resolved ticket
     relayed: bool = False  # relay: the agent's reply went out to the customers

@@ -80,7 +80,7 @@ class ApplyCommands:
                     raise _RollBack
         except _RollBack:
             return await self.refuse(ctx, tx, errors, ticket_id)
-        await self.mail_agent(ctx, tx, "agent.transcript", changes=ctx.changes)
+        ctx.applied = True  # the transcript step tells the agent, once the mail's own moves are done
         return CONTINUE
 
     def check_mail(self, ctx: Context) -> list[CommandError]:
@@ -110,27 +110,8 @@ class ApplyCommands:
         # The mail stays on the ticket for agents, but a refused mail never reaches the customer.
         if ctx.message is not None and ctx.message.visibility == "public":
             await tx.set_message_visibility(ctx.message.id, "internal")
-        await self.mail_agent(ctx, tx, "agent.command_errors", errors=errors)
+        await mail_agent(self.services, ctx, tx, "agent.command_errors", errors=errors)
         return Stop(f"commands refused: {len(errors)} error(s)")
-
-    async def mail_agent(self, ctx: Context, tx: Tx, event: str, **extra: Any) -> None:
-        assert ctx.agent is not None
-        ticket = ctx.current_ticket
-        rendered = self.services.renderer.render(
-            event,
-            self.config.language,
-            **ticket_vars(ticket, self.config.ticket_prefix, self.config.from_name),
-            agent=ctx.agent,
-            **extra,
-        )
-        draft = Draft(
-            kind=event,
-            to=[ctx.agent.email],
-            subject=rendered.subject,
-            body=rendered.body,
-            references=[ctx.parsed.message_id],
-        )
-        await self.services.outbox.queue(tx, draft, ticket.id)
 
     def shown(self, value: Any) -> str | None:
         return _shown(value, ZoneInfo(self.config.timezone))
@@ -331,6 +312,38 @@ class ApplyCommands:
             kind="external.forward", to=[address], subject=rendered.subject, body=rendered.body, auto_submitted=None
         )
         await self.services.outbox.queue(tx, draft, ticket.id)
+
+
+class Transcript:
+    """transcript: the agent whose commands applied is told what changed, and the ticket as the mail left it
+    (after the lifecycle step, which may have taken or opened it: the "Now:" line must say so)."""
+
+    name = "transcript"
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    async def process(self, ctx: Context, tx: Tx) -> Outcome:
+        if ctx.applied:
+            await mail_agent(self.services, ctx, tx, "agent.transcript", changes=ctx.changes)
+        return CONTINUE
+
+
+async def mail_agent(services: Services, ctx: Context, tx: Tx, event: str, **extra: Any) -> None:
+    """Queue ``event`` about the mail's ticket to the agent who sent it, in the desk's language."""
+    assert ctx.agent is not None
+    config, ticket = services.config, ctx.current_ticket
+    rendered = services.renderer.render(
+        event, config.language, **ticket_vars(ticket, config.ticket_prefix, config.from_name), agent=ctx.agent, **extra
+    )
+    draft = Draft(
+        kind=event,
+        to=[ctx.agent.email],
+        subject=rendered.subject,
+        body=rendered.body,
+        references=[ctx.parsed.message_id],
+    )
+    await services.outbox.queue(tx, draft, ticket.id)
 
 
 def _shown(value: Any, zone: ZoneInfo) -> str | None:
