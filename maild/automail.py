@@ -94,14 +94,15 @@ _AUTOREPLY_HEADERS = (
     ("X-Precedence", r"^\s*auto[_-]reply\b"),
 )
 # Subjects of auto-replies, only used when no header says anything. Anchored at the start so a person's
-# "Re: Automatic reply: ..." stays human. A bare "Auto:" is not enough: it is the word for "car" in German,
-# Spanish and Italian; Lotus Notes' "AUTO: Jane is out of the office" is caught by its second half.
+# "Re: Automatic reply: ..." or "My manager is out of office, who approves?" stays human. A bare "Auto:" is
+# not enough: it is the word for "car" in German, Spanish and Italian; Lotus Notes' "AUTO: Jane is out of the
+# office" needs both halves.
 _AUTOREPLY_SUBJECT = re.compile(
     r"^\s*(out of (the )?office( auto ?reply)?\s*(:|$)|auto(matic)?[- ]?(reply|response)\s*(:|$)"
     r"|automatische antwort\s*:|abwesenheitsnotiz|respuesta autom[aá]tica\s*:|r[ée]ponse automatique\s*:"
     r"|risposta automatica\s*:|resposta autom[aá]tica\s*:|automatisch antwoord\s*:|automatiskt svar\s*:"
-    r"|automatisk svar\s*:|vacation reply\s*(:|$)|自動応答|自动回复)"
-    r"|\bis out of (the )?office\b",
+    r"|automatisk svar\s*:|vacation reply\s*(:|$)|自動応答|自动回复"
+    r"|auto\s*:.*\bis out of (the )?office\b)",
     re.IGNORECASE,
 )
 # Subjects that MTAs give their non-standard bounces; evidence only together with another sign of a report.

@@ -349,6 +349,8 @@ def test_auto_reply_subjects_are_auto_replies(subject: str) -> None:
         "Auto: Unfall am Montag",
         "Fwd: Undeliverable: Invoice 42",
         "Out of office hours support?",
+        "My manager is out of office, who else can approve the refund?",
+        "Re: [ACME#1] Jane is out of the office, call me instead",
         "Undeliverable mail to your billing address",
     ],
 )
