@@ -123,11 +123,30 @@ def test_an_unflagged_autoresponder_loop_is_broken(daemon: Daemon, smarthost: Sm
     # The customer's 10th-12th replies (their 11th-13th mails) and Ana's 11th and 12th are held: notices for
     # replies 1 (to both agents: unassigned yet) and 2-9 (to Ana), relays for Ana's 1-10.
     assert kinds.count("agent.customer_reply") == 2 + 8 and kinds.count("customer.reply") == 10
+    assert kinds.count("agent.held") == 1  # Ana is told of her first held mail, and of no other
     messages = daemon.ticket(ticket["id"])["messages"]
     # c10 (held), a10 (relayed), then c11, a11, c12, a12, all held.
     assert [m["visibility"] for m in messages[-6:]] == ["internal", "public", *["internal"] * 4]
     steps = [json.loads(line) for line in daemon.log_path.read_text().splitlines() if '"step": "thread"' in line]
     assert f"loop suspected: 10 mails from {ANA} on this ticket within 10m" in steps[-1]["notes"]
+
+
+def test_an_agents_mail_with_commands_is_never_held(daemon: Daemon, smarthost: Smarthost) -> None:
+    """Ten mails from an agent on a ticket within ten minutes, then a reply with "#resolve": no autoresponder
+    writes commands, so it is applied and relayed like any other, not held as a loop."""
+    ticket = new_ticket(daemon, smarthost)
+    for n in range(1, 11):
+        daemon.send(
+            make_mail(sender=ANA, subject=f"Re: {ticket['token']}", body=f"#time 5m\nStep {n} done."), mail_from=ANA
+        )
+        daemon.wait_processed()
+    daemon.send(
+        make_mail(sender=ANA, subject=f"Re: {ticket['token']}", body="#resolve responded\nAll fixed."), mail_from=ANA
+    )
+    daemon.wait_processed()
+    assert daemon.ticket(ticket["id"])["status"] == "resolved"
+    wait_until(lambda: smarthost.matching(CUSTOMER, "All fixed"), 10, "the relay")
+    assert not [m for m in smarthost.to(ANA) if "Not sent" in m["Subject"]]
 
 
 def test_our_address_with_a_tag_is_still_ours(daemon: Daemon, smarthost: Smarthost) -> None:

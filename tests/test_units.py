@@ -660,6 +660,8 @@ def render_context(**overrides: Any) -> dict[str, Any]:
         "waiting": [],
         "waiting_total": 0,
         "support_address": "support@example.com",
+        "limit": 10,
+        "window": "10m",
         "subject": "Re: Sus tickets del 2026-11-23: abiertos 1",
     }
     context.update(overrides)

@@ -59,6 +59,7 @@ class Context:
     resolution: str | None = None  # commands: the method of a #resolve applied by this mail
     applied: bool = False  # commands: the agent's commands were applied (the transcript step tells them)
     spawned_from: int | None = None  # ticket: the closed ticket this mail would have joined
+    held: bool = False  # thread: an agent's first mail held as a loop (notify_agents tells them)
     reopened: bool = False  # lifecycle: a customer's reply reopened a resolved ticket
     relayed: bool = False  # relay: the agent's reply went out to the customers
     message: Message | None = None  # record

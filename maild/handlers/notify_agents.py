@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from maild.compose import Draft
 from maild.config import Agent
+from maild.durations import format_duration
 from maild.handlers.base import CONTINUE, Context, Outcome, Services
 from maild.render import ticket_vars
 from maild.store import Tx
@@ -18,7 +19,10 @@ class NotifyAgents:
 
     async def process(self, ctx: Context, tx: Tx) -> Outcome:
         # Machine mail is kept on the ticket but mails nobody: a bounce of a notice must not breed notices.
+        # An agent whose own mail was held as a loop is told, once (a person's mail must not vanish unsaid).
         if ctx.automatic:
+            if ctx.held:
+                await self.tell_held(ctx, tx)
             return CONTINUE
         ticket, config = ctx.current_ticket, self.services.config
         if ctx.spoofed:
@@ -118,6 +122,21 @@ class NotifyAgents:
         ticket = ctx.current_ticket
         agents = self.services.config.ticket_agents(ticket.assignee, ticket.queue)
         return [a for a in agents if a.email != ctx.sender]
+
+    async def tell_held(self, ctx: Context, tx: Tx) -> None:
+        assert ctx.agent is not None
+        ticket, config = ctx.current_ticket, self.services.config
+        rendered = self.services.renderer.render(
+            "agent.held",
+            config.language,
+            **ticket_vars(ticket, config.ticket_prefix, config.from_name),
+            agent=ctx.agent,
+            text=ctx.text,
+            limit=config.security.loop_mails,
+            window=format_duration(config.security.loop_window),
+        )
+        draft = Draft(kind="agent.held", to=[ctx.agent.email], subject=rendered.subject, body=rendered.body)
+        await self.services.outbox.queue(tx, draft, ticket.id)
 
     async def warn_admins(self, ctx: Context, tx: Tx) -> None:
         """A mail in an agent's name failed authentication: the admins hear of it, nobody else does."""

@@ -80,14 +80,16 @@ class Thread:
         """Keep a loop no header gives away from feeding itself (two autoresponders without Auto-Submitted, an
         agent's answering our notices): past `[security] loop_mails` from one sender on this ticket within
         `loop_window`, their mail is kept as machine mail (internal, never answered, relayed or notified)
-        until the pace drops, as Zammad's loop protection does."""
-        if ctx.automatic or ctx.ticket is None or not ctx.sender:
+        until the pace drops, as Zammad's loop protection does. An agent's mail with commands is a person's
+        (no autoresponder writes them) and never held; an agent whose plain mail is held is told, once."""
+        if ctx.automatic or ctx.ticket is None or not ctx.sender or ctx.commands or ctx.command_errors:
             return
         limit, window = self.security.loop_mails, self.security.loop_window
         # The newest five times as many messages: two or three parties answering each other still show.
         authors = await tx.recent_authors(ctx.ticket.id, self.clock() - window, 5 * limit)
-        if authors.count(ctx.sender) >= limit:
+        if (count := authors.count(ctx.sender)) >= limit:
             ctx.automatic = (
                 f"loop suspected: {limit} mails from {ctx.sender} on this ticket within {format_duration(window)}"
             )
+            ctx.held = count == limit and ctx.agent is not None  # the first held: tell the agent
             ctx.notes.append(ctx.automatic)
