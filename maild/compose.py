@@ -112,7 +112,8 @@ class Composer:
         references = list(draft.references)
         if draft.in_reply_to:  # what this answers ends the chain, so it is the In-Reply-To and never trimmed
             references = [*(r for r in references if r != draft.in_reply_to), draft.in_reply_to]
-        references = _trim([r for r in references if len(r) <= LONGEST_RUN])
+        # An id too long for a header line, or not ASCII (RFC 5322's msg-id; RFC 2047 would mangle it): left out.
+        references = _trim([r for r in references if len(r) <= LONGEST_RUN and r.isascii()])
         if references:
             headers += [("In-Reply-To", references[-1]), ("References", " ".join(references))]
         if draft.auto_submitted:
@@ -155,8 +156,9 @@ def _text_part(text: str) -> tuple[_Headers, bytes]:
     lines = _LINE_END.split(text)
     if lines[-1] == "":
         lines.pop()
-    # 7-bit safe for any smarthost (no 8BITMIME needed), and no line over RFC 5322's 998 octets.
-    if text.isascii() and all(len(line) <= 998 for line in lines):
+    # 7-bit safe for any smarthost (no 8BITMIME needed), and no line over RFC 5322's 998 octets; a NUL (from
+    # a broken mail) is no 7bit data (RFC 2045 2.7): quoted-printable writes it as =00.
+    if text.isascii() and "\x00" not in text and all(len(line) <= 998 for line in lines):
         charset, encoding = "us-ascii", "7bit"
         data = "".join(line + "\r\n" for line in lines).encode("ascii")
     else:
@@ -175,6 +177,8 @@ def _attachment(part: Part) -> bytes:
         maintype, subtype = "application", "octet-stream"
     headers = Message(policy=_WIRE)
     headers["Content-Type"] = f"{maintype}/{subtype}"
+    if maintype == "text" and part.charset and _TOKEN.fullmatch(part.charset):
+        headers.set_param("charset", part.charset)  # a text file's bytes mean nothing without it
     headers["Content-Transfer-Encoding"] = "base64"
     # add_header quotes the filename, or writes it RFC 2231-encoded when it is not ASCII.
     headers.add_header("Content-Disposition", "attachment", filename=_short_name(_one_line(part.filename)))

@@ -39,6 +39,7 @@ class Part:
     filename: str
     content_type: str
     data: bytes
+    charset: str = ""  # of a text part, as the mail declared it
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,7 @@ def _with_mailparser(raw: bytes) -> _Decoded:
     _check_shape(parsed.message)
     return _Decoded(
         headers=_headers(parsed.headers),
-        subject=parsed.subject or "",
+        subject=_first(parsed.subject),
         from_pairs=parsed.from_ or [],
         to_pairs=parsed.to or [],
         cc_pairs=parsed.cc or [],
@@ -293,9 +294,17 @@ def _parts(attachments: list[dict[str, Any]]) -> list[Part]:
                 filename=_file_name(str(name)),
                 content_type=str(item.get("mail_content_type") or "application/octet-stream"),
                 data=data,
+                charset=str(item.get("charset") or ""),
             )
         )
     return parts
+
+
+def _first(value: object) -> str:
+    """A header mail-parser may give as a list (a mail with two Subject fields): the first, as readers show."""
+    if isinstance(value, list):
+        value = value[0] if value else ""
+    return str(value or "")
 
 
 def _one_line(text: str) -> str:

@@ -534,7 +534,7 @@ def test_a_queue_that_sends_as_itself(start_daemon: Callable[..., Daemon], smart
     later = (datetime.now(UTC) + timedelta(days=8)).isoformat()
     assert daemon.cli("tick", "--now", later).stdout.startswith("1 timer(s) run")
     [_, _, closing] = smarthost.wait_for(CUSTOMER, 3)
-    assert "Closed for lack of response" in closing["Subject"]
+    assert "Resolved for lack of response" in closing["Subject"]
     assert closing["From"] == "ACME Ventas <sales@example.com>"
 
     daemon.send(make_mail(subject="Plain support"))

@@ -26,7 +26,7 @@ from maild.compose import LOOP_HEADER, MAX_REFERENCES, TICKET_HEADER, Composed, 
 from maild.config import Agent, Outbound, load_config
 from maild.digest import Entry
 from maild.durations import format_duration, parse_duration
-from maild.mime import Part
+from maild.mime import Part, parse_mail
 from maild.models import Attachment, Envelope, Message, OutboundMail, Ticket
 from maild.outbound import Delivery, OutboundWorker
 from maild.pipeline import BATCH_BACKLOG, BATCH_BYTES, _batches
@@ -1202,3 +1202,31 @@ def test_an_agents_reply_ends_at_the_marker_and_the_quote_header_above_it() -> N
     assert new_text(reply, None) == "Done, I refunded it.\n\nAna\nPhone: 555 0100"
     quoted = "> ##- Reply above this line -##\n> Old text\nMy answer below the quote."
     assert new_text(quoted, None) == "My answer below the quote."
+
+
+def test_compose_leaves_out_message_ids_that_are_not_ascii() -> None:
+    """A customer's non-ASCII Message-ID cannot be a msg-id in our headers (RFC 2047 words would break the
+    threading they are for): it is left out, the others kept."""
+    _, message = compose(references=["<root@example.org>", "<toño@example.es>"])
+    assert message["References"] == "<root@example.org>" and message["In-Reply-To"] == "<root@example.org>"
+
+
+def test_compose_writes_a_nul_quoted_printable() -> None:
+    """A NUL from a broken mail is no 7bit data (RFC 2045 2.7): the body goes quoted-printable (=00)."""
+    composed, message = compose(body="Before\x00after\x08.\n")
+    assert b"Content-Transfer-Encoding: quoted-printable" in composed.raw and b"=00" in composed.raw
+    assert body_of(message) == "Before\x00after\x08.\n"
+
+
+def test_a_text_attachment_keeps_its_charset() -> None:
+    """A relayed text file says its charset, or clients read its UTF-8 as US-ASCII."""
+    data = "日本語のテキスト\n".encode()
+    _, message = compose(attachments=[Part("notes.txt", "text/plain", data, charset="utf-8")])
+    [attached] = list(message.iter_attachments())
+    assert attached.get_content_charset() == "utf-8" and attached.get_payload(decode=True) == data
+
+
+def test_a_mail_with_two_subjects_is_read_with_the_first() -> None:
+    """mail-parser gives a repeated Subject as a list: the ticket takes the first, as mail readers show."""
+    raw = b"From: a@example.org\r\nSubject: Testing outlook\r\nSubject: Another PDF\r\n\r\nbody\r\n"
+    assert parse_mail(raw, "<s@x>").subject == "Testing outlook"
