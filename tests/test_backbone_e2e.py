@@ -241,7 +241,8 @@ def test_oversized_message_gets_552(start_daemon: Callable[..., Daemon]) -> None
 
 
 def test_own_loop_and_machine_mail_get_no_reply(daemon: Daemon, smarthost: Smarthost) -> None:
-    """Our own mail coming back is dropped; auto-replies, bounces and bulk mail are stored, never answered."""
+    """Our own mail coming back is dropped; auto-replies, bounces and bulk mail are stored, never answered;
+    of them only list and bulk mail, which a person may have written through a list, is told to agents."""
     daemon.send(make_mail(headers={"X-Maild-Loop": SUPPORT}, subject="looped"))
     daemon.send(make_mail(headers={"Auto-Submitted": "auto-replied"}, subject="Out of office"))
     daemon.send(make_mail(sender="MAILER-DAEMON@mx.example.org", subject="Undelivered"), mail_from="")
@@ -252,7 +253,24 @@ def test_own_loop_and_machine_mail_get_no_reply(daemon: Daemon, smarthost: Smart
     daemon.wait_processed()
     subjects = sorted(t["subject"] for t in daemon.tickets())
     assert subjects == ["Newsletter", "Out of office", "Undelivered"]
-    assert smarthost.mails == []
+    [notice] = wait_until(lambda: smarthost.matching(ANA, "Newsletter"), 10, "the notice of the bulk mail")
+    assert "Note: list or bulk mail (bulk: Precedence: bulk): no acknowledgement or answer was sent" in notice.body
+    assert {rcpt for m in smarthost.mails for rcpt in m.rcpt_to} <= {ANA, LUIS}
+
+
+def test_a_person_writing_through_a_mailing_list_is_heard_not_answered(daemon: Daemon, smarthost: Smarthost) -> None:
+    """A customer's mail through a Google Group (List-Id, Precedence: list) opens a ticket the agents hear of;
+    nobody answers the list, but an agent's reply reaches the customer."""
+    group = {"List-Id": "<customers.groups.example.com>", "Precedence": "list"}
+    daemon.send(make_mail(subject="Invoice wrong", body="Our invoice 42 is wrong.", headers=group))
+    [notice] = wait_until(lambda: smarthost.matching(ANA, "Our invoice 42 is wrong"), 10, "the notice")
+    assert "list or bulk mail" in notice.body
+    [ticket] = daemon.tickets()
+    daemon.send(
+        make_mail(sender=ANA, subject=f"Re: {ticket['token']} Invoice wrong", body="Fixed, sorry."), mail_from=ANA
+    )
+    [reply] = wait_until(lambda: smarthost.matching(CUSTOMER, "Fixed, sorry"), 10, "the reply")
+    assert smarthost.to(CUSTOMER) == [reply]  # no acknowledgement went out
 
 
 def test_restart_keeps_tickets_and_sends_what_the_outbox_held(

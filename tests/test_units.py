@@ -661,6 +661,7 @@ def render_context(**overrides: Any) -> dict[str, Any]:
         "waiting_total": 0,
         "support_address": "support@example.com",
         "limit": 10,
+        "bulk": "bulk: List-Id: <group.example.org>",
         "window": "10m",
         "subject": "Re: Sus tickets del 2026-11-23: abiertos 1",
     }

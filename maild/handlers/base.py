@@ -46,6 +46,8 @@ class Context:
     text: str = ""  # parse: the new text; ticket: whole body for a new ticket without any; commands: minus commands
     automatic: str | None = None  # loop_guard: why this is machine mail (never answered), else None
     bounce: Bounce | None = None  # loop_guard: the delivery report, when the mail is a bounce
+    bulk: bool = False  # loop_guard: list or bulk mail: never answered, but agents hear of it (a person may
+    # write through a mailing list or a Google Group)
     sender: str = ""  # identify: the From address, lower case
     agent: Agent | None = None  # identify: the configured agent who sent it, if any
     spoofed: str | None = None  # identify: why a mail in an agent's name was not trusted

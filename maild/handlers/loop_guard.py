@@ -26,6 +26,7 @@ class LoopGuard:
         if verdict.automatic:
             ctx.automatic = f"{verdict.kind}: {verdict.reason}"
             ctx.notes.append(f"automatic: {ctx.automatic}")
+            ctx.bulk = verdict.kind == "bulk"
             if verdict.kind == "bounce":
                 ctx.bounce = read_bounce(ctx.inbound.raw)
         return CONTINUE

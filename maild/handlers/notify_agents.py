@@ -20,7 +20,9 @@ class NotifyAgents:
     async def process(self, ctx: Context, tx: Tx) -> Outcome:
         # Machine mail is kept on the ticket but mails nobody: a bounce of a notice must not breed notices.
         # An agent whose own mail was held as a loop is told, once (a person's mail must not vanish unsaid).
-        if ctx.automatic:
+        # List and bulk mail is told to agents as RT does (a person may write through a mailing list), but
+        # nothing answers it.
+        if ctx.automatic and not (ctx.bulk and ctx.agent is None):
             if ctx.held:
                 await self.tell_held(ctx, tx)
             return CONTINUE
@@ -60,6 +62,7 @@ class NotifyAgents:
                 assigned_by=ctx.agent if agent == handed_to else None,
                 reassigned=reassigned,
                 new_assignee=self.agent_named(ticket.assignee),
+                bulk=ctx.automatic if ctx.bulk else None,
             )
             draft = Draft(
                 kind=event,
