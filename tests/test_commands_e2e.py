@@ -635,9 +635,10 @@ def test_a_forwards_note_goes_to_the_third_party_alone(daemon: Daemon, smarthost
     """`#forward ADDR` with text: the text is the note to the third party, once, before the thread; the
     customer does not get it, and the ticket keeps it as an internal note."""
     ticket = new_ticket(daemon, smarthost)
+    agent_mail(daemon, ticket, "#priority high\n")  # commands alone: an empty message, not in the thread sent
     agent_mail(daemon, ticket, f"#forward {THIRD}\nPlease check this printer's warranty.\n")
     [forwarded] = smarthost.wait_for(THIRD)
-    assert forwarded.body.count("warranty") == 1
+    assert forwarded.body.count("warranty") == 1 and forwarded.body.count("-----") == 2  # the customer's mail
     assert forwarded.body.index("warranty") < forwarded.body.index("Hello, my printer is on fire.")
     daemon.wait_processed()
     assert smarthost.matching(CUSTOMER, "warranty") == []

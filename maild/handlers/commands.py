@@ -297,9 +297,10 @@ class ApplyCommands:
             raise Refused(Text("own address", address=address), Text("accepted outside address"))
 
     async def forward(self, ctx: Context, tx: Tx, address: str) -> None:
-        """Send the ticket's public thread (never internal notes) to a third party."""
+        """Send the ticket's public thread (never internal notes, nor the empty messages of mails of commands
+        alone) to a third party."""
         ticket = ctx.current_ticket
-        messages = [m for m in await tx.messages(ticket.id) if m.visibility == "public"]
+        messages = [m for m in await tx.messages(ticket.id) if m.visibility == "public" and m.text.strip()]
         rendered = self.services.renderer.render(
             "external.forward",
             ticket.language,
