@@ -236,7 +236,9 @@ def check_config(config_path: str | None) -> None:
             f"{path}: warning: no [sla.{'], [sla.'.join(missing)}]: tickets of priority {', '.join(missing)}"
             " get no due dates (#priority to one of them drops them)"
         )
-    click.echo(f"{path}: ok ({len(config.agents)} agents, {len(config.queues)} queues, data in {config.data_dir})")
+    agents, queues = len(config.agents), len(config.queues)
+    counts = f"{agents} agent{'s' * (agents != 1)}, {queues} queue{'s' * (queues != 1)}"
+    click.echo(f"{path}: ok ({counts}, data in {config.data_dir})")
 
 
 @main.command()
@@ -865,6 +867,7 @@ def init(config_path: str, data_dir: str, support_address: str, force: bool) -> 
         fail(f"{path} exists (use --force to overwrite)")
     text = files("maild").joinpath("data/maild.example.toml").read_text(encoding="utf-8")
     text = text.replace('data_dir = "/var/lib/maild"', f'data_dir = "{data}"', 1)
+    text = text.replace('directory = "/var/lib/maild/sent"', f'directory = "{data / "sent"}"', 1)
     text = text.replace('support_address = "support@example.com"', f'support_address = "{support_address}"', 1)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -87,7 +87,7 @@ def test_check_config_good_config_in_from_mode(tmp_path: Path) -> None:
     lines = result.stdout.splitlines()
     assert len(lines) == 2, lines
     assert lines[0].startswith(f"{path}: warning: security.agent_auth")
-    assert lines[1].startswith(f"{path}: ok (2 agents, 1 queues, data in ")
+    assert lines[1].startswith(f"{path}: ok (2 agents, 1 queue, data in ")
     assert str((tmp_path / "data").resolve()) in lines[1]
     assert result.stderr == ""
 

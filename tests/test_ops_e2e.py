@@ -80,6 +80,7 @@ def test_init_writes_a_valid_config_and_data_folder(tmp_path: Path) -> None:
     created = maild("init", "--config", str(config), "--data-dir", str(data), "--support-address", "help@acme.test")
     assert created.returncode == 0, created.stderr
     assert data.is_dir() and 'support_address = "help@acme.test"' in config.read_text()
+    assert f'directory = "{data.resolve() / "sent"}"' in config.read_text()  # the file transport's, in it too
     checked = maild("check-config", "--config", str(config))
     assert checked.returncode == 0 and ": ok (" in checked.stdout
     again = maild("init", "--config", str(config), "--data-dir", str(data))
