@@ -245,11 +245,13 @@ def test_a_refused_mail_opens_no_ticket_for_the_customer_it_names(daemon: Daemon
 
 def test_a_mail_of_commands_alone_is_no_reply(daemon: Daemon, smarthost: Smarthost) -> None:
     """Commands without a word for the customer do not take the ticket nor meet its first response: the
-    customer got nothing. `#status new` hands a ticket back to the pile."""
+    customer got nothing, and the mail is kept as an internal note, not an empty message to them. `#status
+    new` hands a ticket back to the pile."""
     ticket = new_ticket(daemon, smarthost)
     agent_mail(daemon, ticket, "#tag +triaged\n#priority high\n", sender=LUIS)
     detail = daemon.ticket(ticket["id"])
     assert (detail["status"], detail["assignee"], detail["tags"]) == ("new", None, ["triaged"])
+    assert (detail["messages"][-1]["visibility"], detail["messages"][-1]["text"]) == ("internal", "")
     assert "first_responded_at" not in {h["field"] for h in detail["history"]}
     agent_mail(daemon, ticket, "Looking into it.\n")
     assert daemon.ticket(ticket["id"])["assignee"] == ANA  # the real reply takes it

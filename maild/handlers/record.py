@@ -17,6 +17,8 @@ class Record:
 
     async def process(self, ctx: Context, tx: Tx) -> Outcome:
         mail, ticket = ctx.parsed, ctx.current_ticket
+        # An agent's mail of commands alone says nothing to the customer: a note of what the agent did.
+        commands_only = bool(ctx.commands or ctx.command_errors) and not ctx.text.strip() and not mail.attachments
         attachments = []
         for part in mail.attachments:
             digest = await asyncio.to_thread(self.blobs.put, part.data)
@@ -30,7 +32,9 @@ class Record:
             direction="out" if ctx.agent and not ctx.automatic else "in",
             # Machine mail, and a stranger's who quoted the token, is kept for agents but is no part of the
             # conversation with the customer (nor of what `#forward` sends).
-            visibility="internal" if ctx.internal or ctx.automatic or ctx.spoofed or not ctx.participant else "public",
+            visibility="internal"
+            if ctx.internal or commands_only or ctx.automatic or ctx.spoofed or not ctx.participant
+            else "public",
             author=ctx.sender,
             message_id=mail.message_id,
             subject=mail.subject,
