@@ -46,6 +46,16 @@ poll_interval = "{poll}"
 """
 
 
+async def set_stale_position(daemon: Daemon) -> None:
+    """Record, in the stopped daemon's store, another UIDVALIDITY for INBOX and a UID far ahead."""
+    store = await Store.open(load_config(daemon.config_path).db_path)
+    try:
+        async with store.transaction() as tx:
+            await tx.set_imap_position("INBOX", 1, 999)
+    finally:
+        await store.close()
+
+
 def test_new_mail_becomes_a_ticket_and_is_moved(
     start_daemon: Callable[..., Daemon],
     smarthost: Smarthost,
@@ -177,17 +187,7 @@ def test_uidvalidity_change_resyncs_from_the_start(
     dovecot.append(first)
     wait_until(lambda: dovecot.count(PROCESSED) == 1, 15, "the first move")
     daemon.stop()
-    config = load_config(daemon.config_path)
-
-    async def stale_state() -> None:
-        store = await Store.open(config.db_path)
-        try:
-            async with store.transaction() as tx:
-                await tx.set_imap_position("INBOX", 1, 999)  # another UIDVALIDITY, and a UID far ahead
-        finally:
-            await store.close()
-
-    asyncio.run(stale_state())
+    asyncio.run(set_stale_position(daemon))
     dovecot.append(make_mail(subject="After the change"))
     dovecot.append(first)  # the same message again, as a resynced server might present it
     daemon.start()
@@ -400,17 +400,7 @@ def test_a_uidvalidity_change_is_logged_once(
     """A mailbox recreated empty (new UIDVALIDITY) is one warning, not one per poll until mail arrives."""
     daemon = start_daemon(extra=imap_config(dovecot, idle=False, poll="1s"))
     daemon.stop()
-    config = load_config(daemon.config_path)
-
-    async def stale_state() -> None:
-        store = await Store.open(config.db_path)
-        try:
-            async with store.transaction() as tx:
-                await tx.set_imap_position("INBOX", 1, 999)
-        finally:
-            await store.close()
-
-    asyncio.run(stale_state())
+    asyncio.run(set_stale_position(daemon))
     daemon.start()
     wait_until(lambda: any(e["event"] == "imap_uidvalidity_changed" for e in daemon.log_events()), 10, "the warning")
     time.sleep(3)  # three more polls of the empty mailbox

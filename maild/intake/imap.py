@@ -210,9 +210,9 @@ class ImapPoller:
         # A command's end is when the server tells this session about new mail (aioimaplib drops EXISTS
         # that arrive during SEARCH/FETCH): NOOP first, so the search sees everything delivered so far.
         await client.noop()
-        uids = [u for u in await self._search(client, f"UID {last_uid + 1}:*") if u > last_uid]  # n:* has the top
+        uids = [u for u in await _search(client, f"UID {last_uid + 1}:*") if u > last_uid]  # n:* has the top
         if retake_too_large:
-            uids = sorted({*uids, *await self._search(client, f"KEYWORD {TOO_LARGE_FLAG}")})
+            uids = sorted({*uids, *await _search(client, f"KEYWORD {TOO_LARGE_FLAG}")})
         for start in range(0, len(uids), BATCH):
             if self.stopping:
                 break
@@ -221,12 +221,6 @@ class ImapPoller:
             if batch[-1] > last_uid:
                 async with self.store.transaction() as tx:
                     await tx.set_imap_position(mailbox, uidvalidity, batch[-1])
-
-    async def _search(self, client: aioimaplib.IMAP4, criteria: str) -> list[int]:
-        response = await client.uid_search(criteria, charset=None)
-        if response.result != "OK":
-            raise ImapError("UID SEARCH failed")
-        return sorted(int(u) for line in response.lines[:1] for u in bytes(line).split() if u.isdigit())
 
     async def _take(self, client: aioimaplib.IMAP4, batch: list[int], cycle: Cycle) -> None:
         """Spool a batch (committed), then move what was spooled; oversized messages are flagged and left."""
@@ -297,11 +291,8 @@ class ImapPoller:
             response = await client.uid("copy", uid_set, target)
             if response.result == "OK":
                 response = await client.uid("store", uid_set, "+FLAGS.SILENT", r"(\Deleted)")
-            if response.result == "OK":
-                # Without UIDPLUS only a plain EXPUNGE exists: it also removes what another client flagged
-                # \\Deleted in this mailbox, as fetchmail's does. The intake mailbox should be maild's alone.
-                uidplus = client.has_capability("UIDPLUS")
-                response = await (client.uid("expunge", uid_set) if uidplus else client.expunge())
+            if response.result == "OK":  # the intake mailbox should be maild's alone (see _expunge)
+                response = await _expunge(client, uid_set)
         if response.result != "OK":
             raise ImapError(f"cannot move messages to {self.settings.processed_mailbox!r}")
 
@@ -402,20 +393,14 @@ async def delete_processed(settings: ImapIntake, message_ids: Sequence[str]) -> 
         for message_id in message_ids:
             if not message_id.isascii() or any(c in message_id for c in '"\\\r\n'):
                 continue  # not expressible as a plain quoted SEARCH string; the caller counts what is left
-            found = await client.uid_search(f'HEADER Message-ID "{message_id}"', charset=None)
-            if found.result != "OK":
-                raise ImapError("UID SEARCH failed")
-            uids.update(int(u) for line in found.lines[:1] for u in bytes(line).split() if u.isdigit())
+            uids.update(await _search(client, f'HEADER Message-ID "{message_id}"'))
         if not uids:
             return 0
-        uid_set = ",".join(map(str, sorted(uids)))
+        uid_set = _uid_set(sorted(uids))
         stored = await client.uid("store", uid_set, "+FLAGS.SILENT", r"(\Deleted)")
         if stored.result != "OK":
             raise ImapError(f"cannot flag messages in {settings.processed_mailbox!r} as deleted")
-        if client.has_capability("UIDPLUS"):
-            expunged = await client.uid("expunge", uid_set)
-        else:  # the processed mailbox is maild's own: what else is flagged deleted there goes too
-            expunged = await client.expunge()
+        expunged = await _expunge(client, uid_set)
         if expunged.result != "OK":
             raise ImapError(f"cannot expunge {settings.processed_mailbox!r}")
         return len(uids)
@@ -433,6 +418,22 @@ def mailbox_name(name: str) -> str:
 
     encoded = _NOT_PRINTABLE.sub(shifted, name.replace("&", "&-"))
     return '"' + encoded.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+async def _search(client: aioimaplib.IMAP4, criteria: str) -> list[int]:
+    """The UIDs a UID SEARCH finds, in order."""
+    response = await client.uid_search(criteria, charset=None)
+    if response.result != "OK":
+        raise ImapError("UID SEARCH failed")
+    return sorted(int(u) for line in response.lines[:1] for u in bytes(line).split() if u.isdigit())
+
+
+async def _expunge(client: aioimaplib.IMAP4, uid_set: str) -> aioimaplib.Response:
+    """Expunge the messages of ``uid_set`` flagged \\Deleted. Without UIDPLUS only a plain EXPUNGE exists: it
+    also removes what another client flagged \\Deleted in that mailbox, as fetchmail's does."""
+    if client.has_capability("UIDPLUS"):
+        return await client.uid("expunge", uid_set)
+    return await client.expunge()
 
 
 def _uid_set(uids: Sequence[int]) -> str:
