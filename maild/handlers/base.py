@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from maild.automail import Bounce
 from maild.blobs import BlobStore
 from maild.clock import Clock
 from maild.commands import Command, CommandError
+from maild.compose import Draft
 from maild.config import Agent, Config
 from maild.digest import AgentDigests
 from maild.lifecycle import Lifecycle
 from maild.mime import ParsedMail
 from maild.models import Inbound, Message, Ticket
 from maild.outbox import Outbox
-from maild.render import Renderer
+from maild.render import Renderer, ticket_vars
 from maild.scheduler import TimerActions
 from maild.store import Tx
 
@@ -113,3 +114,20 @@ class Prepares(Protocol):
     name: str
 
     async def prepare(self, ctx: Context) -> None: ...
+
+
+async def mail_agent(services: Services, ctx: Context, tx: Tx, event: str, **extra: Any) -> None:
+    """Queue ``event`` about the mail's ticket to the agent who sent it, in the desk's language."""
+    assert ctx.agent is not None
+    config, ticket = services.config, ctx.current_ticket
+    rendered = services.renderer.render(
+        event, config.language, **ticket_vars(ticket, config.ticket_prefix, config.from_name), agent=ctx.agent, **extra
+    )
+    draft = Draft(
+        kind=event,
+        to=[ctx.agent.email],
+        subject=rendered.subject,
+        body=rendered.body,
+        references=[ctx.parsed.message_id],
+    )
+    await services.outbox.queue(tx, draft, ticket.id)

@@ -40,7 +40,7 @@ from maild.commands import (
 from maild.compose import Draft
 from maild.config import DEFAULT_QUEUE
 from maild.durations import format_duration
-from maild.handlers.base import CONTINUE, Context, Outcome, Services, Stop
+from maild.handlers.base import CONTINUE, Context, Outcome, Services, Stop, mail_agent
 from maild.refusals import Text
 from maild.render import ticket_vars
 from maild.statuses import CLOSED, RESOLVED, TransitionRefused, allowed_from, check_transition
@@ -328,23 +328,6 @@ class Transcript:
         if ctx.applied:
             await mail_agent(self.services, ctx, tx, "agent.transcript", changes=ctx.changes)
         return CONTINUE
-
-
-async def mail_agent(services: Services, ctx: Context, tx: Tx, event: str, **extra: Any) -> None:
-    """Queue ``event`` about the mail's ticket to the agent who sent it, in the desk's language."""
-    assert ctx.agent is not None
-    config, ticket = services.config, ctx.current_ticket
-    rendered = services.renderer.render(
-        event, config.language, **ticket_vars(ticket, config.ticket_prefix, config.from_name), agent=ctx.agent, **extra
-    )
-    draft = Draft(
-        kind=event,
-        to=[ctx.agent.email],
-        subject=rendered.subject,
-        body=rendered.body,
-        references=[ctx.parsed.message_id],
-    )
-    await services.outbox.queue(tx, draft, ticket.id)
 
 
 def _shown(value: Any, zone: ZoneInfo) -> str | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from maild.compose import Draft
 from maild.config import Agent
 from maild.durations import format_duration
-from maild.handlers.base import CONTINUE, Context, Outcome, Services
+from maild.handlers.base import CONTINUE, Context, Outcome, Services, mail_agent
 from maild.render import ticket_vars
 from maild.store import Tx
 
@@ -127,19 +127,9 @@ class NotifyAgents:
         return [a for a in agents if a.email != ctx.sender]
 
     async def tell_held(self, ctx: Context, tx: Tx) -> None:
-        assert ctx.agent is not None
-        ticket, config = ctx.current_ticket, self.services.config
-        rendered = self.services.renderer.render(
-            "agent.held",
-            config.language,
-            **ticket_vars(ticket, config.ticket_prefix, config.from_name),
-            agent=ctx.agent,
-            text=ctx.text,
-            limit=config.security.loop_mails,
-            window=format_duration(config.security.loop_window),
-        )
-        draft = Draft(kind="agent.held", to=[ctx.agent.email], subject=rendered.subject, body=rendered.body)
-        await self.services.outbox.queue(tx, draft, ticket.id)
+        security = self.services.config.security
+        window = format_duration(security.loop_window)
+        await mail_agent(self.services, ctx, tx, "agent.held", text=ctx.text, limit=security.loop_mails, window=window)
 
     async def warn_admins(self, ctx: Context, tx: Tx) -> None:
         """A mail in an agent's name failed authentication: the admins hear of it, nobody else does."""
