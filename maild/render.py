@@ -32,11 +32,16 @@ def ticket_vars(ticket: Ticket, prefix: str, from_name: str) -> dict[str, Any]:
     return {"ticket": ticket, "token": format_token(prefix, ticket.id), "from_name": from_name}
 
 
-# The first line of every mail to agents: where an agent's reply to it ends, however their client quotes it
+# The first line of every mail to agents, from ``<language>/reply_marker.line`` of the shipped templates only
+# (an override cannot drop or reword it): where an agent's reply to it ends, however their client quotes it
 # (`maild.mailtext.REPLY_MARKER` finds it). Without it, a reply from an Outlook whose quote header we do not
 # know would carry the whole notice as the agent's new text: the customer's words read as commands, an
 # internal note relayed to the customer.
-REPLY_MARKERS = {"en": "##- Reply above this line -##", "es": "##- Responda encima de esta línea -##"}
+REPLY_MARKERS = {
+    folder.name: (folder / "reply_marker.line").read_text(encoding="utf-8").strip()
+    for folder in sorted(TEMPLATE_DIR.iterdir())
+    if (folder / "reply_marker.line").is_file()
+}
 
 
 class TemplateError(Exception):

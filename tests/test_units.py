@@ -1189,6 +1189,22 @@ def test_every_mail_to_agents_starts_with_the_reply_marker(renderer: Renderer) -
             assert bool(REPLY_MARKER.fullmatch(first)) == name.startswith("agent."), (language, name)
 
 
+def test_the_reply_markers_ship_as_template_files_an_override_cannot_replace(tmp_path: Path) -> None:
+    """Each shipped language's marker comes from its ``reply_marker.line`` and is one `REPLY_MARKER` finds;
+    a ``templates_dir`` with its own file of that name changes nothing."""
+    from maild.mailtext import REPLY_MARKER
+    from maild.render import REPLY_MARKERS, TEMPLATE_DIR
+
+    assert set(REPLY_MARKERS) == {"en", "es"}
+    for language, marker in REPLY_MARKERS.items():
+        assert (TEMPLATE_DIR / language / "reply_marker.line").read_text(encoding="utf-8").strip() == marker
+        assert REPLY_MARKER.fullmatch(marker), language
+    (tmp_path / "es").mkdir()
+    (tmp_path / "es" / "reply_marker.line").write_text("Escriba arriba\n", encoding="utf-8")
+    body = Renderer("es", overrides=tmp_path).render("agent.held", "es", **render_context()).body
+    assert body.splitlines()[0] == REPLY_MARKERS["es"] == "##- Responda encima de esta línea -##"
+
+
 def test_an_agents_reply_ends_at_the_marker_and_the_quote_header_above_it() -> None:
     """Outlook's quote header in a language the header patterns do not know (Turkish), with no ">" on the
     quoted lines: the new text ends above it, and a signature above the rule is kept."""
