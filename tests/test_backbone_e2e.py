@@ -200,6 +200,79 @@ def test_attachments_are_stored_by_checksum_and_relayed(daemon: Daemon, smarthos
     assert part.get_content() == log
 
 
+def test_a_relayed_text_attachment_keeps_its_charset(daemon: Daemon, smarthost: Smarthost) -> None:
+    """An agent's UTF-8 text file reaches the customer saying its charset, so clients do not read it as
+    US-ASCII."""
+    from email.message import EmailMessage
+
+    ticket, _ = open_ticket(daemon, smarthost)
+    reply = EmailMessage()
+    reply["From"], reply["To"], reply["Subject"] = ANA, SUPPORT, f"Re: {ticket['token']}"
+    reply["Message-ID"] = "<notes@ana.example.com>"
+    reply.set_content("The steps are attached.")
+    reply.add_attachment("Paso 1: apagar la impresora. 日本語\n", subtype="plain", filename="pasos.txt")
+    daemon.send(reply.as_bytes(), mail_from=ANA)
+    relayed = wait_until(lambda: [m for m in smarthost.to(CUSTOMER) if "steps are" in m.body], 10, "relay")[0]
+    [part] = list(relayed.message.iter_attachments())
+    assert part.get_content_type() == "text/plain" and part.get_content_charset() == "utf-8"
+    assert part.get_content() == "Paso 1: apagar la impresora. 日本語\n"
+
+
+def test_a_mail_with_two_subject_fields_is_read_with_the_first(daemon: Daemon, smarthost: Smarthost) -> None:
+    """Two Subject fields (a broken client): the ticket and its acknowledgement take the first, as mail
+    readers show it, not a list of both."""
+    raw = make_mail(subject="Testing outlook").replace(
+        b"Subject: Testing outlook\r\n", b"Subject: Testing outlook\r\nSubject: Another PDF\r\n"
+    )
+    ticket, _ = open_ticket(daemon, smarthost, subject="unused")  # an unrelated ticket first: ids differ
+    daemon.send(raw)
+    daemon.wait_processed()
+    [second] = [t for t in daemon.tickets() if t["id"] != ticket["id"]]
+    assert second["subject"] == "Testing outlook"
+    [ack] = [m for m in smarthost.to(CUSTOMER) if second["token"] in m["Subject"]]
+    assert ack["Subject"].endswith("Testing outlook") and "[" not in ack["Subject"].split("]", 1)[1]
+
+
+def test_a_non_ascii_message_id_is_left_out_of_references(daemon: Daemon, smarthost: Smarthost) -> None:
+    """A customer's Message-ID with a non-ASCII local part cannot be a msg-id in our headers: the
+    acknowledgement leaves it out (no RFC 2047 word that threads nothing), and a reply to the
+    acknowledgement still threads into the ticket."""
+    raw = make_mail(message_id="<tono.1@client.example.org>").replace(
+        b"<tono.1@client.example.org>", "<toño.1@client.example.org>".encode()
+    )
+    daemon.send(raw)
+    [ack] = smarthost.wait_for(CUSTOMER)
+    head = ack.raw.split(b"\r\n\r\n", 1)[0]
+    assert b"=?" not in head and "toño".encode() not in head
+    daemon.send(make_mail(subject="Re: no token here", in_reply_to=ack["Message-ID"], body="Still broken."))
+    daemon.wait_processed()
+    [ticket] = daemon.tickets()
+    assert [m["text"] for m in daemon.ticket(ticket["id"])["messages"]][-1] == "Still broken."
+
+
+def test_a_nul_in_a_customers_text_goes_out_quoted_printable(daemon: Daemon, smarthost: Smarthost) -> None:
+    """A NUL in a broken mail's text is no 7bit data: the agents' notice carrying that text (here a forward,
+    whose whole body is the request) goes quoted-printable (=00), and decodes to the customer's words."""
+    raw = (
+        f"From: {CUSTOMER}\r\nTo: {SUPPORT}\r\nSubject: Fwd: broken bytes\r\n"
+        "Message-ID: <nul@client.example.org>\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
+        "On Mon, 23 Nov 2026 at 09:00, Boss <boss@example.org> wrote:\r\n> Before\x00after, it stopped.\r\n"
+    ).encode()
+    daemon.send(raw)
+    [notice] = smarthost.wait_for(ANA)
+    assert b"Content-Transfer-Encoding: quoted-printable" in notice.raw and b"=00" in notice.raw
+    assert b"\x00" not in notice.raw and "> Before\x00after, it stopped." in notice.body
+
+
+def test_out_of_office_in_a_customers_own_words_is_answered(daemon: Daemon, smarthost: Smarthost) -> None:
+    """A customer writing "My manager is out of office, ..." is a person, not Lotus Notes' "AUTO: ... is out of the
+    office": it is acknowledged and the agents are told."""
+    daemon.send(make_mail(subject="My manager is out of office, who else can approve the refund?"))
+    [ack] = smarthost.wait_for(CUSTOMER)
+    assert "received" in ack["Subject"]
+    assert smarthost.wait_for(ANA)
+
+
 def test_duplicate_message_id_is_stored_once(daemon: Daemon, smarthost: Smarthost) -> None:
     """The same Message-ID delivered twice (an MTA retry) gives one ticket, one message, one ack."""
     raw = make_mail()
