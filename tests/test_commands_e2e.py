@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from collections.abc import Callable
@@ -646,6 +647,37 @@ def test_a_forwards_note_goes_to_the_third_party_alone(daemon: Daemon, smarthost
     assert smarthost.matching(CUSTOMER, "warranty") == []
     note = daemon.ticket(ticket["id"])["messages"][-1]
     assert note["visibility"] == "internal" and note["text"] == "Please check this printer's warranty."
+
+
+def test_a_forward_carries_the_public_threads_files(daemon: Daemon, smarthost: Smarthost) -> None:
+    """`#forward` attaches the files of the public thread, each once; an internal note's file stays inside,
+    and a file whose stored copy is gone is named in the mail instead."""
+    photo, log = b"\xff\xd8\xff\xe0 fake jpeg" * 50, "Error: impresión fallida\n".encode()
+    ticket = new_ticket(daemon, smarthost, attachments=[("photo.jpg", "image/jpeg", photo)])
+    reply = make_mail(
+        subject=f"Re: {ticket['token']}", body="Log attached.", attachments=[("log.txt", "text/plain", log)]
+    )
+    daemon.send(reply)
+    daemon.wait_processed()
+    secret = b"%PDF-1.4 internal pricing"
+    agent_mail(daemon, ticket, "#internal\nOur costs.", attachments=[("costs.pdf", "application/pdf", secret)])
+    gone = b"GIF89a gone"
+    daemon.send(
+        make_mail(subject=f"Re: {ticket['token']}", body="One more.", attachments=[("old.gif", "image/gif", gone)])
+    )
+    daemon.wait_processed()
+    blob = (
+        daemon.workdir / "data" / "blobs" / hashlib.sha256(gone).hexdigest()[:2] / hashlib.sha256(gone).hexdigest()[2:]
+    )
+    blob.unlink()
+    agent_mail(daemon, ticket, f"#forward {THIRD}\nThe customer's photo and log.\n")
+    [forwarded] = smarthost.wait_for(THIRD)
+    parts = {p.get_filename(): p for p in forwarded.message.iter_attachments()}
+    assert list(parts) == ["photo.jpg", "log.txt"]
+    assert parts["photo.jpg"].get_content() == photo and parts["photo.jpg"].get_content_type() == "image/jpeg"
+    assert parts["log.txt"].get_content_charset() == "utf-8" and parts["log.txt"].get_content() == log.decode()
+    assert f"old.gif ({len(gone)} bytes): no longer stored" in forwarded.body
+    assert "costs.pdf" not in forwarded.body and "Our costs" not in forwarded.body
 
 
 def test_the_transcript_shows_the_ticket_as_the_mail_left_it(daemon: Daemon, smarthost: Smarthost) -> None:

@@ -37,12 +37,11 @@ from maild.commands import (
     Unblock,
     Wait,
 )
-from maild.compose import Draft
 from maild.config import DEFAULT_QUEUE
 from maild.durations import format_duration
 from maild.handlers.base import CONTINUE, Context, Outcome, Services, Stop, mail_agent
+from maild.handlers.forward import forward_thread
 from maild.refusals import Text
-from maild.render import ticket_vars
 from maild.statuses import CLOSED, RESOLVED, TransitionRefused, allowed_from, check_transition
 from maild.store import Tx
 from maild.tokens import Reference, format_token
@@ -217,7 +216,7 @@ class ApplyCommands:
                     ticket.linked = sorted({*ticket.linked, other})
             case Forward(address=address):
                 self.check_outsider(address)
-                await self.forward(ctx, tx, address)
+                await forward_thread(self.services, ctx, tx, address)
                 ctx.changes.append(("forwarded", None, address))
             case Requester(address=address):
                 self.check_outsider(address)
@@ -295,24 +294,6 @@ class ApplyCommands:
     def check_outsider(self, address: str) -> None:
         if self.config.is_desk(address):
             raise Refused(Text("own address", address=address), Text("accepted outside address"))
-
-    async def forward(self, ctx: Context, tx: Tx, address: str) -> None:
-        """Send the ticket's public thread (never internal notes, nor the empty messages of mails of commands
-        alone) to a third party."""
-        ticket = ctx.current_ticket
-        messages = [m for m in await tx.messages(ticket.id) if m.visibility == "public" and m.text.strip()]
-        rendered = self.services.renderer.render(
-            "external.forward",
-            ticket.language,
-            **ticket_vars(ticket, self.config.ticket_prefix, self.config.from_name),
-            agent=ctx.agent,
-            text=ctx.text,
-            messages=messages,
-        )
-        draft = Draft(
-            kind="external.forward", to=[address], subject=rendered.subject, body=rendered.body, auto_submitted=None
-        )
-        await self.services.outbox.queue(tx, draft, ticket.id)
 
 
 class Transcript:
