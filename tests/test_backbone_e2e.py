@@ -664,3 +664,52 @@ def test_internationalised_addresses_do_not_hold_up_the_others(
         assert "toño@example.es" in notice.body and "SMTPUTF8" in notice.body
     daemon.send(make_mail(subject="Another one"))  # the next mail goes out as usual
     wait_until(lambda: [m for m in smarthost.to(CUSTOMER) if "Another one" in m["Subject"]], 10, "the next ack")
+
+
+FORM = "forms@website.example.org"
+CARMEN = "carmen@example.net"
+
+
+def test_a_web_forms_mail_is_answered_at_its_reply_to(daemon: Daemon, smarthost: Smarthost) -> None:
+    """A contact form writes From itself, on behalf of the customer in Reply-To: the ticket is the customer's,
+    the acknowledgement and the agents' answers go to them, never to the form, and their own reply from that
+    address is a participant's."""
+    daemon.send(
+        make_mail(sender=f"Website <{FORM}>", subject="Contact form", headers={"Reply-To": f"Alice Doe <{FRIEND}>"}),
+        mail_from=FORM,
+    )
+    [ack] = smarthost.wait_for(FRIEND)
+    assert "received" in ack["Subject"]
+    [notice] = smarthost.wait_for(ANA)
+    assert f"from Alice Doe <{FRIEND}>." in notice.body and f"Sent through {FORM}, which gave" in notice.body
+    [ticket] = daemon.tickets()
+    assert ticket["requester"] == FRIEND
+    assert daemon.ticket(ticket["id"])["messages"][0]["from"] == FRIEND
+    daemon.send(make_mail(sender=ANA, subject=f"Re: {ticket['token']}", body="We are on it."), mail_from=ANA)
+    wait_until(lambda: smarthost.matching(FRIEND, "We are on it"), 10, "the relay")
+    daemon.send(make_mail(sender=FRIEND, subject=f"Re: {ticket['token']}", body="Thanks!"), mail_from=FRIEND)
+    daemon.wait_processed()
+    assert smarthost.to(FORM) == []
+    assert [m["visibility"] for m in daemon.ticket(ticket["id"])["messages"]] == ["public"] * 3
+
+
+def test_reply_to_does_not_take_a_ticket_from_the_address_it_knows(daemon: Daemon, smarthost: Smarthost) -> None:
+    """On a ticket that knows the From address, a Reply-To elsewhere changes nothing; a Reply-To naming the
+    desk, or several mailboxes, is ignored (the acknowledgement goes to From)."""
+    ticket, _ = open_ticket(daemon, smarthost)
+    daemon.send(make_mail(subject=f"Re: {ticket['token']}", body="More.", headers={"Reply-To": FRIEND}))
+    daemon.wait_processed()
+    assert daemon.ticket(int(str(ticket["id"])))["messages"][-1]["from"] == CUSTOMER
+    for reply_to in (SUPPORT, f"{FRIEND}, other@example.net"):
+        daemon.send(make_mail(sender=CARMEN, headers={"Reply-To": reply_to}), mail_from=CARMEN)
+    daemon.wait_processed()
+    assert {t["requester"] for t in daemon.tickets()} == {CUSTOMER, CARMEN}
+    assert smarthost.to(FRIEND) == []
+
+
+def test_a_blocked_address_in_reply_to_is_blocked(start_daemon: Callable[..., Daemon], smarthost: Smarthost) -> None:
+    """A blocked sender cannot get answers by writing from elsewhere with Reply-To: the mail is dropped."""
+    daemon = start_daemon(extra=f'[security]\nblocked_senders = ["{FRIEND}"]\n')
+    daemon.send(make_mail(headers={"Reply-To": FRIEND}))
+    daemon.wait_processed()
+    assert daemon.tickets() == [] and daemon.spool_states()["dropped"] == 1

@@ -26,6 +26,7 @@ from maild.compose import LOOP_HEADER, MAX_REFERENCES, TICKET_HEADER, Composed, 
 from maild.config import Agent, Outbound, load_config
 from maild.digest import Entry
 from maild.durations import format_duration, parse_duration
+from maild.handlers.forward import LeftOut
 from maild.mime import Part, parse_mail
 from maild.models import Attachment, Envelope, Message, OutboundMail, Ticket
 from maild.outbound import Delivery, OutboundWorker
@@ -636,6 +637,7 @@ def render_context(**overrides: Any) -> dict[str, Any]:
         "agent": Agent(email="ana@example.com", name="Ana", role="agent"),
         "sender": "customer@example.org",
         "sender_name": "Carmen Ruiz",
+        "via": "forms@website.example.org",
         "participant": True,
         "attachments": [Attachment(filename="foto.jpg", content_type="image/jpeg", size=2048, sha256="a" * 64)],
         "changes": [("status", "new", "waiting_customer"), ("time", None, "+30m billable")],
@@ -643,6 +645,7 @@ def render_context(**overrides: Any) -> dict[str, Any]:
         "reason": "dkim=fail for example.com",
         "errors": [CommandError("#status bogus", 2, "unknown status 'bogus'", "one of new, open")],
         "messages": [latest],
+        "left_out": [LeftOut("informe.pdf", 9_000_000, "too large"), LeftOut("viejo.gif", 10, "missing")],
         "latest": latest,
         "assigned_by": Agent(email="luis@example.com", name="Luis", role="agent"),
         "lost": [("customer@example.org", "550 5.1.1 No such user")],

@@ -49,7 +49,10 @@ class Context:
     bounce: Bounce | None = None  # loop_guard: the delivery report, when the mail is a bounce
     bulk: bool = False  # loop_guard: list or bulk mail: never answered, but agents hear of it (a person may
     # write through a mailing list or a Google Group)
-    sender: str = ""  # identify: the From address, lower case
+    sender: str = ""  # identify: the From address, lower case; ticket: the Reply-To one when it answers there
+    sender_name: str = ""  # identify, ticket: the display name of ``sender``
+    reply_to: tuple[str, str] | None = None  # identify: a customer's one Reply-To mailbox (name, address)
+    via: str = ""  # ticket: the From address when the mail is answered at its Reply-To one
     agent: Agent | None = None  # identify: the configured agent who sent it, if any
     spoofed: str | None = None  # identify: why a mail in an agent's name was not trusted
     ticket: Ticket | None = None  # thread (existing) or ticket (created)

@@ -3,6 +3,8 @@ mail is dropped unanswered when they are blocked (`[security] blocked_senders`, 
 
 from __future__ import annotations
 
+from email.utils import getaddresses
+
 from maild.authres import agent_authenticated
 from maild.handlers.base import CONTINUE, Context, Outcome, Services, Stop
 from maild.mime import mime_tree
@@ -38,9 +40,23 @@ class Identify:
                 ctx.notes.append(f"untrusted mail in the name of {agent.email}: {verdict.reason}")
                 agent = None
         ctx.agent = agent
-        if agent is None and ctx.sender and (security.blocks(ctx.sender) or await tx.is_blocked(ctx.sender)):
-            return Stop(f"blocked sender: {ctx.sender}")
+        ctx.sender_name = mail.from_name
+        if agent is None and not (ctx.spoofed or ctx.automatic or ctx.bulk or self.config.is_desk(ctx.sender)):
+            ctx.reply_to = self.reply_to(mail.header("reply-to"), ctx.sender)
+        if agent is None:
+            for address in (ctx.sender, ctx.reply_to[1] if ctx.reply_to else ""):
+                if address and (security.blocks(address) or await tx.is_blocked(address)):
+                    return Stop(f"blocked sender: {address}")
         return CONTINUE
+
+    def reply_to(self, value: str, sender: str) -> tuple[str, str] | None:
+        """The one mailbox of a customer's Reply-To that is not the From one nor the desk's (a mail to answer
+        at ours would loop); None for none, or several (whom to answer is then anyone's guess)."""
+        found = [(" ".join(n.split()), a.strip().lower()) for n, a in getaddresses([value]) if _is_address(a.strip())]
+        if len({address for _, address in found}) != 1:
+            return None
+        name, address = found[0]
+        return None if address == sender or self.config.is_desk(address) else (name, address)
 
 
 def _is_address(text: str) -> bool:
