@@ -8,7 +8,9 @@ Which lines are commands
     A line whose first non-blank character is ``#`` followed at once by a letter, and whose first word (up to a
     blank or ``:``, case-insensitive, so ``#Status: open`` works) is a keyword below. Anything else is plain text:
     ``#1 issue``, ``# heading``, ``#hashtag``, ``#include``, ``see issue #12``. A known keyword with bad arguments
-    is still a command line: it gives a `CommandError` and is removed from the text too.
+    is still a command line: it gives a `CommandError` and is removed from the text too. So does a first word
+    one letter away from a keyword of `MISSPELT_MIN_LETTERS` or more (``#stauts``, ``#tiem``, ``#reslove``):
+    an agent's typo must not be relayed to the customer as text while the command silently does nothing.
     ``#thanks`` / ``#gracias`` (as in debbugs, trailing ``.``, ``,`` or ``!`` allowed) ends the commands: that
     line is removed and every later line is plain text, even one that starts with ``#``.
     At most `MAX_COMMANDS` command lines are read; the first one beyond gives one "too many commands" error and
@@ -17,9 +19,9 @@ Which lines are commands
 Keywords (canonical English ← aliases)
     status ← estado · wait ← esperar · time ← tiempo · resolve ← resolver · assign ← asignar ·
     priority ← prioridad · queue ← cola · category ← categoria, categoría · tag ← tags, etiqueta, etiquetas ·
-    cc · internal ← nota, interna, interno · postpone ← aplazar, posponer · link ← enlazar, vincular ·
-    forward ← reenviar · requester ← solicitante · close ← cerrar · merge ← fusionar, unir · language ← idioma ·
-    digest ← resumen · block ← bloquear · unblock ← desbloquear.
+    cc · internal ← note, comment (RT's word for it), nota, interna, interno · postpone ← aplazar, posponer ·
+    link ← enlazar, vincular · forward ← reenviar · requester ← solicitante · close ← cerrar ·
+    merge ← fusionar, unir · language ← idioma · digest ← resumen · block ← bloquear · unblock ← desbloquear.
 
 Arguments → ``Command.args`` (values are case-insensitive, ``-`` and ``_`` interchangeable)
     ``#status S``        `SetStatus` — S in `STATUSES` or nuevo, abierto, esperando_cliente, esperando_tercero,
@@ -292,6 +294,8 @@ KEYWORDS: dict[str, str] = {
     "etiqueta": "tag",
     "etiquetas": "tag",
     "nota": "internal",
+    "note": "internal",
+    "comment": "internal",
     "interna": "internal",
     "interno": "internal",
     "aplazar": "postpone",
@@ -674,10 +678,14 @@ PARSERS: dict[str, Callable[[str], CommandArgs]] = {
 # --- the text ------------------------------------------------------------------------------------------------
 
 _STOP = "#thanks"
+_MISSPELT = "#misspelt"
+# Keywords this long or longer are recognised misspelt by one letter; shorter ones would catch ordinary words.
+MISSPELT_MIN_LETTERS = 4
 
 
 def _classify(line: str) -> tuple[str, str] | None:
-    """(canonical keyword or _STOP, rest of the line) for a command line; None for plain text."""
+    """(canonical keyword, _STOP or _MISSPELT, rest of the line) for a command line; None for plain text.
+    For _MISSPELT the rest is the word as typed and the keyword it misses, space-separated."""
     found = _CANDIDATE.match(line)
     if not found:
         return None
@@ -687,7 +695,26 @@ def _classify(line: str) -> tuple[str, str] | None:
         return keyword, found.group(2).strip()
     if word.rstrip(".,!") in STOP_WORDS:
         return _STOP, ""
-    return None
+    meant = _meant(word)
+    return (_MISSPELT, f"{word} {meant}") if meant else None
+
+
+def _meant(word: str) -> str | None:
+    """The keyword ``word`` misses by one letter (one added, left out, replaced, or two swapped), if any."""
+    if len(word) < MISSPELT_MIN_LETTERS:
+        return None
+    return next((k for k in KEYWORDS if len(k) >= MISSPELT_MIN_LETTERS and _one_edit_apart(word, k)), None)
+
+
+def _one_edit_apart(a: str, b: str) -> bool:
+    if abs(len(a) - len(b)) > 1 or a == b:
+        return False
+    start = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+    if len(a) == len(b):
+        swapped = a[start + 2 :] == b[start + 2 :] and a[start : start + 2] == b[start : start + 2][::-1]
+        return a[start + 1 :] == b[start + 1 :] or swapped
+    longer, shorter = (a, b) if len(a) > len(b) else (b, a)
+    return longer[start + 1 :] == shorter[start:]
 
 
 def parse_commands(text: str) -> ParsedCommands:
@@ -713,6 +740,12 @@ def parse_commands(text: str) -> ParsedCommands:
         keyword, rest = found
         if keyword == _STOP:
             stopped = True
+            continue
+        if keyword == _MISSPELT:
+            typed, meant = rest.split()
+            shown = f"#{meant}" if KEYWORDS[meant] == meant else f"#{meant} (#{KEYWORDS[meant]})"
+            reason = Text("misspelt", got=f"#{typed}", meant=shown)
+            errors.append(CommandError(line.strip(), lineno, reason, Text("accepted keyword", keyword=shown)))
             continue
         seen += 1
         if seen > MAX_COMMANDS:

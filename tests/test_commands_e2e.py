@@ -73,6 +73,21 @@ def test_one_bad_command_applies_nothing_and_names_the_line(daemon: Daemon, smar
     assert detail["messages"][-1]["visibility"] == "internal"
 
 
+def test_a_misspelt_command_is_refused_not_relayed(daemon: Daemon, smarthost: Smarthost) -> None:
+    """An agent's "#stauts" is a typo, not text for the customer: the mail applies nothing, relays nothing, and the
+    error mail names the keyword it misses; "#note" makes a mail internal, as in RT and Zammad."""
+    ticket = new_ticket(daemon, smarthost)
+    agent_mail(daemon, ticket, "#time 10m\n#stauts waiting_customer\nPlease send the logs.\n")
+    [error] = wait_until(lambda: smarthost.matching(ANA, "Commands refused"), 10, "error mail")
+    assert "#stauts waiting_customer" in error.body and "did you mean #status?" in error.body
+    assert smarthost.matching(CUSTOMER, "logs") == [] and smarthost.matching(CUSTOMER, "stauts") == []
+    detail = daemon.ticket(ticket["id"])
+    assert detail["status"] == "new" and detail["time_entries"] == []
+    agent_mail(daemon, ticket, "#note\nThe customer sounds upset.\n")
+    assert daemon.ticket(ticket["id"])["messages"][-1]["visibility"] == "internal"
+    assert smarthost.matching(CUSTOMER, "upset") == []
+
+
 def test_error_mail_speaks_the_configured_language(start_daemon: Callable[..., Daemon], smarthost: Smarthost) -> None:
     """With language = "es" the error mail gives each line's reason and what is accepted in Spanish, the
     command words and values as the agent types them."""

@@ -164,17 +164,47 @@ def test_decomposed_accent_in_keyword_is_recognised() -> None:
         "please #close this",
         "#statusopen",
         "#time30m",
-        "#note this",
-        "#comment this",
+        "#notable this",
+        "#commentary",
+        "#lin 5",
         "#thanksgiving",
     ],
 )
 def test_lines_that_are_not_commands_stay_in_the_text(line: str) -> None:
-    """A "#" not followed by a letter, an unknown keyword, or a "#" inside a line is plain text."""
+    """A "#" not followed by a letter, an unknown keyword (a short one, or two letters or more away from every
+    keyword), or a "#" inside a line is plain text."""
     parsed = parse_commands(line)
     assert parsed.commands == ()
     assert parsed.errors == ()
     assert parsed.text == line
+
+
+@pytest.mark.parametrize(
+    ("line", "meant"),
+    [
+        ("#stauts open", "#status"),
+        ("#tiem 30m", "#time"),
+        ("#reslove responded", "#resolve"),
+        ("#prority high", "#priority"),
+        ("#assing me", "#assign"),
+        ("#esatdo abierto", "#estado (#status)"),
+        ("#interanl", "#internal"),
+        ("#Forwrd: x@example.org", "#forward"),
+    ],
+)
+def test_a_keyword_misspelt_by_one_letter_is_refused_not_sent_as_text(line: str, meant: str) -> None:
+    """One letter added, left out, replaced or two swapped: a refused line naming the keyword it misses, taken
+    out of the text, so the typo is neither relayed to the customer nor silently ignored."""
+    parsed = parse_commands(f"Hello\n{line}\nBye")
+    [error] = parsed.errors
+    assert parsed.commands == () and parsed.text == "Hello\nBye"
+    assert (error.line, error.lineno) == (line, 2)
+    assert error.reason == f"unknown command #{line[1:].split()[0].rstrip(':').lower()}: did you mean {meant}?"
+
+
+def test_note_and_comment_are_internal() -> None:
+    """RT's and Zammad's words for an internal note are aliases of #internal."""
+    assert [c.keyword for c in parse_commands("#note\n#Comment\nFYI").commands] == ["internal", "internal"]
 
 
 # --- #status -----------------------------------------------------------------------------------------------
