@@ -60,6 +60,9 @@ class Bounce:
 # post_master); people do not.
 _MAIL_SYSTEM_LOCALPARTS = frozenset({"mailer-daemon", "postmaster", "post_master"})
 _MAIL_SYSTEM_NAMES = re.compile(r"^\s*(mailer[- ]daemon|mail delivery (sub)?system)\s*$", re.IGNORECASE)
+# Addresses that say no one reads what is sent to them (Zammad's send_no_auto_response_reg_exp, less the mail
+# systems above): a mail from one may be a person's words relayed by a system, but it gets no automatic answer.
+_NO_REPLY_LOCALPART = re.compile(r"^(no[-._]?reply|do[-._]?not[-._]?reply|abuse|root)([-+._].*)?$", re.IGNORECASE)
 _BULK_PRECEDENCE = frozenset({"bulk", "junk", "list"})
 # RFC 2369/2919 list headers, those of list servers that predate them (ezmlm, fml), and of notification
 # services that only ever send machine mail (AWS SNS).
@@ -76,6 +79,19 @@ _BULK_HEADERS = (
     "X-ML-Name",
     "X-MLServer",
     "X-Amz-Sns-Message-Id",
+    "X-Mailman-Version",
+    "X-Campaign",
+    "X-Campaign-Id",
+    # A loop-guard header: procmail's forwarding recipes and other ticket systems (OTRS, Zammad's own mail)
+    # write it; an Exchange inbox rule that redirected the mail writes the second. A person's words may be
+    # inside, so agents see it, but nothing answers it.
+    "X-Loop",
+    "X-MS-Exchange-Inbox-Rules-Loop",
+)
+# Envelope or Sender addresses of list servers and bulk senders: Mailman's list-bounces@ and list-request@,
+# LISTSERV's and Majordomo's owner-list@, ezmlm's list-return-..., ESPs' VERP bounces+...@ (SendGrid).
+_LIST_LOCALPART = re.compile(
+    r"^(owner-.+|.+-(bounces|request|owner)(\+.*)?|.+-return-.+|bounces?[+=-].+)$", re.IGNORECASE
 )
 # Responders that skip Auto-Submitted but mark their replies in a header of their own: (header, value
 # pattern). Sources: the responders' documentation, collected in the multi_mail wiki and ezmlm-weed(1).
@@ -89,6 +105,7 @@ _AUTOREPLY_HEADERS = (
     ("X-FC-MachineGenerated", r"^\s*true\b"),
     ("X-POST-MessageClass", r"autoresponder"),
     ("X-Apple-Action", r"^\s*vacation\b"),
+    ("X-MS-Exchange-Generated-Message-Source", r"mailbox rules agent"),  # an Outlook rule's "reply with"
     ("Delivered-To", r"^\s*autoresponder\s*$"),
     ("Precedence", r"^\s*auto[_-]reply\b"),
     ("X-Precedence", r"^\s*auto[_-]reply\b"),
@@ -153,6 +170,11 @@ class _Mail:
     def parts(self) -> Iterator[Message]:
         """This mail and its MIME parts, not descending into attached messages (a forwarded bounce)."""
         return _parts(self.message)
+
+
+def is_no_reply(address: str) -> bool:
+    """``noreply@``, ``no-reply+x@``, ``do-not-reply@``, ``abuse@``, ``root@``: never answered automatically."""
+    return bool(_NO_REPLY_LOCALPART.match(address.rpartition("@")[0]))
 
 
 def classify(raw: bytes, mail: ParsedMail, envelope_from: str, loop_marker: str) -> Verdict:
@@ -249,6 +271,24 @@ def _bulk_headers(mail: _Mail) -> Verdict | None:
     return None
 
 
+def _list_sender(mail: _Mail) -> Verdict | None:
+    """Sent through a list server or a bulk sender, as its envelope or Sender address shows (a list digest
+    from list-request@, a LISTSERV post whose Sender is owner-list@)."""
+    fields = [*mail.values("Sender"), *mail.values("From"), *mail.values("Return-Path"), mail.envelope_from or ""]
+    for _, address in getaddresses([f for f in fields if f]):
+        local = address.strip().rpartition("@")[0]
+        if local and _LIST_LOCALPART.match(local):
+            return Verdict("bulk", f"sent by {address.strip().lower()}")
+    return None
+
+
+def _failed_recipients(mail: _Mail) -> Verdict | None:
+    """Exim writes X-Failed-Recipients on its bounces, and only there."""
+    if mail.values("X-Failed-Recipients"):
+        return Verdict("bounce", "X-Failed-Recipients")
+    return None
+
+
 def _null_sender(mail: _Mail) -> Verdict | None:
     """A null reverse path (RFC 5321 section 4.5.5): only reports and auto-replies use it."""
     null_envelope = mail.envelope_from is not None and _is_null(mail.envelope_from)
@@ -277,10 +317,12 @@ _CHECKS: tuple[Callable[[_Mail], Verdict | None], ...] = (
     _feedback_report,
     _delivery_report,
     _mail_system_sender,
+    _failed_recipients,
     _auto_submitted,
     _autoreply_header,
     _precedence,
     _bulk_headers,
+    _list_sender,
     _null_sender,
     _subject,
 )

@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 
+from maild.automail import is_no_reply
 from maild.compose import Draft
 from maild.config import Config
 from maild.lifecycle import FEEDBACK_CLOSE, NO_RESPONSE, SLA, SLA_WARNING, SYSTEM, WAIT_OVER, Lifecycle
@@ -113,8 +114,11 @@ class TimerActions:
 
     async def mail(self, tx: Tx, ticket: Ticket, event: str, recipients: list[str], **extra: Any) -> None:
         """Queue one mail per recipient (customers' language for customers, the default for agents);
-        ``extra`` are the event's own template variables."""
+        ``extra`` are the event's own template variables. Automatic mail to a customer skips no-reply
+        addresses."""
         language = ticket.language if event.startswith("customer.") else self.config.language
+        if event.startswith("customer."):
+            recipients = [r for r in recipients if not is_no_reply(r)]
         references = await tx.thread_chain(ticket.id, event.split(".")[0])
         for recipient in dict.fromkeys(recipients):
             rendered = self.renderer.render(

@@ -226,6 +226,53 @@ def test_list_headers_are_bulk(header: str) -> None:
 
 @pytest.mark.parametrize(
     "header",
+    [
+        "X-Mailman-Version: 2.1.39",
+        "X-Campaign: spring-sale",
+        "X-Loop: helpdesk@vendor.example",
+        "X-MS-Exchange-Inbox-Rules-Loop: jane@customer.example",
+    ],
+)
+def test_list_servers_bulk_senders_and_loop_guards_are_bulk(header: str) -> None:
+    """A list server's or a campaign's header, or a loop-guard header that a forwarding rule or another
+    ticket system wrote: bulk (agents see it, nothing answers it)."""
+    assert judge(message(header)) == Verdict("bulk", header.split(":")[0])
+
+
+@pytest.mark.parametrize(
+    ("header", "envelope_from"),
+    [
+        ("From: ppp-request@zzz.example", "ppp-request@zzz.example"),  # a Mailman digest
+        ("Sender: RRGA-L list <owner-rrga-l@lists.example>", "jane@example.org"),  # a LISTSERV post
+        ("", "news-bounces@lists.example"),  # Mailman's envelope
+        ("", "bounces+8321-ab12-jane=example.org@em.sendgrid.example"),  # an ESP's VERP
+        ("", "ezmlm-list-return-12-jane=example.org@lists.example"),
+    ],
+)
+def test_list_server_and_bulk_sender_addresses_are_bulk(header: str, envelope_from: str) -> None:
+    """The envelope, Sender or From address of a list server or a bulk sender makes bulk mail."""
+    verdict = judge(message(header), envelope_from)
+    assert verdict.kind == "bulk" and verdict.reason.startswith("sent by ")
+
+
+@pytest.mark.parametrize("address", ["jane.request@example.org", "bounce@example.org", "owner@example.org"])
+def test_people_whose_address_resembles_a_list_servers_are_human(address: str) -> None:
+    """Only the list servers' own shapes count: "owner@", "bounce@" or a dotted ".request" are people."""
+    assert judge(message(f"From: {address}"), address).kind == "human"
+
+
+def test_x_failed_recipients_is_a_bounce() -> None:
+    """Exim's bounces carry X-Failed-Recipients, and nothing else does."""
+    assert judge(message("X-Failed-Recipients: gone@example.org")) == Verdict("bounce", "X-Failed-Recipients")
+
+
+def test_an_outlook_rules_reply_is_an_auto_reply() -> None:
+    """A reply an Outlook rule sent ("reply using a template") is marked by Exchange."""
+    assert judge(message("X-MS-Exchange-Generated-Message-Source: Mailbox Rules Agent")).kind == "auto_reply"
+
+
+@pytest.mark.parametrize(
+    "header",
     ["X-Autoreply: yes", "X-Autorespond: Out of office", "X-Apple-Action: VACATION", "Precedence: auto_reply"],
 )
 def test_responder_headers_are_auto_replies(header: str) -> None:
@@ -580,3 +627,26 @@ def test_fuzzer_seeds_never_raise() -> None:
         raw = path.read_bytes()
         judge(raw)
         read_bounce(raw)
+
+
+@pytest.mark.parametrize(
+    ("address", "no_reply"),
+    [
+        ("noreply@shop.example", True),
+        ("no-reply+orders@shop.example", True),
+        ("No.Reply@shop.example", True),
+        ("do-not-reply@bank.example", True),
+        ("donotreply@bank.example", True),
+        ("abuse@isp.example", True),
+        ("root@host.example", True),
+        ("noreplyjane@example.org", False),
+        ("rooted@example.org", False),
+        ("jane@noreply.example", False),
+    ],
+)
+def test_no_reply_addresses(address: str, no_reply: bool) -> None:
+    """Local parts that say nobody reads the answer (Zammad's list), whole or with a tag; not as a prefix of
+    another word, nor in the domain."""
+    from maild.automail import is_no_reply
+
+    assert is_no_reply(address) is no_reply

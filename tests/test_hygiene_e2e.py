@@ -403,3 +403,32 @@ def test_encoded_line_breaks_from_strangers_never_become_headers(daemon: Daemon,
     assert re.fullmatch(r"report\s+X-Evil: 1\.pdf", str(part.get_filename()))
     assert part.get_content() == b"%PDF"
     assert all(victim not in m.rcpt_to for m in smarthost.mails)
+
+
+def test_list_servers_bulk_senders_and_no_reply_addresses_get_no_answer(daemon: Daemon, smarthost: Smarthost) -> None:
+    """A Mailman digest from list-request@, a LISTSERV post whose Sender is owner-list@ and a mail from
+    noreply@ each open a ticket the agents hear of, and none is acknowledged; an Exim bounce
+    (X-Failed-Recipients) is told to nobody."""
+    digest = make_mail(
+        sender="ppp-request@lists.example", subject="PPP digest, Vol 1 #2", headers={"X-Mailman-Version": "2.1"}
+    )
+    daemon.send(digest, mail_from="ppp-bounces@lists.example")
+    post = make_mail(sender=STRANGER, subject="Printers on the list", headers={"Sender": "owner-rrga-l@lists.example"})
+    daemon.send(post, mail_from="owner-rrga-l@lists.example")
+    noreply = make_mail(sender="noreply@shop.example", subject="Your order 1234 could not be shipped")
+    daemon.send(noreply, mail_from="noreply@shop.example")
+    exim = make_mail(
+        sender="someone@mx.example", subject="Mail delivery failed", headers={"X-Failed-Recipients": CUSTOMER}
+    )
+    daemon.send(exim, mail_from="someone@mx.example")
+    daemon.wait_processed()
+    notices = wait_until(lambda: len(smarthost.to(ANA)) >= 3 and smarthost.to(ANA), 10, "three notices")
+    assert sorted(m["Subject"].split(": ", 1)[1] for m in notices) == [
+        "PPP digest, Vol 1 #2",
+        "Printers on the list",
+        "Your order 1234 could not be shipped",
+    ]
+    assert sum("list or bulk mail" in m.body for m in notices) == 2
+    time.sleep(1)  # what the outbound worker would still send
+    assert {r for m in smarthost.mails for r in m.rcpt_to} == {ANA, LUIS}  # agents only: no acknowledgement
+    assert len(daemon.tickets()) == 4  # the bounce is kept on a ticket of its own, as machine mail

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from maild.automail import is_no_reply
 from maild.compose import Draft
 from maild.handlers.base import CONTINUE, Context, Outcome, Services
 from maild.render import ticket_vars
@@ -22,6 +23,9 @@ class Acknowledge:
             return CONTINUE
         ticket, config = ctx.current_ticket, self.services.config
         if ctx.agent is not None and (ticket.requester == ctx.agent.email or ctx.internal):
+            return CONTINUE
+        if ctx.agent is None and is_no_reply(ticket.requester):
+            ctx.notes.append(f"acknowledge: {ticket.requester} takes no answers, not sent")
             return CONTINUE
         if ctx.agent is None and await self.over_limit(tx, ticket.requester):
             ctx.notes.append(f"acknowledge: rate limit reached for {ticket.requester}, not sent")
