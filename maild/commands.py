@@ -25,7 +25,8 @@ Keywords (canonical English ← aliases)
 
 Arguments → ``Command.args`` (values are case-insensitive, ``-`` and ``_`` interchangeable)
     ``#status S``        `SetStatus` — S in `STATUSES` or nuevo, abierto, esperando_cliente, esperando_tercero,
-                         resuelto, cerrado; ``waiting_until`` is refused (it needs ``#wait until DATE``).
+                         resuelto, cerrado; ``resolved`` gives `Resolve` ("responded", as ``#resolve responded``),
+                         ``waiting_until DATE`` gives `Wait` (as ``#wait until DATE``); without a date it is refused.
     ``#wait K``          `Wait` — customer/cliente, third_party/tercero, or until/hasta DATE with DATE
                          ``YYYY-MM-DD`` (00:00), ``YYYY-MM-DD HH:MM`` or ``YYYY-MM-DDTHH:MM``: a naive datetime
                          the caller localises to the configured time zone.
@@ -66,6 +67,7 @@ from maild.durations import parse_duration
 from maild.refusals import Text
 from maild.statuses import (
     RESOLUTION_METHODS,
+    RESOLVED,
     STATUSES,
     WAITING_CUSTOMER,
     WAITING_THIRD_PARTY,
@@ -490,10 +492,17 @@ def _add_remove(
 # --- one parser per keyword: the rest of the line (stripped) → arguments, or Refused ----------------------
 
 
-def _status(rest: str) -> SetStatus:
+def _status(rest: str) -> SetStatus | Resolve | Wait:
+    """CONTRACT §4 sets any status of §3: ``resolved`` as ``#resolve responded``, ``waiting_until DATE`` as
+    ``#wait until DATE``."""
+    words = rest.split(maxsplit=1)
+    if len(words) == 2 and STATUS_VALUES.get(_fold(words[0])) == WAITING_UNTIL:
+        return Wait("until", _date(words[1].strip()))
     status = _choose(rest, STATUS_VALUES, Text("status"), _STATUS_ACCEPTED)
     if status == WAITING_UNTIL:
         raise Refused(Text("waiting_until needs a date"), _STATUS_ACCEPTED)
+    if status == RESOLVED:
+        return Resolve("responded", "")
     return SetStatus(status)
 
 

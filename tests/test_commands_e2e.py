@@ -88,6 +88,29 @@ def test_a_misspelt_command_is_refused_not_relayed(daemon: Daemon, smarthost: Sm
     assert smarthost.matching(CUSTOMER, "upset") == []
 
 
+def test_a_first_reply_keeps_the_status_and_assignee_its_commands_set(daemon: Daemon, smarthost: Smarthost) -> None:
+    """An agent's first public reply takes a new ticket, unless its own commands say otherwise, even to the
+    value the ticket has: "#status new" and "#assign none" leave it new and unassigned, and the transcript
+    says so."""
+    ticket = new_ticket(daemon, smarthost)
+    agent_mail(daemon, ticket, "#status new\n#assign none\nWe will look at it next week.\n")
+    wait_until(lambda: smarthost.matching(CUSTOMER, "next week"), 10, "the relay")
+    detail = daemon.ticket(ticket["id"])
+    assert (detail["status"], detail["assignee"]) == ("new", None)
+    [transcript] = wait_until(lambda: smarthost.matching(ANA, "Now: status new"), 10, "the transcript")
+    assert "assignee nobody" in transcript.body
+
+
+def test_status_resolved_resolves_as_responded(daemon: Daemon, smarthost: Smarthost) -> None:
+    """An agent's "#status resolved" (CONTRACT §4 sets any status) resolves as "#resolve responded": the text goes to
+    the customer as the resolution."""
+    ticket = new_ticket(daemon, smarthost)
+    agent_mail(daemon, ticket, "#status resolved\nThe new driver fixes it.\n")
+    wait_until(lambda: smarthost.matching(CUSTOMER, "new driver"), 10, "the resolution")
+    detail = daemon.ticket(ticket["id"])
+    assert detail["status"] == "resolved" and detail["resolution"] == {"method": "responded", "note": None}
+
+
 def test_error_mail_speaks_the_configured_language(start_daemon: Callable[..., Daemon], smarthost: Smarthost) -> None:
     """With language = "es" the error mail gives each line's reason and what is accepted in Spanish, the
     command words and values as the agent types them."""

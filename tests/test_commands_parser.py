@@ -219,20 +219,30 @@ def test_note_and_comment_are_internal() -> None:
         ("waiting-customer", "waiting_customer"),
         ("waiting_third_party", "waiting_third_party"),
         ("waiting-third-party", "waiting_third_party"),
-        ("resolved", "resolved"),
         ("closed", "closed"),
         ("nuevo", "new"),
         ("abierto", "open"),
         ("esperando_cliente", "waiting_customer"),
         ("esperando-cliente", "waiting_customer"),
         ("esperando_tercero", "waiting_third_party"),
-        ("resuelto", "resolved"),
         ("cerrado", "closed"),
     ],
 )
 def test_status_accepts_every_status_and_spanish_value(value: str, status: str) -> None:
     """#status takes any status of CONTRACT §3 (hyphens allowed) or its Spanish name."""
     assert only_args(f"#status {value}") == SetStatus(status)
+
+
+@pytest.mark.parametrize("line", ["#status resolved", "#estado resuelto", "#status Resolved"])
+def test_status_resolved_is_resolve_responded(line: str) -> None:
+    """CONTRACT §4 sets any status: resolved is what "#resolve responded" does (with its resolution message)."""
+    assert only_args(line) == Resolve("responded", "")
+
+
+@pytest.mark.parametrize("line", ["#status waiting_until 2026-12-24 09:30", "#estado waiting-until 2026-12-24T09:30"])
+def test_status_waiting_until_with_a_date_is_wait_until(line: str) -> None:
+    """The line "#status waiting_until DATE" is "#wait until DATE"; without a date it is refused (below)."""
+    assert only_args(line) == Wait("until", datetime(2026, 12, 24, 9, 30))
 
 
 @pytest.mark.parametrize(

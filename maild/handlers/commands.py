@@ -142,8 +142,6 @@ class ApplyCommands:
         assert agent is not None
         match args:
             case SetStatus(status=status):
-                if status == RESOLVED:
-                    raise Refused(Text("resolving needs a method"), Text("accepted resolve command"))
                 if status == CLOSED and agent.role != "admin":
                     raise Refused(Text("only admins close"), Text("accepted resolve, not close"))
                 await self.move(ctx, tx, status, wait_until=None)

@@ -6,6 +6,9 @@ from maild.handlers.base import CONTINUE, Context, Outcome, Services
 from maild.statuses import NEW, OPEN, RESOLVED, WAITING_CUSTOMER
 from maild.store import Tx
 
+# The ticket fields a command sets, for the moves an agent's reply makes by itself.
+_COMMANDED = {"status": "status", "wait": "status", "resolve": "status", "close": "status", "assign": "assignee"}
+
 
 class Lifecycle:
     name = "lifecycle"
@@ -34,7 +37,11 @@ class Lifecycle:
         # ticket into work.
         assert ctx.agent is not None
         ticket, actor = ctx.current_ticket, ctx.agent.email
-        commanded = {field for field, _, _ in ctx.changes}
+        # What the agent's commands set, even to the value it had ("#status new", "#assign none" on a new
+        # ticket): the reply leaves it so.
+        commanded = {field for field, _, _ in ctx.changes} | {
+            _COMMANDED[c.keyword] for c in ctx.commands if c.keyword in _COMMANDED
+        }
         if ctx.internal or not (ctx.text.strip() or ctx.parsed.attachments):
             if ticket.status == NEW and ticket.assignee == actor and "status" not in commanded:
                 ctx.ticket = await self.lifecycle.move(tx, ticket, OPEN, actor, "agent took it")
