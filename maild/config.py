@@ -360,7 +360,7 @@ class _Reader:
         )
         smtp = SmtpIntake(
             enabled=self.get(s, "intake.smtp", "enabled", _bool, True),
-            host=self.get(s, "intake.smtp", "host", _string, "127.0.0.1"),
+            host=self.get(s, "intake.smtp", "host", _host, "127.0.0.1"),
             port=self.get(s, "intake.smtp", "port", _port, 2525),
             lmtp=self.get(s, "intake.smtp", "lmtp", _bool, False),
             max_message_bytes=self.get(s, "intake.smtp", "max_message_bytes", _positive_int, 26214400),
@@ -418,20 +418,22 @@ class _Reader:
         )
         outbound = Outbound(
             transport=self.get(o, "outbound", "transport", _choice(("smtp", "file")), "smtp"),
-            host=self.get(o, "outbound", "host", _string, "127.0.0.1"),
+            host=self.get(o, "outbound", "host", _host, "127.0.0.1"),
             port=self.get(o, "outbound", "port", _port, 25),
             tls=self.get(o, "outbound", "tls", _choice(("none", "starttls", "implicit")), "none"),
             directory=self.get(o, "outbound", "directory", self.path, data_dir / "sent"),
             timeout=self.get(o, "outbound", "timeout", _period, timedelta(seconds=60)),
             retry_base=self.get(o, "outbound", "retry_base", _period, timedelta(minutes=1)),
             retry_max=self.get(o, "outbound", "retry_max", _period, timedelta(hours=1)),
-            give_up_after=self.get(o, "outbound", "give_up_after", _duration, timedelta(days=5)),
+            give_up_after=self.get(o, "outbound", "give_up_after", _period, timedelta(days=5)),
         )
+        if outbound.retry_max < outbound.retry_base:
+            self.problems.append("outbound.retry_max: less than outbound.retry_base, the first wait")
 
         lc = self.section(raw, "lifecycle", {"feedback_window", "close_if_no_response"})
         lifecycle = Lifecycle(
             feedback_window=self.get(lc, "lifecycle", "feedback_window", _duration, timedelta(hours=72)),
-            close_if_no_response=self.get(lc, "lifecycle", "close_if_no_response", _duration, timedelta(days=7)),
+            close_if_no_response=self.get(lc, "lifecycle", "close_if_no_response", _period, timedelta(days=7)),
         )
 
         sla_raw = self.section(raw, "sla", set(PRIORITIES))
@@ -440,8 +442,8 @@ class _Reader:
             table = self.section(sla_raw, f"sla.{priority}", {"first_response", "resolution", "warn_before"})
             if table or priority in sla_raw:
                 sla[priority] = Sla(
-                    first_response=self.get(table, f"sla.{priority}", "first_response", _duration, timedelta(hours=4)),
-                    resolution=self.get(table, f"sla.{priority}", "resolution", _duration, timedelta(days=2)),
+                    first_response=self.get(table, f"sla.{priority}", "first_response", _period, timedelta(hours=4)),
+                    resolution=self.get(table, f"sla.{priority}", "resolution", _period, timedelta(days=2)),
                     warn_before=self.get(table, f"sla.{priority}", "warn_before", _duration, None),
                 )
 
@@ -628,6 +630,10 @@ class _Reader:
                 self.problems.append(f"queues[{n}].name: {queue.name} is listed twice")
             if queue.address == support:
                 self.problems.append(f"queues[{n}].address: is the support address itself")
+            addresses = [q.address for q in queues[:n]]
+            if queue.address is not None and queue.address in addresses:
+                first = addresses.index(queue.address)
+                self.problems.append(f"queues[{n}].address: {queue.address} is queues[{first}]'s already")
 
 
 # --- value checks: each raises ValueError/TypeError with the sentence the user will read --------------
@@ -642,6 +648,14 @@ def _string(value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError(f"expected a string, got {_kind(value)}")
     return value
+
+
+def _host(value: Any) -> str:
+    """A name or address to listen on or connect to; "" would mean every interface to a listener."""
+    host = _string(value).strip()
+    if not host:
+        raise ValueError("empty: name the host (0.0.0.0 or :: to listen on every address)")
+    return host
 
 
 def _bool(value: Any) -> bool:

@@ -398,11 +398,51 @@ def test_a_duration_past_a_century_is_a_problem() -> None:
         ("outbound", "retry_max"),
         ("security", "ack_window"),
         ("security", "loop_window"),
+        ("outbound", "give_up_after"),
+        ("lifecycle", "close_if_no_response"),
     ],
 )
 def test_timeouts_and_windows_must_be_longer_than_zero(section: str, key: str) -> None:
-    """Zero would be a busy retry loop, a timeout nothing meets, or a window that holds nothing."""
-    assert problems_of(minimal(**{section: {key: "0s"}})) == [f"{section}.{key}: expected more than 0s, got '0s'"]
+    """Zero would be a busy retry loop, a timeout nothing meets, a window that holds nothing, mail given up
+    on at its first refusal, or a waiting_customer resolved as soon as it is set."""
+    problem = f"{section}.{key}: expected more than 0s, got '0s'"
+    assert problem in problems_of(minimal(**{section: {key: "0s"}}))
+
+
+@pytest.mark.parametrize("key", ["first_response", "resolution"])
+def test_sla_times_must_be_longer_than_zero(key: str) -> None:
+    """An SLA of nothing breaches every ticket the moment it opens."""
+    assert problems_of(minimal(sla={"high": {key: "0s"}})) == [f"sla.high.{key}: expected more than 0s, got '0s'"]
+
+
+def test_a_feedback_window_of_zero_closes_at_once() -> None:
+    """No feedback window is a choice (resolved tickets close at once), not a mistake."""
+    assert parse_config(
+        minimal(lifecycle={"feedback_window": "0s"}), Path("/srv")
+    ).lifecycle.feedback_window == timedelta(0)
+
+
+def test_retry_max_below_retry_base_is_refused() -> None:
+    """The longest wait between tries cannot be shorter than the first."""
+    raw = minimal(outbound={"retry_base": "2h", "retry_max": "1m"})
+    assert problems_of(raw) == ["outbound.retry_max: less than outbound.retry_base, the first wait"]
+
+
+@pytest.mark.parametrize(
+    ("table", "prefix"),
+    [({"intake": {"smtp": {"host": " "}}}, "intake.smtp"), ({"outbound": {"host": ""}}, "outbound")],
+)
+def test_an_empty_host_is_refused(table: dict[str, Any], prefix: str) -> None:
+    """An empty listen host would listen on every interface, an empty smarthost connect nowhere."""
+    assert problems_of(minimal(**table)) == [
+        f"{prefix}.host: empty: name the host (0.0.0.0 or :: to listen on every address)"
+    ]
+
+
+def test_two_queues_with_one_address_are_refused() -> None:
+    """Mail to the address would land in one of them, silently."""
+    queues = [{"name": "sales", "address": "sales@example.com"}, {"name": "shop", "address": "Sales@example.com"}]
+    assert problems_of(minimal(queues=queues)) == ["queues[1].address: sales@example.com is queues[0]'s already"]
 
 
 # --- reading files --------------------------------------------------------------------------------------
