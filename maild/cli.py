@@ -18,6 +18,7 @@ from maild.config import DEFAULT_QUEUE, PRIORITIES, Config, ConfigError, ConfigF
 from maild.logs import configure_logging
 from maild.store import Store, StoreError, Tx
 from maild.tokens import Reference, format_token, ticket_reference
+from maild.views import terminal_safe
 
 if TYPE_CHECKING:
     from maild.erase import Holdings, Report
@@ -293,7 +294,7 @@ def inject(config_path: str | None, mail_from: str, rcpt_to: tuple[str, ...]) ->
         return f"{result.state}:{where} inbound {result.inbound_id}{reason}"
 
     try:
-        click.echo(run(action))
+        click.echo(terminal_safe(run(action)))
     except Exception as exc:  # the store failing: the MTA must keep the mail and retry later
         fail(f"cannot store the message: {exc}", EX_TEMPFAIL)
 
@@ -505,7 +506,7 @@ def replay(config: Config, inbound_id: int, state: str, missing: str) -> None:
             return f"{inbound_id}: taken by the running daemon"
         return f"{inbound_id}: {result.state}" + (f" ({result.reason})" if result.reason else "")
 
-    click.echo(run(lambda: with_store(config, action)))
+    click.echo(terminal_safe(run(lambda: with_store(config, action))))
 
 
 @main.group()
@@ -843,7 +844,7 @@ def show_erasure(config: Config, erase: Callable[[Holdings], Awaitable[Report]],
     if as_json:
         emit_json(report.as_json())
         return
-    click.echo(report.as_text())
+    click.echo(terminal_safe(report.as_text()))
 
 
 @main.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from maild.clock import to_iso
@@ -134,6 +135,17 @@ def outbound_json(mail: OutboundMail, bounces: list[dict[str, Any]]) -> dict[str
     }
 
 
+# C0 and C1 controls and DEL (ESC starts a terminal's escape sequences: a subject could retitle the window or
+# hide lines), and the bidirectional overrides that reorder what is shown. What the CLI prints of mail shows
+# them escaped, never obeys them; tabs and line breaks stay.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with every control character that a terminal would act on written as an escape."""
+    return _UNSAFE.sub(lambda found: ascii(found.group())[1:-1], text)
+
+
 def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     """A plain aligned text table; long cells are cut so one row stays one line."""
     cells = [[_cell(row.get(c)) for c in columns] for row in rows]
@@ -147,7 +159,7 @@ def _cell(value: Any) -> str:
     if value is None or value == []:
         return "-"
     text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
-    text = " ".join(text.split())
+    text = terminal_safe(" ".join(text.split()))
     return text if len(text) <= 60 else text[:59] + "…"
 
 
@@ -189,4 +201,4 @@ def ticket_text(detail: dict[str, Any]) -> str:
             + (f"  ({h['cause']})" if h["cause"] else "")
             for h in detail["history"]
         ]
-    return "\n".join(lines)
+    return terminal_safe("\n".join(lines))

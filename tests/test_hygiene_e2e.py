@@ -432,3 +432,20 @@ def test_list_servers_bulk_senders_and_no_reply_addresses_get_no_answer(daemon: 
     time.sleep(1)  # what the outbound worker would still send
     assert {r for m in smarthost.mails for r in m.rcpt_to} == {ANA, LUIS}  # agents only: no acknowledgement
     assert len(daemon.tickets()) == 4  # the bounce is kept on a ticket of its own, as machine mail
+
+
+def test_the_command_line_shows_control_characters_escaped(daemon: Daemon, smarthost: Smarthost) -> None:
+    """A subject or text carrying a terminal escape (here one retitling the window) is printed by `ticket
+    list` and `ticket show` as a visible escape, never as the control characters a terminal would obey."""
+    raw = make_mail(subject="placeholder", body="Look\x1b[2J here").replace(
+        b"Subject: placeholder", b"Subject: =?utf-8?q?hi=1B]0;pwned=07?="
+    )
+    daemon.send(raw)
+    smarthost.wait_for(CUSTOMER)
+    [ticket] = daemon.tickets()
+    assert ticket["subject"] == "hi\x1b]0;pwned\x07"  # the JSON keeps the subject as it came
+    listed = daemon.cli("ticket", "list").stdout
+    shown = daemon.cli("ticket", "show", str(ticket["id"])).stdout
+    for output in (listed, shown):
+        assert "\x1b" not in output and "\x07" not in output
+        assert "hi\\x1b]0;pwned\\x07" in output
