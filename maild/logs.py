@@ -29,5 +29,25 @@ def configure_logging(level: str = "info", stream: TextIO | None = None) -> None
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=True,
     )
-    # Libraries (aiosmtpd, aiosqlite) log through the stdlib; keep only their warnings.
-    logging.basicConfig(stream=out, level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # Libraries (aiosmtpd, aiosqlite, mail-parser) log through the stdlib: their warnings are rendered as ours
+    # are, so the stream stays one JSON object per line for journald and log shippers.
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    # mail-parser warns of every MIME type it leaves alone (text/rfc822-headers in a bounce...): normal mail.
+    logging.getLogger("mailparser").setLevel(logging.ERROR)

@@ -310,6 +310,9 @@ def test_bounce_of_our_notice_is_recorded_not_threaded_as_a_reply(daemon: Daemon
     assert detail["status"] == "new" and len(daemon.tickets()) == 1
     time.sleep(0.5)
     assert len(smarthost.mails) == before
+    # mail-parser's warning about the text/rfc822-headers part was a plain-text line among the JSON ones.
+    lines = daemon.log_path.read_text().splitlines()
+    assert lines and all(line.startswith("{") and json.loads(line) for line in lines)
 
 
 def test_agents_hear_when_their_reply_does_not_reach_the_customer(daemon: Daemon, smarthost: Smarthost) -> None:

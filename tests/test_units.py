@@ -1267,3 +1267,37 @@ def test_a_forward_carries_files_up_to_its_budget_and_names_the_rest() -> None:
     parts, left_out = asyncio.run(_files(SimpleNamespace(blobs=blobs), messages))  # type: ignore[arg-type]
     assert [p.filename for p in parts] == ["a.bin", "c.bin"]
     assert left_out == [LeftOut("b.bin", 200, "too large"), LeftOut("d.bin", FORWARD_FILE_BYTES + 1, "too large")]
+
+
+def test_library_log_lines_are_json_like_ours() -> None:
+    """A library's stdlib warning (aiosmtpd, aiosqlite) is one JSON object on one line, with its logger, level
+    and traceback; mail-parser's notes on MIME types it leaves alone are not logged."""
+    import io
+    import json
+    import logging
+
+    import structlog
+
+    from maild.logs import configure_logging
+
+    root, saved = logging.getLogger(), structlog.get_config()
+    handlers, level = root.handlers[:], root.level
+    out = io.StringIO()
+    try:
+        configure_logging("info", out)
+        logging.getLogger("aiosmtpd.smtp").warning("client %s went away", "127.0.0.1")
+        logging.getLogger("mailparser.core").warning("Email content 'rfc822-headers' not handled")
+        try:
+            raise RuntimeError("disk on fire")
+        except RuntimeError:
+            logging.getLogger("aiosqlite").exception("statement failed")
+    finally:
+        root.handlers[:], root.level = handlers, level
+        structlog.configure(**saved)
+    first, second = (json.loads(line) for line in out.getvalue().splitlines())
+    assert (first["event"], first["level"], first["logger"]) == (
+        "client 127.0.0.1 went away",
+        "warning",
+        "aiosmtpd.smtp",
+    )
+    assert second["logger"] == "aiosqlite" and "RuntimeError: disk on fire" in second["exception"]
