@@ -17,6 +17,7 @@ from typing import Any
 
 import mailparser
 
+from maild.charsets import bytes_text, header_text, mend_text_charsets, raw_header
 from maild.mailtext import html_to_text, new_text
 
 _MSGID = re.compile(r"<[^<>\s]+>")
@@ -168,12 +169,15 @@ def _check_shape(message: Message) -> None:
 
 
 def _with_mailparser(raw: bytes) -> _Decoded:
-    parsed = mailparser.parse_from_bytes(without_received(raw))
-    _check_shape(parsed.message)
+    message = email.message_from_bytes(without_received(raw), policy=email.policy.compat32)
+    _check_shape(message)
+    mend_text_charsets(message)
+    parsed = mailparser.MailParser(message)
+    subject = raw_header(message, "subject")
     return _Decoded(
         headers=_headers(parsed.headers),
-        subject=_first(parsed.subject),
-        from_pairs=parsed.from_ or [],
+        subject=_first(parsed.subject) if subject is None else header_text(subject),
+        from_pairs=_from_pairs(message, parsed.from_ or []),
         to_pairs=parsed.to or [],
         cc_pairs=parsed.cc or [],
         date=parsed.date if isinstance(parsed.date, datetime) else None,
@@ -217,6 +221,18 @@ def _with_stdlib(raw: bytes) -> _Decoded:
         attachments=attachments,
         message=message,
     )
+
+
+def _from_pairs(message: Message, parsed: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """mail-parser's From pairs, unless the field has 8-bit bytes or a name is an encoded word in quotes:
+    then read here, the addresses first and each name decoded after (`maild.charsets`)."""
+    value = raw_header(message, "from")
+    if value is None or (value.isascii() and not any("=?" in name for name, _ in parsed)):
+        return parsed
+    return [
+        (header_text(name), address)
+        for name, address in getaddresses([bytes_text(value.encode("utf-8", "surrogateescape"))])
+    ]
 
 
 def _seven_bit_charset(text: str) -> str:

@@ -713,3 +713,22 @@ def test_a_blocked_address_in_reply_to_is_blocked(start_daemon: Callable[..., Da
     daemon.send(make_mail(headers={"Reply-To": FRIEND}))
     daemon.wait_processed()
     assert daemon.tickets() == [] and daemon.spool_states()["dropped"] == 1
+
+
+def test_mislabelled_charsets_are_read_as_meant(daemon: Daemon, smarthost: Smarthost) -> None:
+    """Outlook's Windows-1252 under an "iso-8859-1" label, a raw 8-bit subject and an encoded name in quotes:
+    the ticket, its message and the agents' notice keep every letter, quote and euro sign."""
+    name = "=?Windows-1252?Q?Jos=E9_N=FA=F1ez?="
+    raw = (
+        f'From: "{name}" <{FRIEND}>\r\nTo: {SUPPORT}\r\nSubject: Factura de diciembre: 5€ de más\r\n'
+        "Message-ID: <cp1252@client.example>\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+        "Me cobraron “dos veces” 5€ – ¿pueden revisarlo?\r\n"
+    ).encode("cp1252")
+    daemon.send(raw, mail_from=FRIEND)
+    [notice] = smarthost.wait_for(ANA)
+    [ticket] = daemon.tickets()
+    assert ticket["subject"] == "Factura de diciembre: 5€ de más"
+    [message] = daemon.ticket(ticket["id"])["messages"]
+    assert message["text"] == "Me cobraron “dos veces” 5€ – ¿pueden revisarlo?"
+    assert f"from José Núñez <{FRIEND}>." in notice.body and "“dos veces” 5€" in notice.body

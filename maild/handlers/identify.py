@@ -3,12 +3,15 @@ mail is dropped unanswered when they are blocked (`[security] blocked_senders`, 
 
 from __future__ import annotations
 
+import re
 from email.utils import getaddresses
 
 from maild.authres import agent_authenticated
 from maild.handlers.base import CONTINUE, Context, Outcome, Services, Stop
 from maild.mime import mime_tree
 from maild.store import Tx
+
+_SURROGATES = re.compile("[\udc80-\udcff]")
 
 
 class Identify:
@@ -52,7 +55,11 @@ class Identify:
     def reply_to(self, value: str, sender: str) -> tuple[str, str] | None:
         """The one mailbox of a customer's Reply-To that is not the From one nor the desk's (a mail to answer
         at ours would loop); None for none, or several (whom to answer is then anyone's guess)."""
-        found = [(" ".join(n.split()), a.strip().lower()) for n, a in getaddresses([value]) if _is_address(a.strip())]
+        found = [
+            (" ".join(n.split()), a.strip().lower())
+            for n, a in getaddresses([value])
+            if _is_address(a.strip()) and not _SURROGATES.search(a)  # bytes no charset could read
+        ]
         if len({address for _, address in found}) != 1:
             return None
         name, address = found[0]

@@ -1,0 +1,94 @@
+"""Reading text in the charset a mail means, not the one it names.
+
+Mail clients label text loosely, and the labels that lie are always the same ones: Outlook writes Windows-1252
+(curly quotes, €, dashes) under "iso-8859-1", Chinese clients write GBK under "gb2312", and text with no
+label or "us-ascii" carries UTF-8 or Windows-1252 bytes. Read strictly, such text loses those characters or
+turns them into control codes. Browsers settled this long ago: the WHATWG Encoding Standard reads each
+label as its superset. maild does the same for text parts (before mail-parser decodes them) and for headers:
+8-bit bytes are UTF-8 when they decode as such, else Windows-1252; RFC 2047 words name their charset as
+above, and are decoded even where a client quoted them (``"=?utf-8?q?Jos=C3=A9?=" <jose@example.es>``),
+as every mail reader does.
+"""
+
+from __future__ import annotations
+
+import re
+from email.header import decode_header, make_header
+from email.message import Message
+
+# label (lower case) → the codec that reads what is sent under it (WHATWG Encoding Standard, section 4.2).
+SUPERSETS: dict[str, str] = {
+    **dict.fromkeys(("iso-8859-1", "iso8859-1", "iso_8859-1", "latin1", "latin-1", "l1", "cp819"), "cp1252"),
+    **dict.fromkeys(("gb2312", "gbk", "x-gbk", "cp936", "euc-cn", "csgb2312", "chinese"), "gb18030"),
+    **dict.fromkeys(("iso-8859-9", "iso8859-9", "latin5", "l5"), "cp1254"),
+    **dict.fromkeys(("iso-8859-11", "tis-620", "windows-874"), "cp874"),
+    **dict.fromkeys(("ks_c_5601-1987", "euc-kr", "ks_c_5601", "korean"), "cp949"),
+    **dict.fromkeys(("shift_jis", "shift-jis", "sjis", "x-sjis", "ms_kanji", "windows-31j"), "cp932"),
+    **dict.fromkeys(("iso-8859-8-i", "iso-8859-8-e", "logical"), "iso-8859-8"),
+    **dict.fromkeys(("iso-8859-6-i", "iso-8859-6-e"), "iso-8859-6"),
+    "big5": "big5hkscs",
+}
+# Labels that promise nothing beyond ASCII (or say nothing): their 8-bit bytes are UTF-8 or Windows-1252.
+_UNSPOKEN = frozenset({"", "us-ascii", "ascii", "unknown-8bit", "x-unknown", "unknown", "default"})
+_ENCODED_WORD_CHARSET = re.compile(r"=\?([^?*]+)((?:\*[^?]*)?)\?([bBqQ])\?")
+
+
+def codec(label: str) -> str:
+    """The codec that reads text sent under ``label``."""
+    return SUPERSETS.get(label.strip().lower(), label.strip())
+
+
+def bytes_text(data: bytes) -> str:
+    """Unlabelled 8-bit bytes: UTF-8 when they decode as such, else Windows-1252 (never fails)."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", "replace")
+
+
+def mend_text_charsets(message: Message) -> None:
+    """Relabel the text parts of ``message`` (compat32, in place) with the charset that reads them.
+
+    A part labelled Latin-1 or with no charset whose bytes are valid UTF-8 is UTF-8 (clients mislabel
+    UTF-8 far more often than Latin-1 text happens to form UTF-8 sequences).
+    """
+    for part in message.walk():
+        if part.is_multipart() or part.get_content_maintype() != "text":
+            continue
+        declared = part.get_content_charset() or ""
+        wanted = codec(declared) if declared not in _UNSPOKEN else ""
+        if declared in _UNSPOKEN or wanted == "cp1252":
+            payload = part.get_payload(decode=True)
+            if not isinstance(payload, bytes) or payload.isascii():
+                continue
+            wanted = "utf-8" if _is_utf8(payload) else "cp1252"
+        if wanted and wanted != declared:
+            part.set_param("charset", wanted)
+
+
+def header_text(value: str) -> str:
+    """A raw header value (compat32: 8-bit bytes as surrogate escapes) as people read it."""
+    text = bytes_text(value.encode("utf-8", "surrogateescape"))
+    if "=?" not in text:
+        return text
+    text = _ENCODED_WORD_CHARSET.sub(lambda m: f"=?{codec(m.group(1))}{m.group(2)}?{m.group(3)}?", text)
+    # Quotes around encoded words (against RFC 2047, common in display names) keep them from being seen.
+    text = re.sub(r'"(=\?[^"]*\?=)"', r"\1", text)
+    try:
+        return str(make_header(decode_header(text)))
+    except (ValueError, LookupError, UnicodeError):
+        return text
+
+
+def raw_header(message: Message, name: str) -> str | None:
+    """The first ``name`` field of ``message`` as it came (compat32 keeps 8-bit bytes as surrogates)."""
+    wanted = name.lower()
+    return next((str(value) for key, value in message.raw_items() if key.lower() == wanted), None)
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

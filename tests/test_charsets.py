@@ -1,0 +1,83 @@
+"""Text read in the charset a mail means (maild/charsets.py), through `parse_mail` as the pipeline calls it."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from maild.charsets import codec, header_text
+from maild.mime import parse_mail
+
+
+def mail(head: str, body: bytes, charset: str | None, encoding: str = "8bit") -> bytes:
+    content_type = f"text/plain; charset={charset}" if charset else "text/plain"
+    return (
+        f"From: ana@customer.example\r\nTo: support@example.com\r\n{head}Content-Type: {content_type}\r\n"
+        f"Content-Transfer-Encoding: {encoding}\r\n\r\n"
+    ).encode() + body
+
+
+@pytest.mark.parametrize(
+    ("text", "wire", "label"),
+    [
+        ("“Quoted” 5€ – ok", "cp1252", "iso-8859-1"),  # Outlook's Windows-1252 under a Latin-1 label
+        ("España, ñandú", "utf-8", "iso-8859-1"),  # UTF-8 under a Latin-1 label
+        ("España, ñandú", "cp1252", None),  # 8-bit text with no label
+        ("España, ñandú", "utf-8", "us-ascii"),
+        ("朱镕基是总理", "gb18030", "gb2312"),  # GBK characters under gb2312
+        ("Türkçe ığş", "cp1254", "iso-8859-9"),
+        ("שלום עולם", "iso-8859-8", "iso-8859-8-i"),  # a label Python does not know
+    ],
+)
+def test_body_text_is_read_in_the_charset_meant(text: str, wire: str, label: str | None) -> None:
+    """The labels clients get wrong are read as their supersets (WHATWG), unlabelled 8-bit text as UTF-8 or
+    else Windows-1252: no character is lost or turned into a control code."""
+    assert parse_mail(mail("Subject: t\r\n", text.encode(wire) + b"\r\n", label), "<x@y>").text == text
+
+
+def test_quoted_printable_latin1_label_with_windows_1252_bytes() -> None:
+    body = b"=93Quoted=94 5=80 =96 ok\r\n"
+    parsed = parse_mail(mail("Subject: t\r\n", body, "iso-8859-1", "quoted-printable"), "<x@y>")
+    assert parsed.text == "“Quoted” 5€ – ok"
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("información mañana".encode("cp1252"), "información mañana"),  # raw 8-bit Latin-1
+        ("información mañana".encode(), "información mañana"),  # raw 8-bit UTF-8
+        (b"=?gb2312?B?" + base64.b64encode("朱镕基是总理".encode("gb18030")) + b"?=", "朱镕基是总理"),
+        (b"=?iso-8859-1?Q?=93Hola=94?=", "“Hola”"),
+        (b"=?utf-8?q?Ol=C3=A1?= mundo", "Olá mundo"),
+    ],
+)
+def test_subjects_are_read_in_the_charset_meant(raw: bytes, shown: str) -> None:
+    """8-bit bytes in a subject and RFC 2047 words under a loose label keep every letter."""
+    assert (
+        parse_mail(mail("Subject: ", b"", "utf-8").replace(b"Subject: ", b"Subject: " + raw + b"\r\n"), "<x@y>").subject
+        == shown
+    )
+
+
+def test_a_quoted_encoded_word_in_a_display_name_is_decoded() -> None:
+    """'"=?Windows-1252?B?...?=" <addr>' breaks RFC 2047, but every reader shows the name: so does maild."""
+    name = base64.b64encode("Formação Frenetikpolis".encode("cp1252")).decode()
+    raw = mail("Subject: t\r\n", b"Hi\r\n", "utf-8").replace(
+        b"From: ana@customer.example", f'From: "=?Windows-1252?B?{name}?=" <form@example.pt>'.encode()
+    )
+    parsed = parse_mail(raw, "<x@y>")
+    assert (parsed.from_name, parsed.from_address) == ("Formação Frenetikpolis", "form@example.pt")
+
+
+def test_an_8bit_display_name_is_decoded() -> None:
+    raw = mail("Subject: t\r\n", b"Hi\r\n", "utf-8").replace(
+        b"From: ana@customer.example", "From: José Ñúñez <jose@example.es>".encode("cp1252")
+    )
+    parsed = parse_mail(raw, "<x@y>")
+    assert (parsed.from_name, parsed.from_address) == ("José Ñúñez", "jose@example.es")
+
+
+def test_codec_and_header_text_leave_what_they_do_not_know() -> None:
+    assert codec("ISO-8859-1") == "cp1252" and codec("utf-8") == "utf-8" and codec("x-unheard-of") == "x-unheard-of"
+    assert header_text("=?x-unheard-of?q?abc?=") == "=?x-unheard-of?q?abc?="
