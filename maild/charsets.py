@@ -47,7 +47,7 @@ def bytes_text(data: bytes) -> str:
 
 
 def mend_text_charsets(message: Message) -> None:
-    """Relabel the text parts of ``message`` (compat32, in place) with the charset that reads them.
+    """Relabel the body text parts of ``message`` (compat32, in place) with the charset that reads them.
 
     A part labelled Latin-1 or with no charset whose bytes are valid UTF-8 is UTF-8 (clients mislabel
     UTF-8 far more often than Latin-1 text happens to form UTF-8 sequences).
@@ -55,6 +55,8 @@ def mend_text_charsets(message: Message) -> None:
     for part in message.walk():
         if part.is_multipart() or part.get_content_maintype() != "text":
             continue
+        if part.get_filename() or part.get_content_disposition() == "attachment":
+            continue  # a file goes on as it came, its label with it
         declared = part.get_content_charset() or ""
         wanted = codec(declared) if declared not in _UNSPOKEN else ""
         if declared in _UNSPOKEN or wanted == "cp1252":

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import email
 import email.policy
 import hashlib
+import mimetypes
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,7 +16,7 @@ from typing import Any
 
 import mailparser
 
-from maild.charsets import bytes_text, header_text, mend_text_charsets, raw_header
+from maild.charsets import bytes_text, codec, header_text, mend_text_charsets, raw_header
 from maild.mailtext import html_to_text, new_text
 
 _MSGID = re.compile(r"<[^<>\s]+>")
@@ -27,6 +26,9 @@ _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _HEADER_BLOCK = re.compile(rb"(?:(?:From |[\041-\071\073-\176]*:|[ \t])[^\n]*\n)*")
 _RECEIVED_FIELD = re.compile(rb"^received:[^\n]*\n(?:[ \t][^\n]*\n)*", re.IGNORECASE | re.MULTILINE)
 _LONE_CR = re.compile(rb"\r(?!\n)")
+_BODY_TYPES = frozenset({"text/plain", "text/html"})
+# Types mimetypes does not know, seen on real mail.
+_EXTENSIONS = {"image/jpg": ".jpg", "image/pjpeg": ".jpg", "text/rtf": ".rtf", "application/ms-tnef": ".dat"}
 # Limits on hostile structure: real mail stays far below them; beyond them the mail is kept but shunted.
 MAX_HEADER_BYTES = 256 * 1024
 MAX_MIME_PARTS = 500
@@ -174,6 +176,7 @@ def _with_mailparser(raw: bytes) -> _Decoded:
     mend_text_charsets(message)
     parsed = mailparser.MailParser(message)
     subject = raw_header(message, "subject")
+    files, broken = _files(message)
     return _Decoded(
         headers=_headers(parsed.headers),
         subject=_first(parsed.subject) if subject is None else header_text(subject),
@@ -181,9 +184,9 @@ def _with_mailparser(raw: bytes) -> _Decoded:
         to_pairs=parsed.to or [],
         cc_pairs=parsed.cc or [],
         date=parsed.date if isinstance(parsed.date, datetime) else None,
-        plain=_seven_bit_charset("\n".join(parsed.text_plain)) or None,
+        plain=_seven_bit_charset("\n".join(parsed.text_plain)) or broken or None,
         html=_seven_bit_charset("\n".join(parsed.text_html)) or None,
-        attachments=_parts(parsed.attachments),
+        attachments=files,
         message=parsed.message,
     )
 
@@ -196,19 +199,13 @@ def _with_stdlib(raw: bytes) -> _Decoded:
         headers.setdefault(name.lower(), _decoded_header(value))
     plain: list[str] = []
     html: list[str] = []
-    attachments: list[Part] = []
     for part in message.walk():
-        if part.is_multipart():
-            continue
-        payload = part.get_payload(decode=True)
-        data = payload if isinstance(payload, bytes) else b""
-        if part.get_filename() or part.get_content_disposition() == "attachment":
-            attachments.append(
-                Part(_file_name(_decoded_header(part.get_filename() or "")), part.get_content_type(), data)
-            )
-        elif part.get_content_type() in ("text/plain", "text/html"):
-            text = data.decode(part.get_content_charset() or "utf-8", "replace")
+        if part.get_content_type() in _BODY_TYPES and not _is_file(part):
+            payload = part.get_payload(decode=True)
+            data = payload if isinstance(payload, bytes) else b""
+            text = data.decode(codec(part.get_content_charset() or "utf-8"), "replace")
             (plain if part.get_content_subtype() == "plain" else html).append(text)
+    attachments, broken = _files(message)
     return _Decoded(
         headers=headers,
         subject=headers.get("subject", ""),
@@ -216,7 +213,7 @@ def _with_stdlib(raw: bytes) -> _Decoded:
         to_pairs=getaddresses([headers.get("to", "")]),
         cc_pairs=getaddresses([headers.get("cc", "")]),
         date=None,
-        plain="\n".join(plain) or None,
+        plain="\n".join(plain) or broken or None,
         html="\n".join(html) or None,
         attachments=attachments,
         message=message,
@@ -243,9 +240,9 @@ def _seven_bit_charset(text: str) -> str:
     """
     if "\x1b" not in text or not text.isascii():
         return text
-    for codec in ("iso2022_jp_2", "iso2022_kr"):
+    for seven_bit in ("iso2022_jp_2", "iso2022_kr"):
         try:
-            return text.encode("ascii").decode(codec)
+            return text.encode("ascii").decode(seven_bit)
         except UnicodeError:
             continue
     return text
@@ -293,27 +290,48 @@ def _addresses(pairs: list[tuple[str, str]] | None) -> tuple[str, ...]:
     return tuple(found)
 
 
-def _parts(attachments: list[dict[str, Any]]) -> list[Part]:
-    parts = []
-    for item in attachments:
-        payload = item.get("payload") or ""
-        if item.get("binary"):
-            try:
-                data = base64.b64decode(payload)
-            except (binascii.Error, ValueError):
-                data = str(payload).encode("utf-8", "surrogateescape")
-        else:
-            data = str(payload).encode("utf-8", "surrogateescape")
-        name = item.get("safe_filename") or item.get("filename") or "attachment"
-        parts.append(
-            Part(
-                filename=_file_name(str(name)),
-                content_type=str(item.get("mail_content_type") or "application/octet-stream"),
-                data=data,
-                charset=str(item.get("charset") or ""),
-            )
-        )
-    return parts
+def _files(message: Message) -> tuple[list[Part], str]:
+    """The files of ``message`` (every part that is neither a container nor body text: a nameless PDF, a
+    calendar invitation, an inline image) and the text of a multipart whose boundary is missing or wrong,
+    which the email package leaves as one body ("" for none).
+
+    Read here rather than from mail-parser, which leaves nameless parts out unless they have a Content-ID
+    (and then names them by it), and invents random names.
+    """
+    files: list[Part] = []
+    broken: list[str] = []
+    for part in message.walk():
+        if part.is_multipart():
+            continue
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
+        if part.get_content_maintype() == "multipart":
+            broken.append(bytes_text(data).strip())
+        elif _is_file(part):
+            charset = part.get_content_charset() or "" if part.get_content_maintype() == "text" else ""
+            files.append(Part(_file_name(_name_of(part)), part.get_content_type(), data, charset=charset))
+    return files, "\n".join(t for t in broken if t)
+
+
+def _is_file(part: Message) -> bool:
+    """A leaf part that is not body text: named, marked as an attachment, or of a type that is no text to
+    read (a bounce's returned headers are part of its report, not a file)."""
+    if part.get_content_type() in _BODY_TYPES:
+        return bool(part.get_filename()) or part.get_content_disposition() == "attachment"
+    return part.get_content_type() != "text/rfc822-headers"
+
+
+def _name_of(part: Message) -> str:
+    """A part's file name (RFC 2231, or an encoded word as clients write it), else the last segment of its
+    Content-Location, else "attachment" with the extension of its type."""
+    name = part.get_filename()
+    if name:
+        return header_text(str(name))
+    location = str(part.get("Content-Location") or "").strip().rstrip("/").rpartition("/")[2]
+    if location:
+        return header_text(location)
+    extension = _EXTENSIONS.get(part.get_content_type()) or mimetypes.guess_extension(part.get_content_type())
+    return f"attachment{extension or ''}"
 
 
 def _first(value: object) -> str:

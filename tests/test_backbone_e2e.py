@@ -732,3 +732,33 @@ def test_mislabelled_charsets_are_read_as_meant(daemon: Daemon, smarthost: Smart
     [message] = daemon.ticket(ticket["id"])["messages"]
     assert message["text"] == "Me cobraron “dos veces” 5€ – ¿pueden revisarlo?"
     assert f"from José Núñez <{FRIEND}>." in notice.body and "“dos veces” 5€" in notice.body
+
+
+def test_nameless_files_and_a_boundaryless_body_are_kept(daemon: Daemon, smarthost: Smarthost) -> None:
+    """A calendar invitation and a PDF with no file name are kept on the ticket and reach the agents; a
+    multipart whose boundary is missing keeps its words as the text."""
+    raw = (
+        f"From: {CUSTOMER}\r\nTo: {SUPPORT}\r\nSubject: Meeting and invoice\r\nMessage-ID: <files@client.example>\r\n"
+        'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="B"\r\n\r\n'
+        "--B\r\nContent-Type: text/plain\r\n\r\nInvitation and invoice attached.\r\n"
+        "--B\r\nContent-Type: text/calendar; method=REQUEST\r\n\r\nBEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n"
+        "--B\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQ=\r\n--B--\r\n"
+    ).encode()
+    daemon.send(raw)
+    [notice] = smarthost.wait_for(ANA)
+    assert notice.attachment_names == ["attachment.ics", "attachment.pdf"]
+    [ticket] = daemon.tickets()
+    [message] = daemon.ticket(ticket["id"])["messages"]
+    assert [(a["filename"], a["size"]) for a in message["attachments"]] == [
+        ("attachment.ics", 30),
+        ("attachment.pdf", 8),
+    ]
+    assert message["text"] == "Invitation and invoice attached."
+    broken = (
+        f"From: {FRIEND}\r\nTo: {SUPPORT}\r\nSubject: No boundary\r\nMessage-ID: <nob@client.example>\r\n"
+        "Content-Type: multipart/alternative\r\n\r\nMy printer prints blank pages.\r\n"
+    ).encode()
+    daemon.send(broken, mail_from=FRIEND)
+    daemon.wait_processed()
+    [other] = [t for t in daemon.tickets() if t["id"] != ticket["id"]]
+    assert daemon.ticket(other["id"])["messages"][0]["text"] == "My printer prints blank pages."

@@ -81,3 +81,71 @@ def test_an_8bit_display_name_is_decoded() -> None:
 def test_codec_and_header_text_leave_what_they_do_not_know() -> None:
     assert codec("ISO-8859-1") == "cp1252" and codec("utf-8") == "utf-8" and codec("x-unheard-of") == "x-unheard-of"
     assert header_text("=?x-unheard-of?q?abc?=") == "=?x-unheard-of?q?abc?="
+
+
+# --- files: every part that is not body text, named as readers name it (maild/mime.py `_files`) -----------
+
+
+def multipart(*parts: str, outer: str = "multipart/mixed") -> bytes:
+    body = "".join(f"--B\r\n{part}\r\n" for part in parts)
+    return (
+        "From: ana@customer.example\r\nTo: support@example.com\r\nSubject: files\r\nMIME-Version: 1.0\r\n"
+        f'Content-Type: {outer}; boundary="B"\r\n\r\n{body}--B--\r\n'
+    ).encode()
+
+
+TEXT = "Content-Type: text/plain; charset=utf-8\r\n\r\nSee the files."
+
+
+@pytest.mark.parametrize(
+    ("part", "name", "content_type"),
+    [
+        (
+            "Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nAAEC",
+            "attachment.bin",
+            "application/octet-stream",
+        ),
+        ("Content-Type: text/calendar; method=REQUEST\r\n\r\nBEGIN:VCALENDAR", "attachment.ics", "text/calendar"),
+        (
+            "Content-Type: application/pdf\r\nContent-Disposition: attachment\r\n\r\n%PDF-1.4",
+            "attachment.pdf",
+            "application/pdf",
+        ),
+        ("Content-Type: image/png\r\nContent-ID: <img1@x>\r\n\r\nPNG", "attachment.png", "image/png"),
+        (
+            "Content-Type: image/jpg\r\nContent-Disposition:\r\nContent-Location: http://x.example/a/photo.jpg\r\n\r\nJPG",
+            "photo.jpg",
+            "image/jpg",
+        ),
+        (
+            'Content-Type: application/pdf; name="=?utf-8?q?factura_espa=C3=B1a.pdf?="\r\n\r\n%PDF',
+            "factura españa.pdf",
+            "application/pdf",
+        ),
+    ],
+)
+def test_every_file_is_kept_and_named_as_readers_name_it(part: str, name: str, content_type: str) -> None:
+    """A nameless part is a file too (mail-parser dropped it, or named it by its Content-ID or at random):
+    named by its Content-Location, else "attachment" and its type's extension."""
+    parsed = parse_mail(multipart(TEXT, part), "<x@y>")
+    assert parsed.text == "See the files."
+    [file] = parsed.attachments
+    assert (file.filename, file.content_type) == (name, content_type) and file.data
+
+
+def test_a_bounces_returned_headers_are_no_file() -> None:
+    """text/rfc822-headers is part of a delivery report, not a file someone sent."""
+    raw = multipart(TEXT, "Content-Type: text/rfc822-headers\r\n\r\nSubject: x", outer="multipart/report")
+    assert parse_mail(raw, "<x@y>").attachments == ()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"From: a@example.org\r\nSubject: s\r\nContent-Type: multipart/alternative\r\n\r\nBlah blah blah\r\n",
+        b'From: a@example.org\r\nSubject: s\r\nContent-Type: multipart/mixed; boundary="B"\r\n\r\nBlah blah blah\r\n',
+    ],
+)
+def test_a_multipart_without_its_boundary_keeps_its_text(raw: bytes) -> None:
+    """No boundary given, or none found: the email package leaves the body as one text, which is the mail."""
+    assert parse_mail(raw, "<x@y>").text == "Blah blah blah"
