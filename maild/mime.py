@@ -221,15 +221,21 @@ def _with_stdlib(raw: bytes) -> _Decoded:
 
 
 def _from_pairs(message: Message, parsed: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """mail-parser's From pairs, unless the field has 8-bit bytes or a name is an encoded word in quotes:
-    then read here, the addresses first and each name decoded after (`maild.charsets`)."""
+    """mail-parser's From pairs, unless the field has 8-bit bytes or a name is an encoded word in quotes."""
     value = raw_header(message, "from")
     if value is None or (value.isascii() and not any("=?" in name for name, _ in parsed)):
         return parsed
-    return [
-        (header_text(name), address)
-        for name, address in getaddresses([bytes_text(value.encode("utf-8", "surrogateescape"))])
-    ]
+    return mailboxes(message, "from")
+
+
+def mailboxes(message: Message, name: str) -> list[tuple[str, str]]:
+    """(display name, address) of a field as it came: 8-bit bytes read as `maild.charsets` reads them, the
+    addresses found first and each name decoded after (an encoded name may hold a comma)."""
+    value = raw_header(message, name)
+    if value is None:
+        return []
+    text = bytes_text(value.encode("utf-8", "surrogateescape"))
+    return [(header_text(display), address) for display, address in getaddresses([text])]
 
 
 def _seven_bit_charset(text: str) -> str:

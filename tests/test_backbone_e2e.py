@@ -409,7 +409,9 @@ def test_unreachable_smarthost_costs_one_connect_per_batch(tmp_path: Path) -> No
         dropper.start()
         daemon = Daemon(tmp_path, server.getsockname()[1])
         config = daemon.config_path.read_text()
-        daemon.config_path.write_text(config.replace('retry_base = "1s"', 'retry_base = "1h"'))
+        daemon.config_path.write_text(
+            config.replace('retry_base = "1s"', 'retry_base = "1h"').replace('retry_max = "2s"', 'retry_max = "2h"')
+        )
         daemon.start()
         try:
             daemon.send(make_mail())
@@ -675,13 +677,13 @@ def test_a_web_forms_mail_is_answered_at_its_reply_to(daemon: Daemon, smarthost:
     the acknowledgement and the agents' answers go to them, never to the form, and their own reply from that
     address is a participant's."""
     daemon.send(
-        make_mail(sender=f"Website <{FORM}>", subject="Contact form", headers={"Reply-To": f"Alice Doe <{FRIEND}>"}),
+        make_mail(sender=f"Website <{FORM}>", subject="Contact form", headers={"Reply-To": f"Alicia Núñez <{FRIEND}>"}),
         mail_from=FORM,
     )
     [ack] = smarthost.wait_for(FRIEND)
     assert "received" in ack["Subject"]
     [notice] = smarthost.wait_for(ANA)
-    assert f"from Alice Doe <{FRIEND}>." in notice.body and f"Sent through {FORM}, which gave" in notice.body
+    assert f"from Alicia Núñez <{FRIEND}>." in notice.body and f"Sent through {FORM}, which gave" in notice.body
     [ticket] = daemon.tickets()
     assert ticket["requester"] == FRIEND
     assert daemon.ticket(ticket["id"])["messages"][0]["from"] == FRIEND
@@ -693,18 +695,25 @@ def test_a_web_forms_mail_is_answered_at_its_reply_to(daemon: Daemon, smarthost:
     assert [m["visibility"] for m in daemon.ticket(ticket["id"])["messages"]] == ["public"] * 3
 
 
-def test_reply_to_does_not_take_a_ticket_from_the_address_it_knows(daemon: Daemon, smarthost: Smarthost) -> None:
-    """On a ticket that knows the From address, a Reply-To elsewhere changes nothing; a Reply-To naming the
-    desk, or several mailboxes, is ignored (the acknowledgement goes to From)."""
+def test_reply_to_counts_only_for_a_mail_that_starts_a_ticket(daemon: Daemon, smarthost: Smarthost) -> None:
+    """On an existing ticket the mail is its From's: a stranger naming the customer in Reply-To stays a
+    stranger (an internal note, nothing reopened), and the customer's own Reply-To elsewhere changes nothing;
+    a Reply-To naming the desk, or several mailboxes, is ignored."""
     ticket, _ = open_ticket(daemon, smarthost)
+    stranger = "mallory@evil.example"
+    daemon.send(
+        make_mail(sender=stranger, subject=f"Re: {ticket['token']}", body="Refund me.", headers={"Reply-To": CUSTOMER}),
+        mail_from=stranger,
+    )
     daemon.send(make_mail(subject=f"Re: {ticket['token']}", body="More.", headers={"Reply-To": FRIEND}))
     daemon.wait_processed()
-    assert daemon.ticket(int(str(ticket["id"])))["messages"][-1]["from"] == CUSTOMER
+    messages = daemon.ticket(int(str(ticket["id"])))["messages"]
+    assert [(m["from"], m["visibility"]) for m in messages[1:]] == [(stranger, "internal"), (CUSTOMER, "public")]
     for reply_to in (SUPPORT, f"{FRIEND}, other@example.net"):
         daemon.send(make_mail(sender=CARMEN, headers={"Reply-To": reply_to}), mail_from=CARMEN)
     daemon.wait_processed()
     assert {t["requester"] for t in daemon.tickets()} == {CUSTOMER, CARMEN}
-    assert smarthost.to(FRIEND) == []
+    assert smarthost.to(FRIEND) == [] and smarthost.to(stranger) == []
 
 
 def test_a_blocked_address_in_reply_to_is_blocked(start_daemon: Callable[..., Daemon], smarthost: Smarthost) -> None:

@@ -3,15 +3,10 @@ mail is dropped unanswered when they are blocked (`[security] blocked_senders`, 
 
 from __future__ import annotations
 
-import re
-from email.utils import getaddresses
-
 from maild.authres import agent_authenticated
 from maild.handlers.base import CONTINUE, Context, Outcome, Services, Stop
-from maild.mime import mime_tree
+from maild.mime import mailboxes, mime_tree
 from maild.store import Tx
-
-_SURROGATES = re.compile("[\udc80-\udcff]")
 
 
 class Identify:
@@ -45,21 +40,17 @@ class Identify:
         ctx.agent = agent
         ctx.sender_name = mail.from_name
         if agent is None and not (ctx.spoofed or ctx.automatic or ctx.bulk or self.config.is_desk(ctx.sender)):
-            ctx.reply_to = self.reply_to(mail.header("reply-to"), ctx.sender)
+            ctx.reply_to = self.reply_to(mailboxes(mime_tree(mail, ctx.inbound.raw), "reply-to"), ctx.sender)
         if agent is None:
             for address in (ctx.sender, ctx.reply_to[1] if ctx.reply_to else ""):
                 if address and (security.blocks(address) or await tx.is_blocked(address)):
                     return Stop(f"blocked sender: {address}")
         return CONTINUE
 
-    def reply_to(self, value: str, sender: str) -> tuple[str, str] | None:
+    def reply_to(self, pairs: list[tuple[str, str]], sender: str) -> tuple[str, str] | None:
         """The one mailbox of a customer's Reply-To that is not the From one nor the desk's (a mail to answer
         at ours would loop); None for none, or several (whom to answer is then anyone's guess)."""
-        found = [
-            (" ".join(n.split()), a.strip().lower())
-            for n, a in getaddresses([value])
-            if _is_address(a.strip()) and not _SURROGATES.search(a)  # bytes no charset could read
-        ]
+        found = [(" ".join(n.split()), a.strip().lower()) for n, a in pairs if _is_address(a.strip())]
         if len({address for _, address in found}) != 1:
             return None
         name, address = found[0]

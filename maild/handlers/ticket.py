@@ -6,7 +6,6 @@ from maild.commands import Requester
 from maild.config import LANGUAGES
 from maild.handlers.base import CONTINUE, Context, Outcome, Services, Stop
 from maild.language import customer_language
-from maild.models import Ticket
 from maild.statuses import CLOSED, NEW
 from maild.store import Tx
 from maild.tokens import strip_tokens
@@ -26,7 +25,6 @@ class OpenTicket:
         # the closed ticket for the record.
         if old is not None and old.status == CLOSED and ctx.agent is None and not ctx.automatic:
             ctx.ticket = None
-            answer_at_reply_to(ctx, old)
             if ctx.sender in (old.requester, *old.followers):
                 ctx.spawned_from = old.id
             else:
@@ -34,13 +32,12 @@ class OpenTicket:
         if ctx.ticket is None:
             if not ctx.sender:
                 return Stop("no sender address")  # machine mail that names no ticket and nobody
-            answer_at_reply_to(ctx, None)
+            if old is None:
+                answer_at_reply_to(ctx)
             await self.create(ctx, tx)
             if old is not None and ctx.spawned_from:
                 await tx.link_tickets(ctx.current_ticket.id, old.id, ctx.sender, "reply to a closed ticket")
                 ctx.current_ticket.linked = [old.id]
-        else:
-            answer_at_reply_to(ctx, ctx.ticket)
         ticket = ctx.current_ticket
         ctx.participant = ctx.agent is not None or ctx.sender in (ticket.requester, *ticket.followers)
         return CONTINUE
@@ -80,17 +77,14 @@ class OpenTicket:
         return [a for a in dict.fromkeys(addresses) if a not in excluded and not self.config.is_desk(a)]
 
 
-def answer_at_reply_to(ctx: Context, ticket: Ticket | None) -> None:
-    """A customer's mail is theirs at its Reply-To address when it starts a ticket, or when ``ticket`` knows
-    that address and not the From one: a web form writes From itself on behalf of the customer it names in
-    Reply-To, and a person may ask for answers at another address of theirs (FreeScout and RT read Reply-To
-    so). The ticket, its answers and the message's author are then that address."""
+def answer_at_reply_to(ctx: Context) -> None:
+    """A customer's mail that starts a conversation is theirs at its Reply-To address: a web form writes From
+    itself on behalf of the customer it names in Reply-To, and a person may ask for answers at another
+    address of theirs (FreeScout and RT read Reply-To so). The ticket, its answers and the message's author
+    are then that address. Never for mail about an existing ticket, open or closed: the ticket knows its
+    people by From, and a stranger naming its customer in Reply-To must not write as them."""
     if ctx.reply_to is None:
         return
     name, address = ctx.reply_to
-    if ctx.sender == address:
-        return
-    known = () if ticket is None else (ticket.requester, *ticket.followers)
-    if ticket is None or (address in known and ctx.sender not in known):
-        ctx.notes.append(f"answered at Reply-To {address}, not From {ctx.sender}")
-        ctx.via, ctx.sender, ctx.sender_name = ctx.sender, address, name
+    ctx.notes.append(f"answered at Reply-To {address}, not From {ctx.sender}")
+    ctx.via, ctx.sender, ctx.sender_name = ctx.sender, address, name
