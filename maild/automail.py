@@ -82,17 +82,15 @@ _BULK_HEADERS = (
     "X-Mailman-Version",
     "X-Campaign",
     "X-Campaign-Id",
-    # A loop-guard header: procmail's forwarding recipes and other ticket systems (OTRS, Zammad's own mail)
-    # write it; an Exchange inbox rule that redirected the mail writes the second. A person's words may be
-    # inside, so agents see it, but nothing answers it.
-    "X-Loop",
-    "X-MS-Exchange-Inbox-Rules-Loop",
 )
-# Envelope or Sender addresses of list servers and bulk senders: Mailman's list-bounces@ and list-request@,
-# LISTSERV's and Majordomo's owner-list@, ezmlm's list-return-..., ESPs' VERP bounces+...@ (SendGrid).
-_LIST_LOCALPART = re.compile(
-    r"^(owner-.+|.+-(bounces|request|owner)(\+.*)?|.+-return-.+|bounces?[+=-].+)$", re.IGNORECASE
-)
+# Loop-guard headers: procmail's forwarding recipes and other ticket systems write the first, an Exchange
+# inbox rule that redirected the mail the second (Exchange's own auto-replies carry it too, which the checks
+# before catch). Values naming our own address are our set-up's (a rule or recipe feeding maild), not a sign.
+_LOOP_GUARD_HEADERS = ("X-Loop", "X-MS-Exchange-Inbox-Rules-Loop")
+# Envelope, Return-Path or Sender local parts of list servers and bulk senders (never From: people have
+# role addresses such as product-owner@): Mailman's list-bounces@, LISTSERV's and Majordomo's owner-list@,
+# ezmlm's list-return-NN-..., ESPs' VERP bounces+...@ (SendGrid).
+_LIST_LOCALPART = re.compile(r"^(owner-.+|.+-bounces(\+.*)?|.+-return-\d.*|bounces?\+.+)$", re.IGNORECASE)
 # Responders that skip Auto-Submitted but mark their replies in a header of their own: (header, value
 # pattern). Sources: the responders' documentation, collected in the multi_mail wiki and ezmlm-weed(1).
 _AUTOREPLY_HEADERS = (
@@ -272,13 +270,23 @@ def _bulk_headers(mail: _Mail) -> Verdict | None:
 
 
 def _list_sender(mail: _Mail) -> Verdict | None:
-    """Sent through a list server or a bulk sender, as its envelope or Sender address shows (a list digest
-    from list-request@, a LISTSERV post whose Sender is owner-list@)."""
-    fields = [*mail.values("Sender"), *mail.values("From"), *mail.values("Return-Path"), mail.envelope_from or ""]
+    """Sent through a list server or a bulk sender, as its envelope, Return-Path or Sender address shows (a
+    Mailman post from list-bounces@, a LISTSERV post whose Sender is owner-list@)."""
+    fields = [*mail.values("Sender"), *mail.values("Return-Path"), mail.envelope_from or ""]
     for _, address in getaddresses([f for f in fields if f]):
         local = address.strip().rpartition("@")[0]
         if local and _LIST_LOCALPART.match(local):
             return Verdict("bulk", f"sent by {address.strip().lower()}")
+    return None
+
+
+def _loop_guard(mail: _Mail) -> Verdict | None:
+    """Another system's loop guard: a person's words may be inside (a forwarding rule), so agents see it,
+    but nothing answers it. Last of the checks: an auto-reply or bounce carrying one is that."""
+    for header in _LOOP_GUARD_HEADERS:
+        for value in mail.values(header):
+            if not (mail.loop_marker and mail.loop_marker in value.lower()):
+                return Verdict("bulk", f"{header}: {value}")
     return None
 
 
@@ -325,6 +333,7 @@ _CHECKS: tuple[Callable[[_Mail], Verdict | None], ...] = (
     _list_sender,
     _null_sender,
     _subject,
+    _loop_guard,
 )
 
 

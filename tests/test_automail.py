@@ -229,20 +229,37 @@ def test_list_headers_are_bulk(header: str) -> None:
     [
         "X-Mailman-Version: 2.1.39",
         "X-Campaign: spring-sale",
-        "X-Loop: helpdesk@vendor.example",
-        "X-MS-Exchange-Inbox-Rules-Loop: jane@customer.example",
     ],
 )
-def test_list_servers_bulk_senders_and_loop_guards_are_bulk(header: str) -> None:
-    """A list server's or a campaign's header, or a loop-guard header that a forwarding rule or another
-    ticket system wrote: bulk (agents see it, nothing answers it)."""
+def test_list_servers_and_bulk_senders_headers_are_bulk(header: str) -> None:
+    """A list server's or a campaign's header: bulk (agents see it, nothing answers it)."""
     assert judge(message(header)) == Verdict("bulk", header.split(":")[0])
+
+
+@pytest.mark.parametrize(
+    "header", ["X-Loop: helpdesk@vendor.example", "X-MS-Exchange-Inbox-Rules-Loop: jane@x.example"]
+)
+def test_another_systems_loop_guard_is_bulk(header: str) -> None:
+    """A loop-guard header another ticket system or a forwarding rule wrote: bulk."""
+    assert judge(message(header)) == Verdict("bulk", header)
+
+
+def test_a_loop_guard_naming_our_address_is_our_set_up() -> None:
+    """An Exchange rule or a procmail recipe that feeds maild marks every mail with our own address: no sign."""
+    for header in (f"X-MS-Exchange-Inbox-Rules-Loop: {SUPPORT}", f"X-Loop: {SUPPORT.upper()}"):
+        assert judge(message(header)).kind == "human"
+
+
+def test_an_exchange_out_of_office_stays_an_auto_reply() -> None:
+    """Exchange's automatic replies carry X-MS-Exchange-Inbox-Rules-Loop as well: an auto-reply, as before."""
+    raw = message("X-MS-Exchange-Inbox-Rules-Loop: jane@x.example\nSubject: Automatic reply: Printer broken")
+    assert judge(raw, "").kind == "auto_reply"
 
 
 @pytest.mark.parametrize(
     ("header", "envelope_from"),
     [
-        ("From: ppp-request@zzz.example", "ppp-request@zzz.example"),  # a Mailman digest
+        ("From: ppp-request@zzz.example", "ppp-bounces@zzz.example"),  # a Mailman digest
         ("Sender: RRGA-L list <owner-rrga-l@lists.example>", "jane@example.org"),  # a LISTSERV post
         ("", "news-bounces@lists.example"),  # Mailman's envelope
         ("", "bounces+8321-ab12-jane=example.org@em.sendgrid.example"),  # an ESP's VERP
@@ -255,9 +272,19 @@ def test_list_server_and_bulk_sender_addresses_are_bulk(header: str, envelope_fr
     assert verdict.kind == "bulk" and verdict.reason.startswith("sent by ")
 
 
-@pytest.mark.parametrize("address", ["jane.request@example.org", "bounce@example.org", "owner@example.org"])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "jane.request@example.org",
+        "bounce@example.org",
+        "owner@example.org",
+        "product-owner@customer.example",
+        "change-request@customer.example",
+        "access-request@customer.example",
+    ],
+)
 def test_people_whose_address_resembles_a_list_servers_are_human(address: str) -> None:
-    """Only the list servers' own shapes count: "owner@", "bounce@" or a dotted ".request" are people."""
+    """Only the list servers' own shapes count, and never in From: role mailboxes are people."""
     assert judge(message(f"From: {address}"), address).kind == "human"
 
 
