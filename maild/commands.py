@@ -10,7 +10,9 @@ Which lines are commands
     ``#1 issue``, ``# heading``, ``#hashtag``, ``#include``, ``see issue #12``. A known keyword with bad arguments
     is still a command line: it gives a `CommandError` and is removed from the text too. So does a first word
     one letter away from a keyword of `MISSPELT_MIN_LETTERS` or more (``#stauts``, ``#tiem``, ``#reslove``):
-    an agent's typo must not be relayed to the customer as text while the command silently does nothing.
+    an agent's typo must not be relayed to the customer as text while the command silently does nothing. A
+    letter replaced counts in keywords of `MISSPELT_REPLACED_LETTERS` or more, and a trailing "s" or "d" makes
+    a word of its own (``#line``, ``#notes``, ``#closed`` stay text).
     ``#thanks`` / ``#gracias`` (as in debbugs, trailing ``.``, ``,`` or ``!`` allowed) ends the commands: that
     line is removed and every later line is plain text, even one that starts with ``#``.
     At most `MAX_COMMANDS` command lines are read; the first one beyond gives one "too many commands" error and
@@ -688,8 +690,11 @@ PARSERS: dict[str, Callable[[str], CommandArgs]] = {
 
 _STOP = "#thanks"
 _MISSPELT = "#misspelt"
-# Keywords this long or longer are recognised misspelt by one letter; shorter ones would catch ordinary words.
+# Words this long or longer are read as misspelt keywords; a letter replaced counts only in keywords of
+# `MISSPELT_REPLACED_LETTERS` or more ("#line" is no "#link", "#unix" no "#unir"), and a trailing "s" or
+# "d" makes a word, not a typo ("#notes", "#links", "#closed").
 MISSPELT_MIN_LETTERS = 4
+MISSPELT_REPLACED_LETTERS = 5
 
 
 def _classify(line: str) -> tuple[str, str] | None:
@@ -709,21 +714,29 @@ def _classify(line: str) -> tuple[str, str] | None:
 
 
 def _meant(word: str) -> str | None:
-    """The keyword ``word`` misses by one letter (one added, left out, replaced, or two swapped), if any."""
+    """The keyword ``word`` misses by one letter (added, left out, replaced, or two swapped), if any."""
     if len(word) < MISSPELT_MIN_LETTERS:
         return None
-    return next((k for k in KEYWORDS if len(k) >= MISSPELT_MIN_LETTERS and _one_edit_apart(word, k)), None)
+    return next((k for k in KEYWORDS if len(k) >= MISSPELT_MIN_LETTERS and _misspelt(word, k)), None)
 
 
-def _one_edit_apart(a: str, b: str) -> bool:
-    if abs(len(a) - len(b)) > 1 or a == b:
+def _misspelt(typed: str, keyword: str) -> bool:
+    if typed == keyword or abs(len(typed) - len(keyword)) > 1:
         return False
-    start = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
-    if len(a) == len(b):
-        swapped = a[start + 2 :] == b[start + 2 :] and a[start : start + 2] == b[start : start + 2][::-1]
-        return a[start + 1 :] == b[start + 1 :] or swapped
-    longer, shorter = (a, b) if len(a) > len(b) else (b, a)
-    return longer[start + 1 :] == shorter[start:]
+    start = next((i for i, (x, y) in enumerate(zip(typed, keyword, strict=False)) if x != y), None)
+    if len(typed) == len(keyword):
+        assert start is not None  # equal lengths and different
+        swapped = (
+            typed[start + 2 :] == keyword[start + 2 :] and typed[start : start + 2] == keyword[start : start + 2][::-1]
+        )
+        replaced = typed[start + 1 :] == keyword[start + 1 :] and len(keyword) >= MISSPELT_REPLACED_LETTERS
+        return swapped or replaced
+    if len(typed) > len(keyword):
+        if start is None:  # the keyword and one letter more at the end
+            return typed[-1] not in "sd"
+        return typed[start + 1 :] == keyword[start:]
+    start = len(typed) if start is None else start
+    return keyword[start + 1 :] == typed[start:]
 
 
 def parse_commands(text: str) -> ParsedCommands:

@@ -167,12 +167,19 @@ def test_decomposed_accent_in_keyword_is_recognised() -> None:
         "#notable this",
         "#commentary",
         "#lin 5",
+        "#line 42",
+        "#unix",
+        "#notes: later",
+        "#links",
+        "#closed",
+        "#Hola a todos",
         "#thanksgiving",
     ],
 )
 def test_lines_that_are_not_commands_stay_in_the_text(line: str) -> None:
-    """A "#" not followed by a letter, an unknown keyword (a short one, or two letters or more away from every
-    keyword), or a "#" inside a line is plain text."""
+    """A "#" not followed by a letter, an unknown keyword (a short one, two letters or more away from every
+    keyword, a keyword with a trailing "s" or "d", or one letter replaced in a short keyword), or a "#" inside
+    a line is plain text."""
     parsed = parse_commands(line)
     assert parsed.commands == ()
     assert parsed.errors == ()
