@@ -688,8 +688,9 @@ def test_a_forwards_note_goes_to_the_third_party_alone(daemon: Daemon, smarthost
 
 
 def test_a_forward_carries_the_public_threads_files(daemon: Daemon, smarthost: Smarthost) -> None:
-    """`#forward` attaches the files of the public thread, each once; an internal note's file stays inside,
-    and a file whose stored copy is gone is named in the mail instead."""
+    """`#forward` attaches the files of the forwarding mail and of the public thread (a reply of a file alone
+    too), each once; an internal note's file stays inside, and a file whose stored copy is gone is named in
+    the mail instead."""
     photo, log = b"\xff\xd8\xff\xe0 fake jpeg" * 50, "Error: impresión fallida\n".encode()
     ticket = new_ticket(daemon, smarthost, attachments=[("photo.jpg", "image/jpeg", photo)])
     reply = make_mail(
@@ -699,19 +700,23 @@ def test_a_forward_carries_the_public_threads_files(daemon: Daemon, smarthost: S
     daemon.wait_processed()
     secret = b"%PDF-1.4 internal pricing"
     agent_mail(daemon, ticket, "#internal\nOur costs.", attachments=[("costs.pdf", "application/pdf", secret)])
-    gone = b"GIF89a gone"
+    gone, screenshot = b"GIF89a gone", b"\x89PNG screenshot"
     daemon.send(
         make_mail(subject=f"Re: {ticket['token']}", body="One more.", attachments=[("old.gif", "image/gif", gone)])
+    )
+    daemon.send(  # a reply of a screenshot alone
+        make_mail(subject=f"Re: {ticket['token']}", body="", attachments=[("screen.png", "image/png", screenshot)])
     )
     daemon.wait_processed()
     blob = (
         daemon.workdir / "data" / "blobs" / hashlib.sha256(gone).hexdigest()[:2] / hashlib.sha256(gone).hexdigest()[2:]
     )
     blob.unlink()
-    agent_mail(daemon, ticket, f"#forward {THIRD}\nThe customer's photo and log.\n")
+    model = [("model.txt", "text/plain", b"LaserJet 4000")]
+    agent_mail(daemon, ticket, f"#forward {THIRD}\nThe customer's photo and log.\n", attachments=model)
     [forwarded] = smarthost.wait_for(THIRD)
     parts = {p.get_filename(): p for p in forwarded.message.iter_attachments()}
-    assert list(parts) == ["photo.jpg", "log.txt"]
+    assert list(parts) == ["model.txt", "photo.jpg", "log.txt", "screen.png"]  # the agent's own first
     assert parts["photo.jpg"].get_content() == photo and parts["photo.jpg"].get_content_type() == "image/jpeg"
     assert parts["log.txt"].get_content_charset() == "utf-8" and parts["log.txt"].get_content() == log.decode()
     assert f"old.gif ({len(gone)} bytes): no longer stored" in forwarded.body

@@ -1262,9 +1262,7 @@ def test_a_forward_carries_files_up_to_its_budget_and_names_the_rest() -> None:
     sizes = {"a" * 64: FORWARD_FILE_BYTES - 100, "b" * 64: 200, "c" * 64: 100, "d" * 64: FORWARD_FILE_BYTES + 1}
     blobs = SimpleNamespace(get=lambda digest: b"x" * sizes[digest])
     files = [Attachment(f"{d[0]}.bin", "application/octet-stream", size, d) for d, size in sizes.items()]
-    when = datetime(2026, 12, 3, tzinfo=UTC)
-    messages = [Message(1, 1, "in", "public", "customer@example.org", "<m@x>", "s", "t", when, None, tuple(files))]
-    parts, left_out = asyncio.run(_files(SimpleNamespace(blobs=blobs), messages))  # type: ignore[arg-type]
+    parts, left_out = asyncio.run(_files(SimpleNamespace(blobs=blobs), files))  # type: ignore[arg-type]
     assert [p.filename for p in parts] == ["a.bin", "c.bin"]
     assert left_out == [LeftOut("b.bin", 200, "too large"), LeftOut("d.bin", FORWARD_FILE_BYTES + 1, "too large")]
 

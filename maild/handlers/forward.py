@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from maild.compose import Draft
 from maild.handlers.base import Context, Services
 from maild.mime import Part
-from maild.models import Attachment, Message
+from maild.models import Attachment
 from maild.render import ticket_vars
 from maild.store import Tx
 
@@ -35,8 +35,12 @@ async def forward_thread(services: Services, ctx: Context, tx: Tx, address: str)
     of mails of commands alone) to ``address``, the agent's own text first."""
     config = services.config
     ticket = ctx.current_ticket
-    messages = [m for m in await tx.messages(ticket.id) if m.visibility == "public" and m.text.strip()]
-    files, left_out = await _files(services, messages)
+    public = [m for m in await tx.messages(ticket.id) if m.visibility == "public"]
+    messages = [m for m in public if m.text.strip()]
+    # The agent's own files first (the forward mail is an internal note, so not among the public ones),
+    # then the thread's, a customer's reply of a photo alone included.
+    own = list(ctx.message.attachments) if ctx.message else []
+    files, left_out = await _files(services, [*own, *(a for m in public for a in m.attachments)])
     rendered = services.renderer.render(
         "external.forward",
         ticket.language,
@@ -57,13 +61,13 @@ async def forward_thread(services: Services, ctx: Context, tx: Tx, address: str)
     await services.outbox.queue(tx, draft, ticket.id)
 
 
-async def _files(services: Services, messages: list[Message]) -> tuple[list[Part], list[LeftOut]]:
-    """The thread's files in order, each once, within the budget; the rest as `LeftOut`."""
+async def _files(services: Services, attachments: list[Attachment]) -> tuple[list[Part], list[LeftOut]]:
+    """The files in order, each once, within the budget; the rest as `LeftOut`."""
     files: list[Part] = []
     left_out: list[LeftOut] = []
     seen: set[tuple[str, str]] = set()
     budget = FORWARD_FILE_BYTES
-    for attachment in (a for m in messages for a in m.attachments):
+    for attachment in attachments:
         if (attachment.sha256, attachment.filename) in seen:
             continue  # the same file quoted back and forth
         seen.add((attachment.sha256, attachment.filename))
