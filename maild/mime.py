@@ -7,6 +7,7 @@ import email.policy
 import hashlib
 import mimetypes
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.header import decode_header, make_header
@@ -27,6 +28,7 @@ _HEADER_BLOCK = re.compile(rb"(?:(?:From |[\041-\071\073-\176]*:|[ \t])[^\n]*\n)
 _RECEIVED_FIELD = re.compile(rb"^received:[^\n]*\n(?:[ \t][^\n]*\n)*", re.IGNORECASE | re.MULTILINE)
 _LONE_CR = re.compile(rb"\r(?!\n)")
 _BODY_TYPES = frozenset({"text/plain", "text/html"})
+_ALTERNATIVE = "multipart/alternative"
 # Types mimetypes does not know, seen on real mail.
 _EXTENSIONS = {"image/jpg": ".jpg", "image/pjpeg": ".jpg", "text/rtf": ".rtf", "application/ms-tnef": ".dat"}
 # Limits on hostile structure: real mail stays far below them; beyond them the mail is kept but shunted.
@@ -199,8 +201,8 @@ def _with_stdlib(raw: bytes) -> _Decoded:
         headers.setdefault(name.lower(), _decoded_header(value))
     plain: list[str] = []
     html: list[str] = []
-    for part in message.walk():
-        if part.get_content_type() in _BODY_TYPES and not _is_file(part):
+    for part, parent in _leaves(message, ""):
+        if part.get_content_type() in _BODY_TYPES and not _is_file(part, parent):
             payload = part.get_payload(decode=True)
             data = payload if isinstance(payload, bytes) else b""
             text = data.decode(codec(part.get_content_charset() or "utf-8"), "replace")
@@ -298,45 +300,73 @@ def _addresses(pairs: list[tuple[str, str]] | None) -> tuple[str, ...]:
 
 def _files(message: Message) -> tuple[list[Part], str]:
     """The files of ``message`` (every part that is neither a container nor body text: a nameless PDF, a
-    calendar invitation, an inline image) and the text of a multipart whose boundary is missing or wrong,
-    which the email package leaves as one body ("" for none).
+    calendar invitation, an inline image, an attached mail) and the text of a multipart whose boundary is
+    missing or wrong, which the email package leaves as one body ("" for none).
 
     Read here rather than from mail-parser, which leaves nameless parts out unless they have a Content-ID
     (and then names them by it), and invents random names.
     """
     files: list[Part] = []
     broken: list[str] = []
-    for part in message.walk():
-        if part.is_multipart():
+    for part, parent in _leaves(message, ""):
+        if part.get_content_maintype() == "message":
+            inner = part.get_payload()
+            if isinstance(inner, list) and inner and isinstance(inner[0], Message):
+                data = inner[0].as_bytes()
+                files.append(Part(_file_name(_name_of(part, inner[0])), part.get_content_type(), data))
             continue
         payload = part.get_payload(decode=True)
         data = payload if isinstance(payload, bytes) else b""
         if part.get_content_maintype() == "multipart":
             broken.append(bytes_text(data).strip())
-        elif _is_file(part):
+        elif _is_file(part, parent):
             charset = part.get_content_charset() or "" if part.get_content_maintype() == "text" else ""
             files.append(Part(_file_name(_name_of(part)), part.get_content_type(), data, charset=charset))
     return files, "\n".join(t for t in broken if t)
 
 
-def _is_file(part: Message) -> bool:
+def _leaves(part: Message, parent: str) -> Iterator[tuple[Message, str]]:
+    """The parts under ``part`` that hold content, each with its container's type. An attached mail
+    (message/rfc822 and kin) is one leaf, not opened: it is a file, as the sender attached it; a delivery
+    report's returned mail is part of the report, and its status fields are no file."""
+    content_type = part.get_content_type()
+    if part.get_content_maintype() == "message" and content_type != "message/delivery-status":
+        if parent != "multipart/report":
+            yield part, parent
+        return
+    payload = part.get_payload()
+    if part.is_multipart() and isinstance(payload, list):
+        for child in payload:
+            if isinstance(child, Message):
+                yield from _leaves(child, content_type)
+    elif not part.is_multipart():
+        yield part, parent
+
+
+def _is_file(part: Message, parent: str) -> bool:
     """A leaf part that is not body text: named, marked as an attachment, or of a type that is no text to
-    read (a bounce's returned headers are part of its report, not a file)."""
-    if part.get_content_type() in _BODY_TYPES:
-        return bool(part.get_filename()) or part.get_content_disposition() == "attachment"
+    read. A text part among a multipart/alternative's versions of the body (text/enriched, AMP, Apple
+    Watch) is another rendering of it, not a file; a bounce's returned headers are part of its report."""
+    named = bool(part.get_filename()) or part.get_content_disposition() == "attachment"
+    if part.get_content_type() in _BODY_TYPES or (part.get_content_maintype() == "text" and parent == _ALTERNATIVE):
+        return named
     return part.get_content_type() != "text/rfc822-headers"
 
 
-def _name_of(part: Message) -> str:
+def _name_of(part: Message, attached: Message | None = None) -> str:
     """A part's file name (RFC 2231, or an encoded word as clients write it), else the last segment of its
-    Content-Location, else "attachment" with the extension of its type."""
+    Content-Location, else an attached mail's subject, else "attachment" with the extension of its type."""
     name = part.get_filename()
     if name:
         return header_text(str(name))
     location = str(part.get("Content-Location") or "").strip().rstrip("/").rpartition("/")[2]
-    if location:
+    if location.strip(".") and "?" not in location:
         return header_text(location)
+    subject = raw_header(attached, "subject") if attached is not None else None
+    if subject and header_text(subject).strip():
+        return f"{header_text(subject).strip()[:100]}.eml"
     extension = _EXTENSIONS.get(part.get_content_type()) or mimetypes.guess_extension(part.get_content_type())
+    extension = ".eml" if attached is not None else extension
     return f"attachment{extension or ''}"
 
 
@@ -355,4 +385,5 @@ def _file_name(name: str) -> str:
     """The last component of a name as a mail gives it (``../../.bashrc`` → ``.bashrc``), on one line: what
     maild lists and relays, so no client is handed a path."""
     last = re.split(r"[/\\]", name)[-1]
-    return _one_line("".join(c if c.isprintable() else " " for c in last)) or "attachment"
+    shown = _one_line("".join(c if c.isprintable() else " " for c in last))
+    return shown if shown.strip(".") else "attachment"

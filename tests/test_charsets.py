@@ -149,3 +149,32 @@ def test_a_bounces_returned_headers_are_no_file() -> None:
 def test_a_multipart_without_its_boundary_keeps_its_text(raw: bytes) -> None:
     """No boundary given, or none found: the email package leaves the body as one text, which is the mail."""
     assert parse_mail(raw, "<x@y>").text == "Blah blah blah"
+
+
+def test_an_attached_mail_is_one_file_named_by_its_subject() -> None:
+    """A forwarded-as-attachment mail is kept whole (headers and all), as the sender attached it, not taken
+    apart; a delivery report's returned mail is part of the report, no file."""
+    inner = "From: boss@example.org\r\nSubject: Budget 2027\r\n\r\nNumbers inside.\r\n"
+    raw = multipart(TEXT, f"Content-Type: message/rfc822\r\n\r\n{inner}")
+    [file] = parse_mail(raw, "<x@y>").attachments
+    assert (file.filename, file.content_type) == ("Budget 2027.eml", "message/rfc822")
+    assert b"Subject: Budget 2027" in file.data and b"Numbers inside." in file.data
+    report = multipart(TEXT, f"Content-Type: message/rfc822\r\n\r\n{inner}", outer="multipart/report")
+    assert parse_mail(report, "<x@y>").attachments == ()
+
+
+def test_other_renderings_of_the_body_are_no_files() -> None:
+    """text/enriched or an AMP version beside the plain text of a multipart/alternative is the body again."""
+    raw = multipart(
+        TEXT,
+        "Content-Type: text/enriched\r\n\r\n<bold>See</bold>",
+        "Content-Type: text/x-amp-html\r\n\r\n<p>",
+        outer="multipart/alternative",
+    )
+    assert parse_mail(raw, "<x@y>").attachments == ()
+
+
+@pytest.mark.parametrize("location", ["http://x.example/a/b/../", "http://x.example/..", "http://x.example/p?id=1/"])
+def test_a_content_location_that_names_no_file_is_not_a_name(location: str) -> None:
+    raw = multipart(TEXT, f"Content-Type: image/png\r\nContent-Location: {location}\r\n\r\nPNG")
+    assert [f.filename for f in parse_mail(raw, "<x@y>").attachments] == ["attachment.png"]
