@@ -12,8 +12,10 @@ as every mail reader does.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
-from email.header import decode_header, make_header
+from email import quoprimime
 from email.message import Message
 
 # label (lower case) → the codec that reads what is sent under it (WHATWG Encoding Standard, section 4.2).
@@ -30,7 +32,8 @@ SUPERSETS: dict[str, str] = {
 }
 # Labels that promise nothing beyond ASCII (or say nothing): their 8-bit bytes are UTF-8 or Windows-1252.
 _UNSPOKEN = frozenset({"", "us-ascii", "ascii", "unknown-8bit", "x-unknown", "unknown", "default"})
-_ENCODED_WORD_CHARSET = re.compile(r"=\?([^?*]+)((?:\*[^?]*)?)\?([bBqQ])\?")
+_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
+_QUOTED_WORDS = re.compile(r'"(=\?[^"]*\?=)"')
 
 
 def codec(label: str) -> str:
@@ -69,17 +72,61 @@ def mend_text_charsets(message: Message) -> None:
 
 
 def header_text(value: str) -> str:
-    """A raw header value (compat32: 8-bit bytes as surrogate escapes) as people read it."""
+    """A raw header value (compat32: 8-bit bytes as surrogate escapes) as people read it.
+
+    Encoded words are decoded run by run (adjacent words of one charset together: clients split a character
+    across two), so a run that lies about its charset (Latin-1 bytes under "utf-8") is read as unlabelled
+    bytes are and the rest of the header still decodes. Whitespace between two encoded words goes (RFC 2047
+    section 6.2); the rest stays as written.
+    """
     text = bytes_text(value.encode("utf-8", "surrogateescape"))
     if "=?" not in text:
         return text
-    text = _ENCODED_WORD_CHARSET.sub(lambda m: f"=?{codec(m.group(1))}{m.group(2)}?{m.group(3)}?", text)
-    # Quotes around encoded words (against RFC 2047, common in display names) keep them from being seen.
-    text = re.sub(r'"(=\?[^"]*\?=)"', r"\1", text)
+    text = _QUOTED_WORDS.sub(r"\1", text)  # quotes around encoded words (against RFC 2047, common in names)
+    out: list[str] = []
+    run: list[bytes] = []
+    run_charset = ""
+    last = 0
+    for word in _ENCODED_WORD.finditer(text):
+        between = text[last : word.start()]
+        charset, data = _word_bytes(word)
+        if data is None:  # not decodable: left as written
+            out.append(_decoded(run, run_charset) + between + word.group(0))
+            run, run_charset = [], ""
+        elif (run and between.isspace()) or (run and not between):
+            if charset.lower() == run_charset.lower():
+                run.append(data)
+            else:
+                out.append(_decoded(run, run_charset))
+                run, run_charset = [data], charset
+        else:
+            out.append(_decoded(run, run_charset) + between)
+            run, run_charset = [data], charset
+        last = word.end()
+    out.append(_decoded(run, run_charset) + text[last:])
+    return "".join(out)
+
+
+def _word_bytes(word: re.Match[str]) -> tuple[str, bytes | None]:
+    """An encoded word's charset (without an RFC 2231 language) and bytes; None for bytes it cannot hold."""
+    charset, encoding, encoded = word.group(1).partition("*")[0], word.group(2).lower(), word.group(3)
     try:
-        return str(make_header(decode_header(text)))
-    except (ValueError, LookupError, UnicodeError):
-        return text
+        if encoding == "b":
+            bare = encoded.rstrip("=")
+            return charset, base64.b64decode(bare + "=" * (-len(bare) % 4), validate=True)
+        return charset, quoprimime.header_decode(encoded).encode("latin-1")
+    except (binascii.Error, ValueError, UnicodeError):
+        return charset, None
+
+
+def _decoded(run: list[bytes], charset: str) -> str:
+    if not run:
+        return ""
+    data = b"".join(run)
+    try:
+        return data.decode(codec(charset))
+    except (LookupError, UnicodeDecodeError):
+        return bytes_text(data)
 
 
 def raw_header(message: Message, name: str) -> str | None:

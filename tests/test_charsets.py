@@ -80,7 +80,22 @@ def test_an_8bit_display_name_is_decoded() -> None:
 
 def test_codec_and_header_text_leave_what_they_do_not_know() -> None:
     assert codec("ISO-8859-1") == "cp1252" and codec("utf-8") == "utf-8" and codec("x-unheard-of") == "x-unheard-of"
-    assert header_text("=?x-unheard-of?q?abc?=") == "=?x-unheard-of?q?abc?="
+    assert header_text("=?utf-8?b?!!!?= as sent") == "=?utf-8?b?!!!?= as sent"  # no base64: left as written
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("=?utf-8?q?Caf=E9?= y m=?utf-8?q?=C3=A1s?=", "Café y más"),  # Latin-1 bytes under "utf-8": that word alone
+        ("=?NONE?B?VEVTVA=?=", "TEST"),  # a charset nobody knows: read as unlabelled bytes
+        ("TEST=?utf-8?b?44OG44K544OI?=", "TESTテスト"),  # no space is added
+        ("=?utf-8?b?U2XD?= =?UTF-8?b?sW9yaXRh?=", "Señorita"),  # one character split across two words
+        ("Re: [ACME#5] =?iso-8859-1?q?caf=E9?= x", "Re: [ACME#5] café x"),
+    ],
+)
+def test_encoded_words_decode_run_by_run(raw: str, shown: str) -> None:
+    """One bad word no longer leaves the whole subject encoded (a token in it would be lost)."""
+    assert header_text(raw) == shown
 
 
 # --- files: every part that is not body text, named as readers name it (maild/mime.py `_files`) -----------
