@@ -108,8 +108,10 @@ _AUTOREPLY_HEADERS = (
     ("Precedence", r"^\s*auto[_-]reply\b"),
     ("X-Precedence", r"^\s*auto[_-]reply\b"),
 )
-# Subjects of auto-replies, only used when no header says anything. Anchored at the start so a person's
-# "Re: Automatic reply: ..." or "My manager is out of office, who approves?" stays human. A bare "Auto:" is
+# Subjects of auto-replies, only used when no header says anything: Outlook's "Automatic reply:" in the
+# languages it ships, and the out-of-office wording Spanish users give their own responders. Anchored at
+# the start so a person's "Re: Automatic reply: ..." or "My manager is out of office, who approves?" stays
+# human. A bare "Auto:" is
 # not enough: it is the word for "car" in German, Spanish and Italian; Lotus Notes' "AUTO: Jane is out of the
 # office" needs both halves.
 _AUTOREPLY_SUBJECT = re.compile(
@@ -117,6 +119,9 @@ _AUTOREPLY_SUBJECT = re.compile(
     r"|automatische antwort\s*:|abwesenheitsnotiz|respuesta autom[aá]tica\s*:|r[ée]ponse automatique\s*:"
     r"|risposta automatica\s*:|resposta autom[aá]tica\s*:|automatisch antwoord\s*:|automatiskt svar\s*:"
     r"|automatisk svar\s*:|vacation reply\s*(:|$)|自動応答|自动回复"
+    r"|автоматический ответ\s*:|automatická odpověď\s*:|odpowiedź automatyczna\s*:|automatyczna odpowiedź\s*:"
+    r"|otomatik yanıt\s*:|automaattinen vastaus\s*:|automatikus válasz\s*:"
+    r"|respuesta autom[aá]tica de\b|fuera de (la )?oficina\s*(:|$)"
     r"|auto\s*:.*\bis out of (the )?office\b)",
     re.IGNORECASE,
 )

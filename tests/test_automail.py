@@ -407,6 +407,15 @@ def test_abuse_report_is_a_feedback_report() -> None:
         "Abwesenheitsnotiz: Drucker",
         "Réponse automatique : Imprimante",
         "AUTO: Jane Doe is out of the office (returning 02/03/2026)",
+        "Автоматический ответ: Принтер",
+        "Automatická odpověď: Tiskárna",
+        "Odpowiedź automatyczna: Drukarka",
+        "Otomatik yanıt: Yazıcı",
+        "Automaattinen vastaus: Tulostin",
+        "Automatikus válasz: Nyomtató",
+        "Respuesta automática de fuera de la oficina: Impresora rota",
+        "Fuera de la oficina: Impresora rota",
+        "Fuera de oficina",
     ],
 )
 def test_auto_reply_subjects_are_auto_replies(subject: str) -> None:
@@ -426,6 +435,8 @@ def test_auto_reply_subjects_are_auto_replies(subject: str) -> None:
         "My manager is out of office, who else can approve the refund?",
         "Re: [ACME#1] Jane is out of the office, call me instead",
         "Undeliverable mail to your billing address",
+        "Fuera de la oficina no funciona la VPN",
+        "Respuesta automática no funciona en mi cuenta",
     ],
 )
 def test_people_writing_about_auto_replies_stay_human(subject: str) -> None:
