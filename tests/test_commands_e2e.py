@@ -723,6 +723,16 @@ def test_a_forward_carries_the_public_threads_files(daemon: Daemon, smarthost: S
     assert "costs.pdf" not in forwarded.body and "Our costs" not in forwarded.body
 
 
+def test_a_forward_names_agents_without_their_addresses(daemon: Daemon, smarthost: Smarthost) -> None:
+    """A third party reads the agents' names and the desk's, never their own addresses."""
+    ticket = new_ticket(daemon, smarthost)
+    agent_mail(daemon, ticket, "We are checking the toner.\n")
+    agent_mail(daemon, ticket, f"#forward {THIRD}\nCan you help?\n")
+    [forwarded] = smarthost.wait_for(THIRD)
+    assert "Ana (ACME Support) -----" in forwarded.body and "We are checking the toner." in forwarded.body
+    assert ANA not in forwarded.body and CUSTOMER in forwarded.body
+
+
 def test_the_transcript_shows_the_ticket_as_the_mail_left_it(daemon: Daemon, smarthost: Smarthost) -> None:
     """A reply with commands takes the new ticket (open, the agent's) after the commands ran: the
     transcript's "Now:" line says so, not the state before the reply counted."""

@@ -645,6 +645,7 @@ def render_context(**overrides: Any) -> dict[str, Any]:
         "reason": "dkim=fail for example.com",
         "errors": [CommandError("#status bogus", 2, "unknown status 'bogus'", "one of new, open")],
         "messages": [latest],
+        "agents": {"ana@example.com": "Ana"},
         "left_out": [LeftOut("informe.pdf", 9_000_000, "too large"), LeftOut("viejo.gif", 10, "missing")],
         "latest": latest,
         "assigned_by": Agent(email="luis@example.com", name="Luis", role="agent"),

@@ -49,6 +49,8 @@ async def forward_thread(services: Services, ctx: Context, tx: Tx, address: str)
         text=ctx.text,
         messages=messages,
         left_out=left_out,
+        # Agents' own addresses stay inside the desk: a third party reads their names, and writes to ours.
+        agents={a.email: a.name for a in config.agents},
     )
     draft = Draft(
         kind="external.forward",
