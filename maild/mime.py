@@ -201,8 +201,8 @@ def _with_stdlib(raw: bytes) -> _Decoded:
         headers.setdefault(name.lower(), _decoded_header(value))
     plain: list[str] = []
     html: list[str] = []
-    for part, parent in _leaves(message, ""):
-        if part.get_content_type() in _BODY_TYPES and not _is_file(part, parent):
+    for part in message.walk():  # into attached mails too, as mail-parser reads the body
+        if part.get_content_type() in _BODY_TYPES and not _is_file(part, ""):
             payload = part.get_payload(decode=True)
             data = payload if isinstance(payload, bytes) else b""
             text = data.decode(codec(part.get_content_charset() or "utf-8"), "replace")

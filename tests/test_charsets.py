@@ -193,3 +193,22 @@ def test_other_renderings_of_the_body_are_no_files() -> None:
 def test_a_content_location_that_names_no_file_is_not_a_name(location: str) -> None:
     raw = multipart(TEXT, f"Content-Type: image/png\r\nContent-Location: {location}\r\n\r\nPNG")
     assert [f.filename for f in parse_mail(raw, "<x@y>").attachments] == ["attachment.png"]
+
+
+def test_the_plainer_decoder_reads_the_same_body_and_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where mail-parser trips, the stdlib decoding still gives the body (an attached mail's text included,
+    as mail-parser reads it), the files and the charsets as meant."""
+    import mailparser
+
+    def trips(message: object) -> None:
+        raise ValueError("mail-parser tripped")
+
+    inner = "From: boss@example.org\r\nSubject: Budget 2027\r\n\r\nNumbers inside.\r\n"
+    latin = (
+        "Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n=935=80=94"
+    )
+    raw = multipart(latin, f"Content-Type: message/rfc822\r\n\r\n{inner}", "Content-Type: application/pdf\r\n\r\n%PDF")
+    monkeypatch.setattr(mailparser, "MailParser", trips)
+    parsed = parse_mail(raw, "<x@y>")
+    assert "“5€”" in parsed.full_text and "Numbers inside." in parsed.full_text
+    assert [f.filename for f in parsed.attachments] == ["Budget 2027.eml", "attachment.pdf"]
