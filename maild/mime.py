@@ -312,14 +312,20 @@ def _files(message: Message) -> tuple[list[Part], str]:
         if part.get_content_maintype() == "message":
             inner = part.get_payload()
             if isinstance(inner, list) and inner and isinstance(inner[0], Message):
-                data = inner[0].as_bytes()
+                try:
+                    data = inner[0].as_bytes()
+                except (LookupError, TypeError, ValueError):  # an attached mail too broken to write back out
+                    data = str(inner[0].get_payload()).encode("utf-8", "surrogateescape")
                 files.append(Part(_file_name(_name_of(part, inner[0])), part.get_content_type(), data))
             continue
+        broken_body = part.get_content_maintype() == "multipart"
+        if not (broken_body or _is_file(part, parent)):
+            continue  # body text: mail-parser's to decode
         payload = part.get_payload(decode=True)
         data = payload if isinstance(payload, bytes) else b""
-        if part.get_content_maintype() == "multipart":
+        if broken_body:
             broken.append(bytes_text(data).strip())
-        elif _is_file(part, parent):
+        else:
             charset = part.get_content_charset() or "" if part.get_content_maintype() == "text" else ""
             files.append(Part(_file_name(_name_of(part)), part.get_content_type(), data, charset=charset))
     return files, "\n".join(t for t in broken if t)
