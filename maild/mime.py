@@ -27,6 +27,10 @@ _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _HEADER_BLOCK = re.compile(rb"(?:(?:From |[\041-\071\073-\176]*:|[ \t])[^\n]*\n)*")
 _RECEIVED_FIELD = re.compile(rb"^received:[^\n]*\n(?:[ \t][^\n]*\n)*", re.IGNORECASE | re.MULTILINE)
 _LONE_CR = re.compile(rb"\r(?!\n)")
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+_FIELD_START = re.compile(rb"From |[\041-\071\073-\176]*:|[ \t]")  # what the email package takes for a field
+_OBSOLETE_FIELD = re.compile(rb"^([\041-\071\073-\176]+)[ \t]+:")
+_KNOWN_FIELD = re.compile(rb"(from|to|cc|subject|date|message-id|mime-version|content-type)[ \t]*:", re.IGNORECASE)
 _BODY_TYPES = frozenset({"text/plain", "text/html"})
 _ALTERNATIVE = "multipart/alternative"
 # Types mimetypes does not know, seen on real mail.
@@ -157,6 +161,29 @@ def without_received(raw: bytes) -> bytes:
     return head + raw[end:] if dropped else raw
 
 
+def mend_header_block(raw: bytes) -> bytes:
+    """``raw`` with its header block as its writer meant it, for decoding (the raw message is kept as it came).
+
+    The email package ends the headers at the first line that is no field, and takes everything after it as
+    body: one junk line (``quite Delivered-To: ...``, left by a broken gateway) or the obsolete ``From  :``
+    form (blanks before the colon, RFC 5322 section 4.5) lost the mail its From, Subject and Message-ID, so it
+    threaded nowhere and answered nobody. Obsolete fields are written as fields; one junk line is dropped when
+    everything after it up to the blank line is fields, at least one a field mail always has. Anything else
+    (a body that starts without the blank line, say) is left as it is.
+    """
+    blank = _BLANK_LINE.search(raw, 0, MAX_HEADER_BYTES)
+    fields = _HEADER_BLOCK.match(raw)
+    if blank is None or fields is None or fields.end() >= blank.start():
+        return raw
+    lines = raw[: blank.start()].split(b"\n")
+    mended = [_OBSOLETE_FIELD.sub(rb"\1:", line) for line in lines]
+    junk = [n for n, line in enumerate(mended) if not _FIELD_START.match(line)]
+    if len(junk) > 1 or (junk and not any(_KNOWN_FIELD.match(line) for line in mended[junk[0] + 1 :])):
+        return raw
+    kept = [line for n, line in enumerate(mended) if n not in junk]
+    return b"\n".join(kept) + raw[blank.start() :]
+
+
 def _check_shape(message: Message) -> None:
     """Refuse MIME trees wider or deeper than real mail ever is (decompression-bomb style input)."""
     parts, stack = 0, [(message, 1)]
@@ -173,7 +200,7 @@ def _check_shape(message: Message) -> None:
 
 
 def _with_mailparser(raw: bytes) -> _Decoded:
-    message = email.message_from_bytes(without_received(raw), policy=email.policy.compat32)
+    message = email.message_from_bytes(without_received(mend_header_block(raw)), policy=email.policy.compat32)
     _check_shape(message)
     mend_text_charsets(message)
     parsed = mailparser.MailParser(message)
@@ -194,7 +221,7 @@ def _with_mailparser(raw: bytes) -> _Decoded:
 
 
 def _with_stdlib(raw: bytes) -> _Decoded:
-    message = email.message_from_bytes(without_received(raw), policy=email.policy.compat32)
+    message = email.message_from_bytes(without_received(mend_header_block(raw)), policy=email.policy.compat32)
     _check_shape(message)
     headers: dict[str, str] = {}
     for name, value in message.items():

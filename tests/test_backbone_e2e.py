@@ -771,3 +771,19 @@ def test_nameless_files_and_a_boundaryless_body_are_kept(daemon: Daemon, smartho
     daemon.wait_processed()
     [other] = [t for t in daemon.tickets() if t["id"] != ticket["id"]]
     assert daemon.ticket(other["id"])["messages"][0]["text"] == "My printer prints blank pages."
+
+
+def test_a_junk_line_among_the_fields_still_gives_a_ticket_that_threads(daemon: Daemon, smarthost: Smarthost) -> None:
+    """A broken gateway's stray line in the header block: the sender is acknowledged by name and subject,
+    and a reply naming the mail's Message-ID threads into its ticket."""
+    raw = (
+        f"quite Delivered-To: {SUPPORT}\r\nFrom: {CUSTOMER}\r\nTo: {SUPPORT}\r\nSubject: Toner empty\r\n"
+        "Message-ID: <junk-1@client.example>\r\n\r\nThe toner is empty.\r\n"
+    ).encode()
+    daemon.send(raw)
+    [ack] = smarthost.wait_for(CUSTOMER)
+    assert ack["Subject"].endswith("Toner empty")
+    daemon.send(make_mail(subject="Re: toner", body="Still empty.", references=["<junk-1@client.example>"]))
+    daemon.wait_processed()
+    [ticket] = daemon.tickets()
+    assert [m["text"] for m in daemon.ticket(ticket["id"])["messages"]] == ["The toner is empty.", "Still empty."]

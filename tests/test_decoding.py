@@ -1,4 +1,5 @@
-"""Text read in the charset a mail means (maild/charsets.py), through `parse_mail` as the pipeline calls it."""
+"""Mail decoded as its writer meant it (maild/charsets.py and maild/mime.py), through `parse_mail` as the pipeline
+calls it: charsets, files, the header block."""
 
 from __future__ import annotations
 
@@ -212,3 +213,45 @@ def test_the_plainer_decoder_reads_the_same_body_and_files(monkeypatch: pytest.M
     parsed = parse_mail(raw, "<x@y>")
     assert "“5€”" in parsed.full_text and "Numbers inside." in parsed.full_text
     assert [f.filename for f in parsed.attachments] == ["Budget 2027.eml", "attachment.pdf"]
+
+
+def test_one_junk_line_in_the_header_block_does_not_hide_the_rest() -> None:
+    """A broken gateway's stray line among the fields: the fields after it are still read, not taken as body."""
+    raw = (
+        b"Return-Path: <a@customer.example>\r\nquite Delivered-To: support@example.com\r\n"
+        b"From: Ana <a@customer.example>\r\nSubject: Printer\r\nMessage-ID: <junk@customer.example>\r\n\r\nHello.\r\n"
+    )
+    parsed = parse_mail(raw, "<fallback@x>")
+    assert (parsed.from_address, parsed.subject, parsed.message_id) == (
+        "a@customer.example",
+        "Printer",
+        "<junk@customer.example>",
+    )
+    assert parsed.text == "Hello."
+
+
+def test_the_obsolete_blank_before_a_fields_colon_is_read() -> None:
+    """'From  : ...' (RFC 5322 section 4.5's obsolete syntax, RFC 2822's example A.6.3) is a field."""
+    raw = b"From  : John Doe <jdoe@machine.example>\r\nSubject : Saying Hello\r\n\r\nThis is a message.\r\n"
+    parsed = parse_mail(raw, "<x@y>")
+    assert (parsed.from_address, parsed.subject, parsed.text) == (
+        "jdoe@machine.example",
+        "Saying Hello",
+        "This is a message.",
+    )
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        # No blank line after the fields: the body's first paragraph is no header, even quoting one.
+        b"From: a@customer.example\r\nSubject: s\r\nHi team,\r\nas the mail said:\r\n"
+        b"From: boss@x.example\r\n\r\nmore\r\n",
+        # Two junk lines: too much to guess at.
+        b"junk one\r\njunk two\r\nFrom: a@customer.example\r\n\r\nbody\r\n",
+    ],
+)
+def test_a_header_block_that_is_not_one_junk_line_away_is_left_as_it_is(raw: bytes) -> None:
+    from maild.mime import mend_header_block
+
+    assert mend_header_block(raw) == raw
