@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import codecs
 import re
 from email import quoprimime
 from email.message import Message
@@ -31,6 +32,8 @@ SUPERSETS: dict[str, str] = {
     "big5": "big5hkscs",
 }
 # Labels that promise nothing beyond ASCII (or say nothing): their 8-bit bytes are UTF-8 or Windows-1252.
+# <meta charset="x"> or <meta http-equiv="Content-Type" content="text/html; charset=x">, near an HTML part's start.
+_META_CHARSET = re.compile(rb"<meta[^>]{0,200}?charset\s*=\s*[\"']?([A-Za-z0-9._:-]{1,40})", re.IGNORECASE)
 _UNSPOKEN = frozenset({"", "us-ascii", "ascii", "unknown-8bit", "x-unknown", "unknown", "default"})
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
 _QUOTED_WORDS = re.compile(r'"(=\?[^"]*\?=)"')
@@ -53,7 +56,8 @@ def mend_text_charsets(message: Message) -> None:
     """Relabel the body text parts of ``message`` (compat32, in place) with the charset that reads them.
 
     A part labelled Latin-1 or with no charset whose bytes are valid UTF-8 is UTF-8 (clients mislabel
-    UTF-8 far more often than Latin-1 text happens to form UTF-8 sequences).
+    UTF-8 far more often than Latin-1 text happens to form UTF-8 sequences); an HTML part with no charset
+    label in its MIME header reads as its own ``<meta charset>`` says.
     """
     for part in message.walk():
         if part.is_multipart() or part.get_content_maintype() != "text":
@@ -66,7 +70,15 @@ def mend_text_charsets(message: Message) -> None:
             payload = part.get_payload(decode=True)
             if not isinstance(payload, bytes) or payload.isascii():
                 continue
-            wanted = "utf-8" if _is_utf8(payload) else "cp1252"
+            meta = (
+                _META_CHARSET.search(payload, 0, 4096)
+                if declared == "" and part.get_content_subtype() == "html"
+                else None
+            )
+            if meta is not None and _known(meta.group(1).decode("ascii")):
+                wanted = codec(meta.group(1).decode("ascii"))  # an HTML part's own <meta charset>, as browsers read it
+            else:
+                wanted = "utf-8" if _is_utf8(payload) else "cp1252"
         if wanted and wanted != declared:
             part.set_param("charset", wanted)
 
@@ -133,6 +145,14 @@ def raw_header(message: Message, name: str) -> str | None:
     """The first ``name`` field of ``message`` as it came (compat32 keeps 8-bit bytes as surrogates)."""
     wanted = name.lower()
     return next((str(value) for key, value in message.raw_items() if key.lower() == wanted), None)
+
+
+def _known(label: str) -> bool:
+    try:
+        codecs.lookup(codec(label))
+    except LookupError:
+        return False
+    return True
 
 
 def _is_utf8(data: bytes) -> bool:

@@ -255,3 +255,13 @@ def test_a_header_block_that_is_not_one_junk_line_away_is_left_as_it_is(raw: byt
     from maild.mime import mend_header_block
 
     assert mend_header_block(raw) == raw
+
+
+def test_an_html_part_without_a_mime_charset_reads_as_its_meta_says() -> None:
+    """HTML-only mail whose Content-Type names no charset, with <meta charset=windows-1251> in the page."""
+    html = '<html><head><meta http-equiv="Content-Type" content="text/html; charset=windows-1251"></head>'
+    body = (html + "<body><p>Принтер не печатает</p></body></html>").encode("cp1251")
+    raw = (
+        b"From: a@customer.example\r\nSubject: s\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+    )
+    assert parse_mail(raw + body, "<x@y>").text == "Принтер не печатает"
