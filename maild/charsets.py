@@ -65,6 +65,9 @@ def mend_text_charsets(message: Message) -> None:
         if part.get_filename() or part.get_content_disposition() == "attachment":
             continue  # a file goes on as it came, its label with it
         declared = part.get_content_charset() or ""
+        if declared in ("utf-7", "unicode-1-1-utf-7"):
+            _as_utf8(part, "utf-7")  # 7-bit text mail-parser would hand back undecoded (+AOk- for é)
+            continue
         wanted = codec(declared) if declared not in _UNSPOKEN else ""
         if declared in _UNSPOKEN or wanted == "cp1252":
             payload = part.get_payload(decode=True)
@@ -145,6 +148,14 @@ def raw_header(message: Message, name: str) -> str | None:
     """The first ``name`` field of ``message`` as it came (compat32 keeps 8-bit bytes as surrogates)."""
     wanted = name.lower()
     return next((str(value) for key, value in message.raw_items() if key.lower() == wanted), None)
+
+
+def _as_utf8(part: Message, charset: str) -> None:
+    """Rewrite a text part's payload from ``charset`` to UTF-8 (base64), for a decoder that would not apply it."""
+    payload = part.get_payload(decode=True)
+    if isinstance(payload, bytes):
+        del part["Content-Transfer-Encoding"]
+        part.set_payload(payload.decode(charset, "replace"), "utf-8")
 
 
 def _known(label: str) -> bool:

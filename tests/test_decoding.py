@@ -265,3 +265,10 @@ def test_an_html_part_without_a_mime_charset_reads_as_its_meta_says() -> None:
         b"From: a@customer.example\r\nSubject: s\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
     )
     assert parse_mail(raw + body, "<x@y>").text == "Принтер не печатает"
+
+
+def test_utf7_text_is_decoded() -> None:
+    """UTF-7 is 7-bit, so mail-parser hands it back as it came ("Caf+AOk-"): it is decoded before."""
+    raw = b"From: a@customer.example\r\nSubject: s\r\nContent-Type: text/plain; charset=utf-7\r\n\r\n"
+    raw += b"Caf+AOk- con le+AOE-che\r\n"
+    assert parse_mail(raw, "<x@y>").text == "Café con leáche"
