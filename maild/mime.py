@@ -360,12 +360,11 @@ def _files(message: Message) -> tuple[list[Part], str]:
 
 def _leaves(part: Message, parent: str) -> Iterator[tuple[Message, str]]:
     """The parts under ``part`` that hold content, each with its container's type. An attached mail
-    (message/rfc822 and kin) is one leaf, not opened: it is a file, as the sender attached it; a delivery
-    report's returned mail is part of the report, and its status fields are no file."""
+    (message/rfc822 and kin, a bounce's returned mail too) is one leaf, not opened: it is a file, as the
+    sender attached it, with its own files inside; a delivery report's status fields are no file."""
     content_type = part.get_content_type()
     if part.get_content_maintype() == "message" and content_type != "message/delivery-status":
-        if parent != "multipart/report":
-            yield part, parent
+        yield part, parent
         return
     payload = part.get_payload()
     if part.is_multipart() and isinstance(payload, list):
@@ -379,11 +378,11 @@ def _leaves(part: Message, parent: str) -> Iterator[tuple[Message, str]]:
 def _is_file(part: Message, parent: str) -> bool:
     """A leaf part that is not body text: named, marked as an attachment, or of a type that is no text to
     read. A text part among a multipart/alternative's versions of the body (text/enriched, AMP, Apple
-    Watch) is another rendering of it, not a file; a bounce's returned headers are part of its report."""
+    Watch) is another rendering of it, not a file; so is a bounce's returned headers, unless named."""
     named = bool(part.get_filename()) or part.get_content_disposition() == "attachment"
     if part.get_content_type() in _BODY_TYPES or (part.get_content_maintype() == "text" and parent == _ALTERNATIVE):
         return named
-    return part.get_content_type() != "text/rfc822-headers"
+    return named or part.get_content_type() != "text/rfc822-headers"
 
 
 def _name_of(part: Message, attached: Message | None = None) -> str:

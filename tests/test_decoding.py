@@ -149,10 +149,13 @@ def test_every_file_is_kept_and_named_as_readers_name_it(part: str, name: str, c
     assert (file.filename, file.content_type) == (name, content_type) and file.data
 
 
-def test_a_bounces_returned_headers_are_no_file() -> None:
-    """text/rfc822-headers is part of a delivery report, not a file someone sent."""
+def test_a_bounces_returned_headers_are_no_file_unless_named() -> None:
+    """text/rfc822-headers is part of a delivery report, not a file someone sent; named, it is kept as one."""
     raw = multipart(TEXT, "Content-Type: text/rfc822-headers\r\n\r\nSubject: x", outer="multipart/report")
     assert parse_mail(raw, "<x@y>").attachments == ()
+    named = 'Content-Type: text/rfc822-headers; name="Undelivered Message Headers.txt"\r\n\r\nSubject: x'
+    raw = multipart(TEXT, named, outer="multipart/report")
+    assert [f.filename for f in parse_mail(raw, "<x@y>").attachments] == ["Undelivered Message Headers.txt"]
 
 
 @pytest.mark.parametrize(
@@ -168,15 +171,15 @@ def test_a_multipart_without_its_boundary_keeps_its_text(raw: bytes) -> None:
 
 
 def test_an_attached_mail_is_one_file_named_by_its_subject() -> None:
-    """A forwarded-as-attachment mail is kept whole (headers and all), as the sender attached it, not taken
-    apart; a delivery report's returned mail is part of the report, no file."""
+    """A forwarded-as-attachment mail is kept whole (headers and all, its own files inside), as the sender
+    attached it, not taken apart; so is a delivery report's returned mail."""
     inner = "From: boss@example.org\r\nSubject: Budget 2027\r\n\r\nNumbers inside.\r\n"
     raw = multipart(TEXT, f"Content-Type: message/rfc822\r\n\r\n{inner}")
     [file] = parse_mail(raw, "<x@y>").attachments
     assert (file.filename, file.content_type) == ("Budget 2027.eml", "message/rfc822")
     assert b"Subject: Budget 2027" in file.data and b"Numbers inside." in file.data
     report = multipart(TEXT, f"Content-Type: message/rfc822\r\n\r\n{inner}", outer="multipart/report")
-    assert parse_mail(report, "<x@y>").attachments == ()
+    assert [f.filename for f in parse_mail(report, "<x@y>").attachments] == ["Budget 2027.eml"]
 
 
 def test_other_renderings_of_the_body_are_no_files() -> None:
