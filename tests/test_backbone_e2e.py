@@ -686,7 +686,12 @@ def test_a_web_forms_mail_is_answered_at_its_reply_to(daemon: Daemon, smarthost:
     assert f"from Alicia Núñez <{FRIEND}>." in notice.body and f"Sent through {FORM}, which gave" in notice.body
     [ticket] = daemon.tickets()
     assert ticket["requester"] == FRIEND
-    assert daemon.ticket(ticket["id"])["messages"][0]["from"] == FRIEND
+    detail = daemon.ticket(ticket["id"])
+    assert detail["messages"][0]["from"] == FRIEND
+    # The form's own address stays on record, in the history.
+    assert (FORM, "requester", FORM, FRIEND) in {
+        (h["actor"], h["field"], h["old"], h["new"]) for h in detail["history"]
+    }
     daemon.send(make_mail(sender=ANA, subject=f"Re: {ticket['token']}", body="We are on it."), mail_from=ANA)
     wait_until(lambda: smarthost.matching(FRIEND, "We are on it"), 10, "the relay")
     daemon.send(make_mail(sender=FRIEND, subject=f"Re: {ticket['token']}", body="Thanks!"), mail_from=FRIEND)

@@ -62,6 +62,8 @@ class OpenTicket:
         )
         ctx.created = True
         await tx.add_history(ticket.id, ctx.sender, "status", None, NEW, "mail")
+        if ctx.via:  # who wrote it stays on record: the requester is the Reply-To address
+            await tx.add_history(ticket.id, ctx.via, "requester", ctx.via, ctx.sender, "Reply-To of the first mail")
         ctx.ticket = await self.lifecycle.start(tx, ticket)
         # A forward or a mail that starts with a quoted block has no "new" text: the whole body is the request.
         if not ctx.text.strip():
