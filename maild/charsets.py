@@ -56,7 +56,8 @@ def mend_text_charsets(message: Message) -> None:
     """Relabel the body text parts of ``message`` (compat32, in place) with the charset that reads them.
 
     A part labelled Latin-1 or with no charset whose bytes are valid UTF-8 is UTF-8 (clients mislabel
-    UTF-8 far more often than Latin-1 text happens to form UTF-8 sequences); an HTML part with no charset
+    UTF-8 far more often than Latin-1 text happens to form UTF-8 sequences), and one labelled UTF-8 whose
+    bytes are not is Windows-1252; an HTML part with no charset
     label in its MIME header reads as its own ``<meta charset>`` says.
     """
     for part in message.walk():
@@ -69,7 +70,7 @@ def mend_text_charsets(message: Message) -> None:
             _as_utf8(part, "utf-7")  # 7-bit text mail-parser would hand back undecoded (+AOk- for é)
             continue
         wanted = codec(declared) if declared not in _UNSPOKEN else ""
-        if declared in _UNSPOKEN or wanted == "cp1252":
+        if declared in _UNSPOKEN or wanted in ("cp1252", "utf-8"):
             payload = part.get_payload(decode=True)
             if not isinstance(payload, bytes) or payload.isascii():
                 continue
@@ -80,7 +81,7 @@ def mend_text_charsets(message: Message) -> None:
             )
             if meta is not None and _known(meta.group(1).decode("ascii")):
                 wanted = codec(meta.group(1).decode("ascii"))  # an HTML part's own <meta charset>, as browsers read it
-            else:
+            else:  # UTF-8 when it is (a Latin-1 label lies far more often than text forms UTF-8 by chance)
                 wanted = "utf-8" if _is_utf8(payload) else "cp1252"
         if wanted and wanted != declared:
             part.set_param("charset", wanted)

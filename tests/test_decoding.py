@@ -26,6 +26,7 @@ def mail(head: str, body: bytes, charset: str | None, encoding: str = "8bit") ->
         ("España, ñandú", "utf-8", "iso-8859-1"),  # UTF-8 under a Latin-1 label
         ("España, ñandú", "cp1252", None),  # 8-bit text with no label
         ("España, ñandú", "utf-8", "us-ascii"),
+        ("Café crème", "cp1252", "utf-8"),  # Latin-1 bytes under a UTF-8 label
         ("朱镕基是总理", "gb18030", "gb2312"),  # GBK characters under gb2312
         ("Türkçe ığş", "cp1254", "iso-8859-9"),
         ("שלום עולם", "iso-8859-8", "iso-8859-8-i"),  # a label Python does not know
