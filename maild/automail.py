@@ -19,7 +19,6 @@ import email.policy
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import HeaderParser
 from email.utils import collapse_rfc2231_value, getaddresses
@@ -27,6 +26,7 @@ from typing import Literal
 
 from flufl.bounce import all_failures
 
+from maild.charsets import header_text
 from maild.compose import LOOP_HEADER
 from maild.mime import ParsedMail, mime_tree
 
@@ -558,8 +558,6 @@ def _flatten(message: Message) -> str:
 
 
 def _decoded(value: str) -> str:
-    """An RFC 2047 header value as readable text; the raw value when it cannot be decoded."""
-    try:
-        return " ".join(str(make_header(decode_header(value))).split())
-    except Exception:  # Broken encoded words are common in bounces; the raw text still matches ASCII patterns.
-        return " ".join(value.split())
+    """A header value as readable text, on one line (`maild.charsets.header_text`: a broken encoded word,
+    common in bounces, stays as written)."""
+    return " ".join(header_text(value).split())

@@ -32,9 +32,9 @@ SUPERSETS: dict[str, str] = {
     "big5": "big5hkscs",
 }
 # Labels that promise nothing beyond ASCII (or say nothing): their 8-bit bytes are UTF-8 or Windows-1252.
+_UNSPOKEN = frozenset({"", "us-ascii", "ascii", "unknown-8bit", "x-unknown", "unknown", "default"})
 # <meta charset="x"> or <meta http-equiv="Content-Type" content="text/html; charset=x">, near an HTML part's start.
 _META_CHARSET = re.compile(rb"<meta[^>]{0,200}?charset\s*=\s*[\"']?([A-Za-z0-9._:-]{1,40})", re.IGNORECASE)
-_UNSPOKEN = frozenset({"", "us-ascii", "ascii", "unknown-8bit", "x-unknown", "unknown", "default"})
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
 _QUOTED_WORDS = re.compile(r'"(=\?[^"]*\?=)"')
 
@@ -57,8 +57,8 @@ def mend_text_charsets(message: Message) -> None:
 
     A part labelled Latin-1 or with no charset whose bytes are valid UTF-8 is UTF-8 (clients mislabel
     UTF-8 far more often than Latin-1 text happens to form UTF-8 sequences), and one labelled UTF-8 whose
-    bytes are not is Windows-1252; an HTML part with no charset
-    label in its MIME header reads as its own ``<meta charset>`` says.
+    bytes are not is Windows-1252; an HTML part with no charset label in its MIME header reads as its own
+    ``<meta charset>`` says.
     """
     for part in message.walk():
         if part.is_multipart() or part.get_content_maintype() != "text":
@@ -74,15 +74,10 @@ def mend_text_charsets(message: Message) -> None:
             payload = part.get_payload(decode=True)
             if not isinstance(payload, bytes) or payload.isascii():
                 continue
-            meta = (
-                _META_CHARSET.search(payload, 0, 4096)
-                if declared == "" and part.get_content_subtype() == "html"
-                else None
-            )
-            if meta is not None and _known(meta.group(1).decode("ascii")):
-                wanted = codec(meta.group(1).decode("ascii"))  # an HTML part's own <meta charset>, as browsers read it
-            else:  # UTF-8 when it is (a Latin-1 label lies far more often than text forms UTF-8 by chance)
-                wanted = "utf-8" if _is_utf8(payload) else "cp1252"
+            label = _meta_charset(payload) if declared == "" and part.get_content_subtype() == "html" else ""
+            # An HTML part's own <meta charset>, as browsers read it; else UTF-8 when it is (a Latin-1 label
+            # lies far more often than text forms UTF-8 by chance), else Windows-1252.
+            wanted = codec(label) if label else "utf-8" if is_utf8(payload) else "cp1252"
         if wanted and wanted != declared:
             part.set_param("charset", wanted)
 
@@ -109,7 +104,7 @@ def header_text(value: str) -> str:
         if data is None:  # not decodable: left as written
             out.append(_decoded(run, run_charset) + between + word.group(0))
             run, run_charset = [], ""
-        elif (run and between.isspace()) or (run and not between):
+        elif run and (not between or between.isspace()):
             if charset.lower() == run_charset.lower():
                 run.append(data)
             else:
@@ -159,15 +154,21 @@ def _as_utf8(part: Message, charset: str) -> None:
         part.set_payload(payload.decode(charset, "replace"), "utf-8")
 
 
-def _known(label: str) -> bool:
+def _meta_charset(html: bytes) -> str:
+    """The charset an HTML page's ``<meta>`` names near its start, when Python can read it; else ""."""
+    found = _META_CHARSET.search(html, 0, 4096)
+    if found is None:
+        return ""
+    label = found.group(1).decode("ascii")
     try:
         codecs.lookup(codec(label))
     except LookupError:
-        return False
-    return True
+        return ""
+    return label
 
 
-def _is_utf8(data: bytes) -> bool:
+def is_utf8(data: bytes) -> bool:
+    """Whether ``data`` is valid UTF-8."""
     try:
         data.decode("utf-8")
     except UnicodeDecodeError:

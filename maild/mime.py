@@ -10,7 +10,6 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.header import decode_header, make_header
 from email.message import Message
 from email.utils import getaddresses
 from typing import Any
@@ -224,8 +223,8 @@ def _with_stdlib(raw: bytes) -> _Decoded:
     message = email.message_from_bytes(without_received(mend_header_block(raw)), policy=email.policy.compat32)
     _check_shape(message)
     headers: dict[str, str] = {}
-    for name, value in message.items():
-        headers.setdefault(name.lower(), _decoded_header(value))
+    for name, value in message.raw_items():
+        headers.setdefault(name.lower(), header_text(str(value)))
     plain: list[str] = []
     html: list[str] = []
     for part in message.walk():  # into attached mails too, as mail-parser reads the body
@@ -254,15 +253,17 @@ def _from_pairs(message: Message, parsed: list[tuple[str, str]]) -> list[tuple[s
     value = raw_header(message, "from")
     if value is None or (value.isascii() and not any("=?" in name for name, _ in parsed)):
         return parsed
-    return mailboxes(message, "from")
+    return _mailbox_pairs(value)
 
 
 def mailboxes(message: Message, name: str) -> list[tuple[str, str]]:
     """(display name, address) of a field as it came: 8-bit bytes read as `maild.charsets` reads them, the
     addresses found first and each name decoded after (an encoded name may hold a comma)."""
     value = raw_header(message, name)
-    if value is None:
-        return []
+    return [] if value is None else _mailbox_pairs(value)
+
+
+def _mailbox_pairs(value: str) -> list[tuple[str, str]]:
     text = bytes_text(value.encode("utf-8", "surrogateescape"))
     return [(header_text(display), address) for display, address in getaddresses([text])]
 
@@ -281,13 +282,6 @@ def _seven_bit_charset(text: str) -> str:
         except UnicodeError:
             continue
     return text
-
-
-def _decoded_header(value: object) -> str:
-    try:
-        return str(make_header(decode_header(str(value))))
-    except (ValueError, LookupError, UnicodeError):
-        return str(value)
 
 
 def content_message_id(raw: bytes, domain: str) -> str:

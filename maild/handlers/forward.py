@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from maild.charsets import is_utf8
 from maild.compose import Draft
 from maild.handlers.base import Context, Services
 from maild.mime import Part
@@ -88,10 +89,5 @@ async def _files(services: Services, attachments: list[Attachment]) -> tuple[lis
 
 def _charset(attachment: Attachment, data: bytes) -> str:
     """The store keeps no charset: a text file that is valid UTF-8 says so (ASCII needs none)."""
-    if not attachment.content_type.startswith("text/") or data.isascii():
-        return ""
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return ""
-    return "utf-8"
+    text = attachment.content_type.startswith("text/") and not data.isascii()
+    return "utf-8" if text and is_utf8(data) else ""
