@@ -111,9 +111,8 @@ _AUTOREPLY_HEADERS = (
 # Subjects of auto-replies, only used when no header says anything: Outlook's "Automatic reply:" in the
 # languages it ships, and the out-of-office wording Spanish users give their own responders. Anchored at
 # the start so a person's "Re: Automatic reply: ..." or "My manager is out of office, who approves?" stays
-# human. A bare "Auto:" is
-# not enough: it is the word for "car" in German, Spanish and Italian; Lotus Notes' "AUTO: Jane is out of the
-# office" needs both halves.
+# human. A bare "Auto:" is not enough: it is the word for "car" in German, Spanish and Italian; Lotus Notes'
+# "AUTO: Jane is out of the office" needs both halves.
 _AUTOREPLY_SUBJECT = re.compile(
     r"^\s*(out of (the )?office( auto ?reply)?\s*(:|$)|auto(matic)?[- ]?(reply|response)\s*(:|$)"
     r"|automatische antwort\s*:|abwesenheitsnotiz|respuesta autom[aá]tica\s*:|r[ée]ponse automatique\s*:"
