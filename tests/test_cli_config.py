@@ -246,6 +246,28 @@ def test_check_config_refuses_imap_settings_that_cannot_work(tmp_path: Path) -> 
     assert_no_traceback(result)
 
 
+def test_check_config_refuses_settings_that_would_misbehave(tmp_path: Path) -> None:
+    """An empty listen host (every interface), two queues on one address, a zero SLA time and a backoff whose
+    longest wait is under its first: each a line naming its key, and `serve` does not start."""
+    bad = (
+        GOOD_CONFIG
+        + '\n[[queues]]\nname = "refunds"\naddress = "billing@example.com"\n'
+        + '\n[intake.smtp]\nhost = ""\n[outbound]\nretry_base = "2h"\nretry_max = "1m"\n'
+        + '[sla.high]\nfirst_response = "0s"\n'
+    )
+    path = write(tmp_path, bad)
+    result = maild(tmp_path, "check-config", "--config", str(path))
+    assert result.returncode == 1
+    assert sorted(result.stdout.splitlines()) == [
+        f"{path}: intake.smtp.host: empty: name the host (0.0.0.0 or :: to listen on every address)",
+        f"{path}: outbound.retry_max: less than outbound.retry_base, the first wait",
+        f"{path}: queues[1].address: billing@example.com is queues[0]'s already",
+        f"{path}: sla.high.first_response: expected more than 0s, got '0s'",
+    ]
+    assert maild(tmp_path, "serve", "--config", str(path)).returncode == 1
+    assert_no_traceback(result)
+
+
 def test_serve_refuses_to_start_without_the_imap_password_file(tmp_path: Path) -> None:
     """`serve` exits 1 at once with the check-config line instead of retrying the IMAP login forever."""
     path = write(tmp_path, GOOD_CONFIG + AUTH_RESULTS + IMAP_ON + 'password_file = "missing.secret"\n')
