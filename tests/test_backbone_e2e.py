@@ -792,3 +792,36 @@ def test_a_junk_line_among_the_fields_still_gives_a_ticket_that_threads(daemon: 
     daemon.wait_processed()
     [ticket] = daemon.tickets()
     assert [m["text"] for m in daemon.ticket(ticket["id"])["messages"]] == ["The toner is empty.", "Still empty."]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "shown"),
+    [
+        ("text/plain; charset=utf-8", "Café crème, por favor.".encode("cp1252"), "Café crème, por favor."),
+        ("text/plain; charset=utf-7", b"Caf+AOk- cr+AOg-me, por favor.", "Café crème, por favor."),
+        (
+            "text/html",
+            '<html><head><meta charset="windows-1251"></head><body><p>Принтер сломан</p></body></html>'.encode(
+                "cp1251"
+            ),
+            "Принтер сломан",
+        ),
+    ],
+)
+def test_more_charsets_read_as_meant(
+    daemon: Daemon, smarthost: Smarthost, content_type: str, body: bytes, shown: str
+) -> None:
+    """Latin-1 bytes under a UTF-8 label, UTF-7, and an HTML page naming its charset only in <meta>: the
+    ticket's text and the agents' notice keep every letter."""
+    raw = (
+        (
+            f"From: {CUSTOMER}\r\nTo: {SUPPORT}\r\nSubject: Charset\r\nMessage-ID: <cs@client.example>\r\n"
+            f"MIME-Version: 1.0\r\nContent-Type: {content_type}\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+        ).encode()
+        + body
+        + b"\r\n"
+    )
+    daemon.send(raw)
+    [notice] = smarthost.wait_for(ANA)
+    [ticket] = daemon.tickets()
+    assert daemon.ticket(ticket["id"])["messages"][0]["text"] == shown and shown in notice.body

@@ -452,3 +452,29 @@ def test_the_command_line_shows_control_characters_escaped(daemon: Daemon, smart
     for output in (listed, shown):
         assert "\x1b" not in output and "\x07" not in output
         assert "hi\\x1b]0;pwned\\x07" in output
+
+
+def test_a_bounces_returned_mail_is_kept_as_one_file(daemon: Daemon, smarthost: Smarthost) -> None:
+    """A delivery report returning our whole acknowledgement keeps it as one .eml file on the ticket's
+    internal message (its own files inside); the report's status fields are no file."""
+    new_ticket(daemon, smarthost)
+    [ack] = smarthost.to(CUSTOMER)
+    dsn = (
+        (
+            "From: Mail Delivery System <MAILER-DAEMON@mx.example.org>\r\n"
+            f"To: {SUPPORT}\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+            "Message-ID: <dsn-2@mx.example.org>\r\nMIME-Version: 1.0\r\n"
+            'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+            "--B\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n"
+            "--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.org\r\n\r\n"
+            f"Final-Recipient: rfc822; {CUSTOMER}\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
+            "--B\r\nContent-Type: message/rfc822\r\n\r\n"
+        ).encode()
+        + ack.raw
+        + b"\r\n--B--\r\n"
+    )
+    daemon.send(dsn, mail_from="")
+    daemon.wait_processed()
+    [ticket] = daemon.tickets()
+    [returned] = daemon.ticket(ticket["id"])["messages"][-1]["attachments"]
+    assert returned["filename"] == f"{ack['Subject']}.eml" and returned["size"] > len(ack.raw) // 2
