@@ -478,3 +478,16 @@ def test_a_bounces_returned_mail_is_kept_as_one_file(daemon: Daemon, smarthost: 
     [ticket] = daemon.tickets()
     [returned] = daemon.ticket(ticket["id"])["messages"][-1]["attachments"]
     assert returned["filename"] == f"{ack['Subject']}.eml" and returned["size"] > len(ack.raw) // 2
+
+
+def test_role_mailboxes_are_people_and_spanish_out_of_office_is_not(daemon: Daemon, smarthost: Smarthost) -> None:
+    """product-owner@ (a list server's shape, but in From) is a person and gets an acknowledgement; a
+    "Fuera de la oficina:" responder with no telltale header gets none."""
+    owner = "product-owner@customer.example"
+    daemon.send(make_mail(sender=owner, subject="Roadmap question"), mail_from=owner)
+    daemon.send(make_mail(sender=STRANGER, subject="Fuera de la oficina: Roadmap question"), mail_from=STRANGER)
+    [ack] = smarthost.wait_for(owner)
+    assert "received" in ack["Subject"]
+    daemon.wait_processed()
+    time.sleep(0.5)
+    assert smarthost.to(STRANGER) == []
