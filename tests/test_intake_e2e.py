@@ -8,6 +8,7 @@ import smtplib
 import socket
 import sqlite3
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,17 @@ from maild.intake.smtp import IntakeHandler, SmtpListener
 from maild.pipeline import BATCH, BATCH_BACKLOG, Pipeline, Result, Runner
 from maild.spool import Spooler
 from maild.store import Store, Tx
-from tests.helpers import ANA, BILLING, CUSTOMER, SUPPORT, Daemon, Smarthost, make_mail, wait_until
+from tests.helpers import (
+    ANA,
+    BILLING,
+    CUSTOMER,
+    SUPPORT,
+    Daemon,
+    Smarthost,
+    make_mail,
+    message_id_of,
+    wait_until,
+)
 
 CONTRACT_TICKET_KEYS = {
     "id",
@@ -129,6 +140,33 @@ class _Explodes:
 
     async def process(self, ctx: Context, tx: Tx) -> Outcome:
         raise RuntimeError("disk on fire")
+
+
+def test_a_burst_over_concurrent_sessions_is_answered_and_processed_once_each(
+    daemon: Daemon, smarthost: Smarthost
+) -> None:
+    """Six sessions send five mails each at once, while the runner processes the first ones (group commits of
+    several sessions, messages sharing transactions): each is answered 250 once, and each becomes one ticket
+    with one acknowledgement, none lost, none twice."""
+    senders = {(s, n): f"burst{s}.{n}@example.org" for s in range(6) for n in range(5)}
+    mails = {key: make_mail(subject=f"Burst {key[0]}.{key[1]}", sender=sender) for key, sender in senders.items()}
+
+    def session(s: int) -> list[dict[str, tuple[int, bytes]]]:
+        with smtplib.SMTP("127.0.0.1", daemon.port, timeout=30) as client:
+            return [client.sendmail(senders[(s, n)], [SUPPORT], mails[(s, n)]) for n in range(5)]
+
+    with ThreadPoolExecutor(6) as pool:
+        refused = [r for answers in pool.map(session, range(6)) for r in answers if r]
+    assert refused == []  # sendmail returns the refused recipients, and raises on any answer but 250
+    daemon.wait_processed()
+    tickets = daemon.tickets()
+    assert sorted(t["subject"] for t in tickets) == sorted(f"Burst {s}.{n}" for s, n in senders)
+    assert sorted(t["requester"] for t in tickets) == sorted(senders.values())
+    received = [e for e in daemon.log_events() if e.get("event") == "received"]
+    assert len({e["inbound_id"] for e in received if not e["duplicate"]}) == len(received) == len(mails)
+    for key, sender in senders.items():
+        [ack] = smarthost.wait_for(sender, 1)
+        assert ack["In-Reply-To"] == message_id_of(mails[key])
 
 
 def test_failed_step_shunts_the_message_and_replay_processes_it(daemon: Daemon, smarthost: Smarthost) -> None:
