@@ -284,6 +284,8 @@ def inject(config_path: str | None, mail_from: str, rcpt_to: tuple[str, ...]) ->
             spooled = await Spooler(store).put(envelope, raw)
             if spooled.inbound_id is None:
                 return "duplicate: already received"
+            if spooled.set_aside:
+                return f"shunted: inbound {spooled.inbound_id} ({spooled.set_aside})"
             result = await build_pipeline(build_services(config, store.clock), store).process(spooled.inbound_id)
         finally:
             await store.close()

@@ -17,7 +17,8 @@ import structlog
 from maild.metrics import Metrics
 from maild.mime import without_received
 from maild.models import Envelope
-from maild.store import Store
+from maild.store import Store, Tx
+from maild.store.inbound import ERASED
 
 log = structlog.get_logger("maild.spool")
 
@@ -28,10 +29,12 @@ MAX_BATCH = 256
 
 @dataclass(frozen=True)
 class Spooled:
-    """Where a message went: its spool id, and whether it was already there (same Message-ID)."""
+    """Where a message went: its spool id, and whether it was already there (same Message-ID); or, for a
+    different mail under a Message-ID already taken, the id it is kept shunted under and why (`set_aside`)."""
 
     inbound_id: int | None
     duplicate: bool
+    set_aside: str | None = None
 
 
 def dedupe_key(raw: bytes) -> str:
@@ -72,9 +75,9 @@ class Spooler:
         """Return once the message is durably committed; raise if the store failed."""
         if self._task is None or self._stopping:
             async with self._store.transaction() as tx:
-                inbound_id = await tx.insert_inbound(envelope, dedupe_key(raw), raw)
+                spooled = await spool(tx, envelope, raw)
             self._notify()
-            return Spooled(inbound_id, inbound_id is None)
+            return spooled
         future: asyncio.Future[Spooled] = asyncio.get_running_loop().create_future()
         self._waiting.append((envelope, raw, future))
         self._wakeup.set()
@@ -90,11 +93,8 @@ class Spooler:
         while self._waiting:
             batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
             try:
-                results = []
                 async with self._store.transaction() as tx:
-                    for envelope, raw, _ in batch:
-                        inbound_id = await tx.insert_inbound(envelope, dedupe_key(raw), raw)
-                        results.append(Spooled(inbound_id, inbound_id is None))
+                    results = [await spool(tx, envelope, raw) for envelope, raw, _ in batch]
             except Exception as exc:
                 log.error("spool_commit_failed", error=str(exc), batch=len(batch))
                 for _, _, future in batch:
@@ -111,3 +111,32 @@ class Spooler:
     def _notify(self) -> None:
         if self._on_commit is not None:
             self._on_commit.set()
+
+
+async def spool(tx: Tx, envelope: Envelope, raw: bytes) -> Spooled:
+    """Insert one message in ``tx``, once: a second copy of a spooled mail (same Message-ID, same body) is a
+    duplicate. A different body under a Message-ID already taken is no duplicate to drop, but maild cannot
+    tell a client that reuses Message-IDs from a copy changed on its way (a list's footer, a re-encoding),
+    which processed would open a second ticket for one request: it is kept shunted with the reason, and
+    `maild shunt replay` processes it as a mail of its own."""
+    key = dedupe_key(raw)
+    inbound_id = await tx.insert_inbound(envelope, key, raw)
+    if inbound_id is not None or not key.startswith("mid:"):
+        return Spooled(inbound_id, inbound_id is None)
+    first = await tx.inbound_by_dedupe_key(key)
+    # An erased mail's row keeps its key with no content: a copy of it arriving again stays erased.
+    if first is None or first.state == ERASED or _body(first.raw) == _body(raw):
+        return Spooled(None, True)
+    reason = f"Message-ID {key[4:]} already taken by inbound {first.id}, whose body differs: kept, not processed"
+    content_key = f"{key} sha256:{hashlib.sha256(without_received(raw)).hexdigest()}"
+    kept = await tx.insert_inbound(envelope, content_key, raw, shunted_at="spool", error=reason)
+    if kept is None:  # this very mail came before, and is kept already
+        return Spooled(None, True)
+    log.warning("message_id_reused", inbound_id=kept, first=first.id, message_id=key[4:])
+    return Spooled(kept, False, reason)
+
+
+def _body(raw: bytes) -> bytes:
+    """What follows the header block, line endings aside: relays add header fields, not body lines."""
+    end = _HEADER_END.search(raw)
+    return raw[end.end() :].replace(b"\r\n", b"\n").rstrip() if end else b""

@@ -90,6 +90,34 @@ def test_inject_reads_stdin_and_processes(daemon: Daemon, smarthost: Smarthost) 
     assert len(daemon.tickets()) == 1
 
 
+def test_a_different_mail_reusing_a_message_id_is_kept_shunted_not_dropped(
+    daemon: Daemon, smarthost: Smarthost
+) -> None:
+    """A client that reuses a Message-ID: the second mail is no copy of the first (its body differs), so it is
+    not dropped as a duplicate, nor processed (it may be a copy changed on its way): it is kept shunted with
+    the reason, and replayed it opens a ticket of its own. Copies of either mail, relayed with other header
+    fields, are still duplicates."""
+    first = make_mail(subject="Printer on fire", body="It burns.", message_id="<reused@client.example.org>")
+    other = make_mail(subject="Invoice 7 is wrong", body="It says 700.", message_id="<reused@client.example.org>")
+    daemon.send(first)
+    [ack] = smarthost.wait_for(CUSTOMER)
+    daemon.send(other)
+    daemon.send(b"Received: from relay.example.net by mx.example.com; Mon, 1 Dec 2026 10:00:00 +0000\r\n" + other)
+    daemon.send(first.replace(b"\r\n", b"\n"))  # the same mail, as a pipe hands it over
+    piped = daemon.cli("inject", stdin=make_mail(subject="Third", message_id="<reused@client.example.org>"))
+    daemon.wait_processed()
+    assert [t["subject"] for t in daemon.tickets()] == ["Printer on fire"]
+    kept = json.loads(daemon.cli("shunt", "list", "--json").stdout)
+    assert [(k["step"], k["error"].split(":")[0]) for k in kept] == [
+        ("spool", "Message-ID <reused@client.example.org> already taken by inbound 1, whose body differs")
+    ] * 2
+    assert piped.stdout.startswith(f"shunted: inbound {kept[1]['id']} (Message-ID <reused@client.example.org>")
+    assert daemon.spool_states() == {"done": 1, "shunted": 2}
+    assert smarthost.to(CUSTOMER) == [ack]  # nothing answered the second mail, nor a copy
+    assert daemon.cli("shunt", "replay", str(kept[0]["id"])).stdout.strip() == f"{kept[0]['id']}: done"
+    assert sorted(t["subject"] for t in daemon.tickets()) == ["Invoice 7 is wrong", "Printer on fire"]
+
+
 def test_inject_exits_75_when_the_store_fails(tmp_path: Path, smarthost: Smarthost) -> None:
     """A store that cannot be written makes `maild inject` exit 75 so the MTA keeps the mail and retries."""
     daemon = Daemon(tmp_path, smarthost.port)

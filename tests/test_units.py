@@ -32,7 +32,7 @@ from maild.models import Attachment, Envelope, Message, OutboundMail, Ticket
 from maild.outbound import Delivery, OutboundWorker
 from maild.pipeline import BATCH_BACKLOG, BATCH_BYTES, _batches
 from maild.render import Renderer, TemplateError, ticket_vars
-from maild.spool import dedupe_key
+from maild.spool import Spooled, dedupe_key, spool
 from maild.statuses import (
     CLOSED,
     NEW,
@@ -928,6 +928,31 @@ def test_unsent_mail_is_recorded_per_batch_and_sent_mail_at_once(tmp_path: Path)
             "<5@x>": "sending",
         }
         assert at_the_end == {**with_the_sent_one, "<4@x>": "failed", "<5@x>": "queued"}
+
+    _store_test(tmp_path, body)
+
+
+def test_a_reused_message_id_is_a_duplicate_only_with_the_same_body(tmp_path: Path) -> None:
+    """Under a Message-ID already spooled, the same body (line endings and added header fields aside) is a
+    duplicate and a different body is kept shunted, once; an erased mail's key keeps a copy of it out."""
+    envelope = Envelope("smtp", "c@x", ("s@x",), "127.0.0.1")
+    first = b"Message-ID: <m@x>\r\nSubject: one\r\n\r\nIt burns.\r\n"
+    other = b"Message-ID: <m@x>\r\nSubject: two\r\n\r\nIt freezes.\r\n"
+
+    async def body(store: Store) -> None:
+        async with store.transaction() as tx:
+            assert await spool(tx, envelope, first) == Spooled(1, False)
+            relayed = b"X-Spam-Status: No\nMessage-ID: <m@x>\nSubject: one\n\nIt burns.\n"
+            assert await spool(tx, envelope, relayed) == Spooled(None, True)
+            kept = await spool(tx, envelope, other)
+            assert (kept.inbound_id, kept.duplicate) == (2, False) and kept.set_aside
+            assert kept.set_aside.startswith("Message-ID <m@x> already taken by inbound 1, whose body differs")
+            assert await spool(tx, envelope, other) == Spooled(None, True)
+            await tx.run("UPDATE inbound SET raw = x'', state = 'erased' WHERE id = 1")
+            erased_again = await spool(tx, envelope, b"Message-ID: <m@x>\r\n\r\nAnything.\r\n")
+            assert erased_again == Spooled(None, True)
+            inbound = await tx.get_inbound(2)
+        assert inbound is not None and (inbound.state, inbound.step) == ("shunted", "spool")
 
     _store_test(tmp_path, body)
 

@@ -14,11 +14,20 @@ ERASED = "erased"  # `maild erase`: the row and its dedupe key kept, the mail go
 
 
 class InboundQueries(QueryBase):
-    async def insert_inbound(self, envelope: Envelope, dedupe_key: str, raw: bytes) -> int | None:
-        """Spool a raw message; None when a message with the same dedupe key is already spooled."""
+    async def insert_inbound(
+        self,
+        envelope: Envelope,
+        dedupe_key: str,
+        raw: bytes,
+        *,
+        shunted_at: str | None = None,
+        error: str | None = None,
+    ) -> int | None:
+        """Spool a raw message, in line for processing or, given ``shunted_at`` (a step) and ``error``, kept
+        shunted; None when a message with the same dedupe key is already spooled."""
         row = await self.one(
-            "INSERT INTO inbound (received_at, source, peer, mail_from, rcpt_to, dedupe_key, raw)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
+            "INSERT INTO inbound (received_at, source, peer, mail_from, rcpt_to, dedupe_key, raw, state, step, error)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
             (
                 self.now_iso(),
                 envelope.source,
@@ -27,9 +36,16 @@ class InboundQueries(QueryBase):
                 json.dumps(list(envelope.rcpt_to)),
                 dedupe_key,
                 raw,
+                PENDING if shunted_at is None else SHUNTED,
+                shunted_at,
+                error,
             ),
         )
         return int(row[0]) if row else None
+
+    async def inbound_by_dedupe_key(self, dedupe_key: str) -> Inbound | None:
+        row = await self.one("SELECT * FROM inbound WHERE dedupe_key = ?", (dedupe_key,))
+        return _inbound(row) if row else None
 
     async def pending_inbound_sizes(self, limit: int = 100) -> list[tuple[int, int]]:
         """Spooled messages not yet processed, oldest first, with the size of each raw message."""
