@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from maild.erase import Holdings, Report
 
 T = TypeVar("T")
+EX_NOUSER = 67  # sysexits.h: the MTA bounces the mail, "user unknown"
 EX_TEMPFAIL = 75  # sysexits.h: the MTA keeps the mail and retries
 SQLITE_INTEGER_MAX = 2**63 - 1  # a larger id or limit cannot reach SQLite at all (OverflowError)
 # Row ids as typed (`shunt replay ID`, `outbox retry ID`): what SQLite can hold, so a huge one is a usage error.
@@ -269,6 +270,11 @@ def inject(config_path: str | None, mail_from: str, rcpt_to: tuple[str, ...]) ->
         fail(f"message larger than intake.smtp.max_message_bytes ({config.smtp.max_message_bytes})")
     if not raw.strip():
         fail("no message on standard input")
+    # As over SMTP, where RCPT refuses them: a pipe transport routed wider than maild serves bounces the mail
+    # back to its sender instead of opening a ticket for a mailbox nobody reads here.
+    unserved = [address for address in rcpt_to if not config.is_own(address.lower())]
+    if unserved:
+        fail(f"not an address maild serves: {', '.join(unserved)}", EX_NOUSER)
     if not mail_from:
         # Without --from (a person piping a file) the From: header stands in for the envelope sender; an MTA
         # pipe passes ${sender}, which is empty exactly for bounces.

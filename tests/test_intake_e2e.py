@@ -118,6 +118,18 @@ def test_a_different_mail_reusing_a_message_id_is_kept_shunted_not_dropped(
     assert sorted(t["subject"] for t in daemon.tickets()) == ["Invoice 7 is wrong", "Printer on fire"]
 
 
+def test_inject_bounces_mail_for_an_address_maild_does_not_serve(daemon: Daemon, smarthost: Smarthost) -> None:
+    """A pipe transport routed wider than maild serves: as RCPT refuses such an address over SMTP, inject
+    exits 67 (the MTA bounces "user unknown") and keeps nothing; a served address with a +tag goes through."""
+    stray = daemon.cli("inject", "--to", "sales@example.com", stdin=make_mail(subject="Wrong door"), check=False)
+    assert stray.returncode == 67
+    assert stray.stderr.strip() == "maild: not an address maild serves: sales@example.com"
+    assert daemon.spool_states() == {}
+    tagged = daemon.cli("inject", "--to", "Support+urgent@example.com", stdin=make_mail(subject="Right door"))
+    assert tagged.stdout.startswith("done: ticket")
+    assert [t["subject"] for t in daemon.tickets()] == ["Right door"]
+
+
 def test_inject_exits_75_when_the_store_fails(tmp_path: Path, smarthost: Smarthost) -> None:
     """A store that cannot be written makes `maild inject` exit 75 so the MTA keeps the mail and retries."""
     daemon = Daemon(tmp_path, smarthost.port)
