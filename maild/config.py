@@ -185,8 +185,9 @@ class Config:
         """The queue a mail lands in: the first queue address among its recipients, else the default."""
         by_address = {q.address: q.name for q in self.queues if q.address}
         for rcpt in recipients:
-            if rcpt.lower() in by_address:
-                return by_address[rcpt.lower()]
+            for address in (rcpt.lower(), base_address(rcpt.lower())):  # billing+urgent@ is billing's
+                if address in by_address:
+                    return by_address[address]
         return DEFAULT_QUEUE
 
     def agents_named(self, name: str) -> list[Agent]:
@@ -217,14 +218,17 @@ class Config:
 
     def is_own(self, address: str) -> bool:
         """One of maild's addresses, a ``+tag`` on it included (MTAs deliver support+x to support)."""
-        local, at, domain = address.rpartition("@")
-        return address in self.own_addresses or (
-            at != "" and f"{local.partition('+')[0]}@{domain}" in self.own_addresses
-        )
+        return address in self.own_addresses or base_address(address) in self.own_addresses
 
     def is_desk(self, address: str) -> bool:
         """maild's own address or an agent's: never a customer to relay to, block, forward to or erase."""
         return self.is_own(address) or self.agent(address) is not None
+
+
+def base_address(address: str) -> str:
+    """An address without its ``+tag`` (an RFC 5233 subaddress): MTAs deliver support+urgent@ to support@."""
+    local, at, domain = address.rpartition("@")
+    return f"{local.partition('+')[0]}@{domain}" if at else address
 
 
 # --- loading ------------------------------------------------------------------------------------------

@@ -297,6 +297,22 @@ def test_foreign_recipient_is_refused_never_relayed(daemon: Daemon) -> None:
         assert client.rcpt(SUPPORT)[0] == 250
 
 
+def test_a_subaddress_of_a_served_address_is_delivered_to_it(daemon: Daemon) -> None:
+    """support+urgent@ and billing+invoices@ are support's and billing's (RFC 5233 subaddresses, which MTAs
+    deliver to the base address): accepted at RCPT, and billing's mail lands in its queue; a tag on an address
+    maild does not serve is still refused."""
+    with smtplib.SMTP("127.0.0.1", daemon.port, timeout=10) as client:
+        client.ehlo()
+        client.mail(CUSTOMER)
+        assert client.rcpt("support+urgent@elsewhere.example")[0] == 550
+        assert client.rcpt("sales+support@example.com")[0] == 550
+        assert client.rcpt("Billing+Invoices@example.com")[0] == 250
+        client.data(make_mail(to=["Billing+Invoices@example.com"], subject="Invoice 7"))
+    daemon.send(make_mail(subject="Urgent"), rcpt=["support+urgent@example.com"])
+    tickets = daemon.wait_ticket(lambda ts: len(ts) == 2 and ts)
+    assert sorted((t["subject"], t["queue"]) for t in tickets) == [("Invoice 7", "billing"), ("Urgent", "default")]
+
+
 def test_oversized_message_gets_552(start_daemon: Callable[..., Daemon]) -> None:
     """A message over max_message_bytes is refused with 552, whether announced with SIZE= or not."""
     daemon = start_daemon(max_bytes=20_000)

@@ -13,7 +13,7 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Session
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 
-from maild.config import Config, ConfigError
+from maild.config import Config, ConfigError, base_address
 from maild.models import Envelope
 from maild.spool import Spooler
 
@@ -62,7 +62,8 @@ class IntakeHandler:
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: SmtpEnvelope, address: str, rcpt_options: list[str]
     ) -> str:
-        if address.lower() not in self.addresses:
+        lowered = address.lower()
+        if lowered not in self.addresses and base_address(lowered) not in self.addresses:  # support+urgent@ too
             log.info("rcpt_refused", rcpt=address, peer=_peer(session))
             return NO_RELAY.format(address)
         if len(envelope.rcpt_tos) >= self.max_recipients:
