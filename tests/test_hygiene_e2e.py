@@ -348,6 +348,14 @@ def test_agents_hear_when_their_reply_does_not_reach_the_customer(daemon: Daemon
         lambda: [m for m in smarthost.to(ANA) if "Not delivered" in m["Subject"]][1:] or None, 10, "second notice"
     )
     assert f"{CUSTOMER}: returned by the receiving mail system (5.2.2)" in notices[0].body
+    # A second report of the same loss (another relay's DSN) is recorded on the mail, and told of no more.
+    daemon.send(dsn.replace(b"<dsn-2@mx.example.org>", b"<dsn-3@mx2.example.org>"), mail_from="")
+    daemon.wait_processed()
+    rows = json.loads(daemon.cli("outbox", "list", "--json").stdout)
+    [bounced] = [r for r in rows if r["message_id"] == relayed["Message-ID"]]
+    assert [b["status"] for b in bounced["bounces"]] == ["5.2.2", "5.2.2"]
+    time.sleep(0.5)
+    assert len([m for m in smarthost.to(ANA) if "Not delivered" in m["Subject"]]) == 2
 
 
 def test_agents_hear_when_delivery_to_the_customer_is_given_up(daemon: Daemon, smarthost: Smarthost) -> None:

@@ -22,9 +22,19 @@ class Bounces:
         if mail is None:
             ctx.notes.append("bounce of a mail that is not ours")
             return CONTINUE
+        # A recipient an earlier report returned for good was told of then: a second report of it (two
+        # relays' DSNs, one DSN delivered twice) is recorded, and told of no more.
+        told = {
+            rcpt
+            for earlier in await tx.bounces_of(mail.id)
+            if earlier["permanent"]
+            for rcpt in earlier["recipients"] or mail.rcpt_to
+        }
         await tx.record_bounce(mail.id, ctx.inbound.id, list(bounce.recipients), bounce.status, bounce.permanent)
         ctx.notes.append(f"bounce recorded on outbox {mail.id}: {', '.join(bounce.recipients) or '?'}")
         if bounce.permanent:
-            lost = dict.fromkeys(bounce.recipients or mail.rcpt_to, bounce.status)
+            lost = {rcpt: bounce.status for rcpt in bounce.recipients or mail.rcpt_to if rcpt not in told}
+            if not lost:
+                ctx.notes.append("agents told of these recipients by an earlier report")
             await self.undelivered.tell(tx, mail, lost, bounced=True)
         return CONTINUE
