@@ -52,6 +52,14 @@ def bytes_text(data: bytes) -> str:
         return data.decode("cp1252", "replace")
 
 
+def collapse_rfc2231_charsets(message: Message) -> None:
+    """Write each ``charset*=`` label (RFC 2231's form, with a language) plainly: compat32's get_payload()
+    passes its (charset, language, value) tuple to decode() and raises, in mail-parser and in our own walks."""
+    for part in message.walk():
+        if isinstance(part.get_param("charset"), tuple):
+            part.set_param("charset", part.get_content_charset() or "us-ascii")
+
+
 def mend_text_charsets(message: Message) -> None:
     """Relabel the body text parts of ``message`` (compat32, in place) with the charset that reads them.
 

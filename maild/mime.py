@@ -16,11 +16,19 @@ from typing import Any
 
 import mailparser
 
-from maild.charsets import bytes_text, codec, header_text, mend_text_charsets, raw_header
+from maild.charsets import (
+    bytes_text,
+    codec,
+    collapse_rfc2231_charsets,
+    header_text,
+    mend_text_charsets,
+    raw_header,
+)
 from maild.mailtext import html_to_text, new_text
 
 _MSGID = re.compile(r"<[^<>\s]+>")
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
+_RFC2231_CHARSET = re.compile(rb"charset\*", re.IGNORECASE)  # charset*=, or charset*0*= when continued
 # The header block as email.feedparser reads it: lines that are an mbox "From " line, a field name and its
 # colon, or a continuation, up to the first that is none of these (a blank line, or body text).
 _HEADER_BLOCK = re.compile(rb"(?:(?:From |[\041-\071\073-\176]*:|[ \t])[^\n]*\n)*")
@@ -193,14 +201,22 @@ def _check_shape(message: Message) -> None:
             raise UnparseableMail(f"more than {MAX_MIME_PARTS} MIME parts")
         if depth > MAX_MIME_DEPTH:
             raise UnparseableMail(f"MIME nesting deeper than {MAX_MIME_DEPTH}")
-        payload = part.get_payload()
-        if part.is_multipart() and isinstance(payload, list):
+        payload = part.get_payload() if part.is_multipart() else None  # a leaf's would be decoded, for nothing
+        if isinstance(payload, list):
             stack.extend((child, depth + 1) for child in payload if isinstance(child, Message))
 
 
-def _with_mailparser(raw: bytes) -> _Decoded:
+def _message(raw: bytes) -> Message:
+    """The email package's tree of ``raw``, once it is known to be of a sane shape and labelled plainly."""
     message = email.message_from_bytes(without_received(mend_header_block(raw)), policy=email.policy.compat32)
     _check_shape(message)
+    if _RFC2231_CHARSET.search(raw):
+        collapse_rfc2231_charsets(message)
+    return message
+
+
+def _with_mailparser(raw: bytes) -> _Decoded:
+    message = _message(raw)
     mend_text_charsets(message)
     parsed = mailparser.MailParser(message)
     subject = raw_header(message, "subject")
@@ -220,8 +236,7 @@ def _with_mailparser(raw: bytes) -> _Decoded:
 
 
 def _with_stdlib(raw: bytes) -> _Decoded:
-    message = email.message_from_bytes(without_received(mend_header_block(raw)), policy=email.policy.compat32)
-    _check_shape(message)
+    message = _message(raw)
     headers: dict[str, str] = {}
     for name, value in message.raw_items():
         headers.setdefault(name.lower(), header_text(str(value)))

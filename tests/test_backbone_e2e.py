@@ -815,6 +815,12 @@ def test_a_junk_line_among_the_fields_still_gives_a_ticket_that_threads(daemon: 
     [
         ("text/plain; charset=utf-8", "Café crème, por favor.".encode("cp1252"), "Café crème, por favor."),
         ("text/plain; charset=utf-7", b"Caf+AOk- cr+AOg-me, por favor.", "Café crème, por favor."),
+        # RFC 2231's form of the label, with a language: the email package raised on it, and it was shunted.
+        (
+            "text/plain; charset*=us-ascii'es'iso-8859-1",
+            "Café crème, por favor.".encode("latin-1"),
+            "Café crème, por favor.",
+        ),
         (
             "text/html",
             '<html><head><meta charset="windows-1251"></head><body><p>Принтер сломан</p></body></html>'.encode(
@@ -827,8 +833,8 @@ def test_a_junk_line_among_the_fields_still_gives_a_ticket_that_threads(daemon: 
 def test_more_charsets_read_as_meant(
     daemon: Daemon, smarthost: Smarthost, content_type: str, body: bytes, shown: str
 ) -> None:
-    """Latin-1 bytes under a UTF-8 label, UTF-7, and an HTML page naming its charset only in <meta>: the
-    ticket's text and the agents' notice keep every letter."""
+    """Latin-1 bytes under a UTF-8 label, UTF-7, an RFC 2231 label, and an HTML page naming its charset only
+    in <meta>: the ticket's text and the agents' notice keep every letter."""
     raw = (
         (
             f"From: {CUSTOMER}\r\nTo: {SUPPORT}\r\nSubject: Charset\r\nMessage-ID: <cs@client.example>\r\n"
