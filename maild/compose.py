@@ -6,6 +6,7 @@ import base64
 import binascii
 import email.charset
 import email.policy
+import email.quoprimime
 import re
 import secrets
 from collections.abc import Iterable, Sequence
@@ -60,6 +61,7 @@ _WIRE = _Wire(linesep="\r\n", max_line_length=78)
 _UTF8_QP = email.charset.Charset("utf-8")
 _UTF8_QP.header_encoding = email.charset.QP
 _TOKEN = re.compile(r"[A-Za-z0-9!#$&^_.+-]+")
+_LONGEST_WORD = 75  # an RFC 2047 encoded word, =?utf-8?q? and ?= included
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,7 @@ class Composer:
         self.from_name = from_name
         self.domain = support_address.rpartition("@")[2]
         self.clock = clock
-        self.from_header = formataddr((from_name, support_address), charset="utf-8")
+        self.from_header = _mailbox(from_name, support_address)
 
     def compose(self, draft: Draft, ticket_id: int | None, sender: tuple[str, str] | None = None) -> Composed:
         """Render a draft into RFC 5322 bytes (CRLF) with our own Message-ID; From ``sender`` (display name,
@@ -99,7 +101,7 @@ class Composer:
         content, body = _body(draft)
         headers: _Headers = [
             *content,
-            ("From", formataddr(sender, charset="utf-8") if sender else self.from_header),
+            ("From", _mailbox(*sender) if sender else self.from_header),
             ("To", _text(", ".join(draft.to))),
         ]
         if draft.cc:
@@ -204,6 +206,35 @@ def _text(value: str) -> str | Header:
     if value.isascii() and (len(value) <= LONGEST_RUN or max(map(len, value.split()), default=0) <= LONGEST_RUN):
         return value
     return Header(value, _UTF8_QP)
+
+
+def _mailbox(name: str, address: str) -> str:
+    """A From value: the display name as it is when ASCII, else RFC 2047 words, then the address.
+
+    formataddr writes one encoded word however long the name, and RFC 2047 allows 75 characters. The words
+    break after a space, which each keeps: a reader that (against RFC 2047) keeps the folding whitespace
+    between two words of a name then shows one space more, not a space inside a word."""
+    name = _one_line(name)
+    if name.isascii():
+        return formataddr((name, address))
+    words: list[str] = []
+    for piece in re.findall(r"\S*\s*", name)[:-1] or [name]:  # each word with the spaces after it
+        joined = (words[-1] if words else "") + piece
+        if words and len(email.quoprimime.header_encode(joined.encode(), "utf-8")) <= _LONGEST_WORD:
+            words[-1] = joined
+        else:
+            words += _split_word(piece)
+    return " ".join(email.quoprimime.header_encode(w.encode(), "utf-8") for w in words) + f" <{address}>"
+
+
+def _split_word(text: str) -> list[str]:
+    """``text`` in pieces that each encode to one RFC 2047 word of at most 75 characters."""
+    pieces = [""]
+    for char in text:
+        if len(email.quoprimime.header_encode((pieces[-1] + char).encode(), "utf-8")) > _LONGEST_WORD:
+            pieces.append("")
+        pieces[-1] += char
+    return pieces
 
 
 def _one_line(value: str) -> str:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import email
 import hashlib
+import re
 import signal
 import smtplib
 import socket
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from email.header import decode_header, make_header
 from pathlib import Path
 
 import pytest
@@ -616,6 +619,28 @@ def test_a_long_ticket_still_threads_under_its_first_mail(
     # Our notices to agents are part of the thread too.
     assert any(ref.endswith(f".t{ticket['id']}@example.com>") for ref in references[1:])
     assert len(daemon.ticket(int(ticket["id"]))["messages"]) == 111
+
+
+def test_a_long_non_ascii_sender_name_is_written_as_rfc_2047_allows(
+    start_daemon: Callable[..., Daemon], smarthost: Smarthost
+) -> None:
+    """A from_name of many accented words: the acknowledgement's From is encoded words of at most 75
+    characters (RFC 2047; it was one of over 100), broken after a space, on lines of at most 78, and reads
+    back as the name."""
+    name = "Atención al Cliente de Compañía Española de Servicios Técnicos Avanzados, S.A."
+    daemon = start_daemon(
+        extra=f'[[queues]]\nname = "sales"\naddress = "sales@example.com"\nsend_from = true\nfrom_name = "{name}"\n'
+    )
+    daemon.send(make_mail(to=["sales@example.com"], subject="A quote, please"), rcpt=["sales@example.com"])
+    [ack] = smarthost.wait_for(CUSTOMER)
+    header = ack.raw.split(b"\r\n\r\n")[0].decode("ascii")
+    field = re.search(r"^From:[^\r]*(?:\r\n[ \t][^\r]*)*", header, re.MULTILINE)
+    assert field is not None
+    words = re.findall(r"=\?utf-8\?q\?[^?]*\?=", field.group(0))
+    assert len(words) > 1 and all(len(w) <= 75 and w.endswith("_?=") for w in words[:-1])
+    assert all(len(line) <= 78 for line in field.group(0).split("\r\n"))
+    as_written = email.message_from_bytes(ack.raw)["From"]  # compat32: the field undecoded
+    assert str(make_header(decode_header(as_written))) == f"{name} <sales@example.com>"
 
 
 def test_a_queue_that_sends_as_itself(start_daemon: Callable[..., Daemon], smarthost: Smarthost) -> None:
