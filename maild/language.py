@@ -29,6 +29,10 @@ MIN_WORDS, MIN_RATIO = 3, 2
 # The start of a long mail says as much as all of it.
 SAMPLE_CHARS = 4000
 _WORD = re.compile(r"[^\W\d_]+")
+# Spanish alone of the two writes these: an opening ¿ or ¡ tells as much as MIN_WORDS words (a short "¿Me
+# ayudan?" is clear), and a word with ñ or an accented vowel counts as one Spanish word.
+_SPANISH_MARKS = re.compile(r"[¿¡]")
+_SPANISH_LETTERS = re.compile(r"[ñáéíóú]")
 
 
 def customer_language(text: str, headers: Sequence[str], default: str, supported: Sequence[str]) -> str:
@@ -39,11 +43,16 @@ def customer_language(text: str, headers: Sequence[str], default: str, supported
 
 def written_in(text: str, supported: Sequence[str]) -> str | None:
     """English or Spanish when the words clearly say so, else None."""
+    sample = text[:SAMPLE_CHARS].lower()
     counts = dict.fromkeys(_WORDS, 0)
-    for word in _WORD.findall(text[:SAMPLE_CHARS].lower()):
+    counts["es"] += MIN_WORDS * len(_SPANISH_MARKS.findall(sample))
+    for word in _WORD.findall(sample):
         for language, words in _WORDS.items():
             if word in words:
                 counts[language] += 1
+                break
+        else:
+            counts["es"] += bool(_SPANISH_LETTERS.search(word))
     (best, most), (_, other) = sorted(counts.items(), key=lambda item: -item[1])
     if best in supported and most >= MIN_WORDS and most >= MIN_RATIO * other:
         return best

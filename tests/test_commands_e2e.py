@@ -405,9 +405,9 @@ def test_the_assignee_hears_when_a_colleague_answers_their_customer(daemon: Daem
 def test_the_customer_is_answered_in_the_language_they_write(
     start_daemon: Callable[..., Daemon], smarthost: Smarthost
 ) -> None:
-    """On an English desk a Spanish mail gets the Spanish acknowledgement, and a mail whose words say
-    nothing follows its Content-Language; `#language` (`#idioma`) puts a ticket right, for every later mail
-    to its customer."""
+    """On an English desk a Spanish mail gets the Spanish acknowledgement, a short one too, and a mail whose
+    words say nothing follows its Content-Language; `#language` (`#idioma`) puts a ticket right, for every
+    later mail to its customer."""
     daemon = start_daemon(language="en")
     spanish = new_ticket(
         daemon, smarthost, subject="Impresora en llamas", body="Hola, mi impresora está en llamas. Gracias."
@@ -429,6 +429,12 @@ def test_the_customer_is_answered_in_the_language_they_write(
     daemon.send(b"Content-Language: es-ES\r\n" + raw, mail_from=labelled)
     [labelled_ack] = smarthost.wait_for(labelled)
     assert "Hemos recibido su solicitud" in labelled_ack["Subject"]
+
+    # A two-line Spanish mail has too few telling words, but its subject and its ¿ say enough.
+    brief = "brief@example.org"
+    daemon.send(make_mail(sender=brief, subject="Impresora averiada", body="¿Me ayudan?"), mail_from=brief)
+    [brief_ack] = smarthost.wait_for(brief)
+    assert "Hemos recibido su solicitud" in brief_ack["Subject"]
 
 
 PAT = "pat@example.com"

@@ -24,6 +24,12 @@ BOTH = ("es", "en")
         ("Hoi, de printer doet het niet en ik weet niet wat ik moet doen.", None),  # Dutch
         ("OK", None),
         ("", None),
+        # Short Spanish: an opening ¿ or ¡ is Spanish alone of the two, and so are ñ and accented vowels.
+        ("¿Me ayudan?", "es"),
+        ("¡Urgente! No funciona", "es"),
+        ("Impresora averiada\nNo imprime ningún documento, sólo páginas en blanco", "es"),
+        ("Hi, this is José from the café. My printer is on fire, can you help? Thanks", "en"),
+        ("Thanks for the quick answer! We will try it, and tell you if it works on our side.", "en"),
     ],
 )
 def test_written_in_decides_only_on_clear_words(text: str, language: str | None) -> None:

@@ -53,7 +53,7 @@ class OpenTicket:
             queue=self.config.queue_for([r.lower() for r in recipients]),
             priority="normal",
             language=customer_language(
-                ctx.text.strip() or mail.full_text,
+                f"{mail.subject}\n{ctx.text.strip() or mail.full_text}",  # the subject is the customer's words too
                 [mail.header("content-language"), mail.header("accept-language")],
                 self.config.language,
                 LANGUAGES,
