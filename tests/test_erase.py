@@ -170,3 +170,28 @@ def test_a_customers_ticket_merged_on_into_another_customers_is_named_where_its_
         await store.close()
 
     asyncio.run(scenario())
+
+
+def test_erasing_imap_mail_kept_aside_reports_its_message_id_alone(tmp_path: Path) -> None:
+    """IMAP mail set aside under a reused Message-ID has the content's hash after it in its key: the erasure
+    reports the Message-ID (for the copies in IMAP's processed mailbox), not the key."""
+    from maild.spool import spool
+    from maild.store.erase import Erased
+
+    config = load_config(_config(tmp_path))
+    envelope = Envelope("imap", CUSTOMER, ("support@example.com",))
+
+    async def scenario() -> list[str]:
+        store = await Store.open(config.db_path)
+        try:
+            async with store.transaction() as tx:
+                first = await spool(tx, envelope, b"Message-ID: <m@c>\r\n\r\nOne.\r\n")
+                other = await spool(tx, envelope, b"Message-ID: <m@c>\r\n\r\nTwo.\r\n")
+                assert other.set_aside and first.inbound_id and other.inbound_id
+                erased = Erased()
+                await tx.blank_inbound([first.inbound_id, other.inbound_id], erased)
+            return erased.imap_message_ids
+        finally:
+            await store.close()
+
+    assert asyncio.run(scenario()) == ["<m@c>", "<m@c>"]

@@ -125,7 +125,8 @@ class EraseQueries(QueryBase):
         ids = json.dumps(list(inbound_ids))
         rows = await self.all(f"SELECT dedupe_key FROM inbound WHERE id {IN_LIST} AND source = 'imap'", (ids,))
         keys = [str(row[0]) for row in rows]
-        erased.imap_message_ids += [key[len("mid:") :] for key in keys if key.startswith("mid:")]
+        # A mail kept aside under a reused Message-ID has its content's hash after it in its key.
+        erased.imap_message_ids += [key[len("mid:") :].split(" ")[0] for key in keys if key.startswith("mid:")]
         erased.imap_without_message_id += sum(not key.startswith("mid:") for key in keys)
         erased.received += await self.run(
             "UPDATE inbound SET raw = x'', mail_from = '', rcpt_to = '[]', peer = '', step = NULL, error = NULL,"
