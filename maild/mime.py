@@ -27,14 +27,13 @@ from maild.charsets import (
 from maild.mailtext import html_to_text, new_text
 
 _MSGID = re.compile(r"<[^<>\s]+>")
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
+HEADER_END = re.compile(rb"\r?\n\r?\n")  # the blank line that ends the header block
 _RFC2231_CHARSET = re.compile(rb"charset\*", re.IGNORECASE)  # charset*=, or charset*0*= when continued
 # The header block as email.feedparser reads it: lines that are an mbox "From " line, a field name and its
 # colon, or a continuation, up to the first that is none of these (a blank line, or body text).
 _HEADER_BLOCK = re.compile(rb"(?:(?:From |[\041-\071\073-\176]*:|[ \t])[^\n]*\n)*")
 _RECEIVED_FIELD = re.compile(rb"^received:[^\n]*\n(?:[ \t][^\n]*\n)*", re.IGNORECASE | re.MULTILINE)
 _LONE_CR = re.compile(rb"\r(?!\n)")
-_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
 _FIELD_START = re.compile(rb"From |[\041-\071\073-\176]*:|[ \t]")  # what the email package takes for a field
 _OBSOLETE_FIELD = re.compile(rb"^([\041-\071\073-\176]+)[ \t]+:")
 _KNOWN_FIELD = re.compile(rb"(from|to|cc|subject|date|message-id|mime-version|content-type)[ \t]*:", re.IGNORECASE)
@@ -146,7 +145,7 @@ def parse_mail(raw: bytes, fallback_message_id: str) -> ParsedMail:
 
 def _check_limits(raw: bytes) -> None:
     """Refuse (as UnparseableMail, so the message is kept and shunted) a header block only an attacker builds."""
-    end = _HEADER_END.search(raw, 0, MAX_HEADER_BYTES + 4)
+    end = HEADER_END.search(raw, 0, MAX_HEADER_BYTES + 4)
     if (end is None and len(raw) > MAX_HEADER_BYTES) or (end is not None and end.start() > MAX_HEADER_BYTES):
         raise UnparseableMail(f"header block larger than {MAX_HEADER_BYTES} bytes")
 
@@ -178,7 +177,7 @@ def mend_header_block(raw: bytes) -> bytes:
     everything after it up to the blank line is fields, at least one a field mail always has. Anything else
     (a body that starts without the blank line, say) is left as it is.
     """
-    blank = _BLANK_LINE.search(raw, 0, MAX_HEADER_BYTES)
+    blank = HEADER_END.search(raw, 0, MAX_HEADER_BYTES)
     fields = _HEADER_BLOCK.match(raw)
     if blank is None or fields is None or fields.end() >= blank.start():
         return raw

@@ -15,14 +15,13 @@ from dataclasses import dataclass
 import structlog
 
 from maild.metrics import Metrics
-from maild.mime import without_received
+from maild.mime import HEADER_END, without_received
 from maild.models import Envelope
 from maild.store import Store, Tx
 from maild.store.inbound import ERASED
 
 log = structlog.get_logger("maild.spool")
 
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
 _MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(?:\r?\n[ \t]+)?(<[^<>\s]+>)", re.IGNORECASE | re.MULTILINE)
 MAX_BATCH = 256
 
@@ -40,7 +39,7 @@ class Spooled:
 def dedupe_key(raw: bytes) -> str:
     """The idempotency key: the Message-ID when the header block has one, else the sha256 of the content
     without its Received fields, which each relay adds: the same mail through one more hop is the same mail."""
-    end = _HEADER_END.search(raw)
+    end = HEADER_END.search(raw)
     headers = raw[: end.start()] if end else raw[:65536]
     match = _MESSAGE_ID.search(headers)
     if match:
@@ -138,5 +137,5 @@ async def spool(tx: Tx, envelope: Envelope, raw: bytes) -> Spooled:
 
 def _body(raw: bytes) -> bytes:
     """What follows the header block, line endings aside: relays add header fields, not body lines."""
-    end = _HEADER_END.search(raw)
+    end = HEADER_END.search(raw)
     return raw[end.end() :].replace(b"\r\n", b"\n").rstrip() if end else b""
