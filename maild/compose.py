@@ -7,6 +7,7 @@ import binascii
 import email.charset
 import email.policy
 import email.quoprimime
+import functools
 import re
 import secrets
 from collections.abc import Iterable, Sequence
@@ -208,6 +209,7 @@ def _text(value: str) -> str | Header:
     return Header(value, _UTF8_QP)
 
 
+@functools.lru_cache(maxsize=64)  # a queue's sender is written for each of its mails
 def _mailbox(name: str, address: str) -> str:
     """A From value: the display name as it is when ASCII, else RFC 2047 words, then the address.
 
