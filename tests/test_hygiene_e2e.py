@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tests.helpers import ANA, CORPORA, CUSTOMER, LUIS, SUPPORT, Daemon, Smarthost, make_mail, wait_until
+from tests.helpers import ANA, CORPORA, CUSTOMER, LUIS, SUPPORT, Captured, Daemon, Smarthost, make_mail, wait_until
 
 STRANGER = "stranger@elsewhere.example"
 
@@ -281,24 +281,40 @@ def test_every_trusted_header_counts_when_configured(start_daemon: Callable[...,
     assert [m for m in smarthost.to(CUSTOMER) if "password" in m.body] == []
 
 
+def _dsn(message_id: str, status: str, returned_type: str, returned: bytes) -> bytes:
+    """A Postfix-style delivery report to support: mail to the customer failed with ``status``; ``returned``
+    is what it gives back of that mail, as a ``returned_type`` part (its header block, or all of it)."""
+    return (
+        (
+            "From: Mail Delivery System <MAILER-DAEMON@mx.example.org>\r\n"
+            f"To: {SUPPORT}\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+            f"Message-ID: {message_id}\r\nMIME-Version: 1.0\r\n"
+            'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+            "--B\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n"
+            "--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.org\r\n\r\n"
+            f"Final-Recipient: rfc822; {CUSTOMER}\r\nAction: failed\r\nStatus: {status}\r\n\r\n"
+            f"--B\r\nContent-Type: {returned_type}\r\n\r\n"
+        ).encode()
+        + returned
+        + b"\r\n--B--\r\n"
+    )
+
+
+def _returned_headers(mail: Captured) -> bytes:
+    """The header fields a report returning only headers gives back of our ``mail``."""
+    return (
+        f"From: ACME Support <{SUPPORT}>\r\nTo: {CUSTOMER}\r\nSubject: {mail['Subject']}\r\n"
+        f"Message-ID: {mail['Message-ID']}\r\n"
+    ).encode()
+
+
 def test_bounce_of_our_notice_is_recorded_not_threaded_as_a_reply(daemon: Daemon, smarthost: Smarthost) -> None:
     """A DSN returning our acknowledgement is recorded on that outbound mail and kept on the ticket for
     agents, never as a customer reply; nobody is mailed about it."""
     ticket = new_ticket(daemon, smarthost)
     [ack] = smarthost.to(CUSTOMER)
     before = len(smarthost.mails)
-    dsn = (
-        "From: Mail Delivery System <MAILER-DAEMON@mx.example.org>\r\n"
-        f"To: {SUPPORT}\r\nSubject: Undelivered Mail Returned to Sender\r\n"
-        "Message-ID: <dsn-1@mx.example.org>\r\nMIME-Version: 1.0\r\n"
-        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
-        "--B\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n"
-        "--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.org\r\n\r\n"
-        f"Final-Recipient: rfc822; {CUSTOMER}\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
-        "--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
-        f"From: ACME Support <{SUPPORT}>\r\nTo: {CUSTOMER}\r\nSubject: {ack['Subject']}\r\n"
-        f"Message-ID: {ack['Message-ID']}\r\n\r\n--B--\r\n"
-    ).encode()
+    dsn = _dsn("<dsn-1@mx.example.org>", "5.1.1", "text/rfc822-headers", _returned_headers(ack))
     daemon.send(dsn, mail_from="")
     daemon.wait_processed()
 
@@ -331,18 +347,7 @@ def test_agents_hear_when_their_reply_does_not_reach_the_customer(daemon: Daemon
     del smarthost.refuse[CUSTOMER]
     daemon.send(make_mail(sender=ANA, subject=f"Re: {ticket['token']}", body="Try it now."), mail_from=ANA)
     [relayed] = wait_until(lambda: [m for m in smarthost.to(CUSTOMER) if "Try it now" in m.body], 10, "relay")
-    dsn = (
-        "From: Mail Delivery System <MAILER-DAEMON@mx.example.org>\r\n"
-        f"To: {SUPPORT}\r\nSubject: Undelivered Mail Returned to Sender\r\n"
-        "Message-ID: <dsn-2@mx.example.org>\r\nMIME-Version: 1.0\r\n"
-        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
-        "--B\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n"
-        "--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.org\r\n\r\n"
-        f"Final-Recipient: rfc822; {CUSTOMER}\r\nAction: failed\r\nStatus: 5.2.2\r\n\r\n"
-        "--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
-        f"From: ACME Support <{SUPPORT}>\r\nTo: {CUSTOMER}\r\nSubject: {relayed['Subject']}\r\n"
-        f"Message-ID: {relayed['Message-ID']}\r\n\r\n--B--\r\n"
-    ).encode()
+    dsn = _dsn("<dsn-2@mx.example.org>", "5.2.2", "text/rfc822-headers", _returned_headers(relayed))
     daemon.send(dsn, mail_from="")
     notices = wait_until(
         lambda: [m for m in smarthost.to(ANA) if "Not delivered" in m["Subject"]][1:] or None, 10, "second notice"
@@ -467,20 +472,7 @@ def test_a_bounces_returned_mail_is_kept_as_one_file(daemon: Daemon, smarthost: 
     internal message (its own files inside); the report's status fields are no file."""
     new_ticket(daemon, smarthost)
     [ack] = smarthost.to(CUSTOMER)
-    dsn = (
-        (
-            "From: Mail Delivery System <MAILER-DAEMON@mx.example.org>\r\n"
-            f"To: {SUPPORT}\r\nSubject: Undelivered Mail Returned to Sender\r\n"
-            "Message-ID: <dsn-2@mx.example.org>\r\nMIME-Version: 1.0\r\n"
-            'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
-            "--B\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n"
-            "--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.org\r\n\r\n"
-            f"Final-Recipient: rfc822; {CUSTOMER}\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
-            "--B\r\nContent-Type: message/rfc822\r\n\r\n"
-        ).encode()
-        + ack.raw
-        + b"\r\n--B--\r\n"
-    )
+    dsn = _dsn("<dsn-2@mx.example.org>", "5.1.1", "message/rfc822", ack.raw)
     daemon.send(dsn, mail_from="")
     daemon.wait_processed()
     [ticket] = daemon.tickets()
