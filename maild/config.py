@@ -7,6 +7,7 @@ because a sysadmin reading ``maild check-config`` output should never have to re
 from __future__ import annotations
 
 import os
+import ssl
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from maild.business_hours import WEEKDAY_NAMES, WEEKDAYS, BusinessHours
 from maild.durations import parse_duration
 from maild.refusals import SHIPPED, read_catalog
+from maild.tls import client_context
 
 LANGUAGES = ("es", "en")
 PRIORITIES = ("low", "normal", "high", "urgent")
@@ -59,6 +61,7 @@ class ImapIntake:
     host: str
     port: int
     tls: str
+    ca_file: Path | None
     username: str
     password_file: Path | None
     mailbox: str
@@ -73,6 +76,9 @@ class Outbound:
     host: str
     port: int
     tls: str
+    ca_file: Path | None
+    username: str
+    password_file: Path | None
     directory: Path
     timeout: timedelta
     retry_base: timedelta
@@ -314,6 +320,17 @@ class _Reader:
         path = Path(_string(value)).expanduser()
         return path if path.is_absolute() else (self.base_dir / path).resolve()
 
+    def ca_file(self, value: Any) -> Path:
+        """A PEM file of certificates to trust, loaded now so that `check-config` tells what is wrong with it."""
+        path = self.path(value)
+        try:
+            client_context(path)
+        except ssl.SSLError as exc:  # an OSError too: first
+            raise ValueError(f"no PEM certificates in {path} ({exc.reason or exc})") from None
+        except OSError as exc:
+            raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+        return path
+
     def build(self, raw: dict[str, Any], path: Path | None) -> Config | None:
         top_known = {
             "metrics",
@@ -383,6 +400,7 @@ class _Reader:
                 "host",
                 "port",
                 "tls",
+                "ca_file",
                 "username",
                 "password_file",
                 "mailbox",
@@ -396,6 +414,7 @@ class _Reader:
             host=self.get(i, "intake.imap", "host", _string, "127.0.0.1"),
             port=self.get(i, "intake.imap", "port", _port, 993),
             tls=self.get(i, "intake.imap", "tls", _choice(("implicit", "starttls", "none")), "implicit"),
+            ca_file=self.get(i, "intake.imap", "ca_file", self.ca_file, None),
             username=self.get(i, "intake.imap", "username", _string, ""),
             password_file=self.get(i, "intake.imap", "password_file", self.path, None),
             mailbox=self.get(i, "intake.imap", "mailbox", _string, "INBOX"),
@@ -413,6 +432,9 @@ class _Reader:
                 "host",
                 "port",
                 "tls",
+                "ca_file",
+                "username",
+                "password_file",
                 "directory",
                 "timeout",
                 "retry_base",
@@ -425,12 +447,16 @@ class _Reader:
             host=self.get(o, "outbound", "host", _host, "127.0.0.1"),
             port=self.get(o, "outbound", "port", _port, 25),
             tls=self.get(o, "outbound", "tls", _choice(("none", "starttls", "implicit")), "none"),
+            ca_file=self.get(o, "outbound", "ca_file", self.ca_file, None),
+            username=self.get(o, "outbound", "username", _string, ""),
+            password_file=self.get(o, "outbound", "password_file", self.path, None),
             directory=self.get(o, "outbound", "directory", self.path, data_dir / "sent"),
             timeout=self.get(o, "outbound", "timeout", _period, timedelta(seconds=60)),
             retry_base=self.get(o, "outbound", "retry_base", _period, timedelta(minutes=1)),
             retry_max=self.get(o, "outbound", "retry_max", _period, timedelta(hours=1)),
             give_up_after=self.get(o, "outbound", "give_up_after", _period, timedelta(days=5)),
         )
+        self.outbound_checks(outbound, "password_file" in o)
         if outbound.retry_max < outbound.retry_base:
             self.problems.append("outbound.retry_max: less than outbound.retry_base, the first wait")
 
@@ -562,14 +588,34 @@ class _Reader:
             if not given:  # a wrong type is reported already
                 self.problems.append("intake.imap.password_file: required when intake.imap.enabled = true")
             return
+        self.secret_checks("intake.imap.password_file", imap.password_file)
+
+    def outbound_checks(self, outbound: Outbound, given: bool) -> None:
+        """Logging in to the smarthost needs both halves, and TLS: the password is never sent in clear."""
+        if not outbound.username:
+            if outbound.password_file is not None:
+                self.problems.append("outbound.password_file: set outbound.username too (the login it is for)")
+            return
+        if outbound.tls == "none":
+            self.problems.append(
+                'outbound.username: logging in needs tls = "starttls" or "implicit" (never a password in clear)'
+            )
+        if outbound.password_file is None:
+            if not given:
+                self.problems.append("outbound.password_file: required when outbound.username is set")
+            return
+        self.secret_checks("outbound.password_file", outbound.password_file)
+
+    def secret_checks(self, key: str, path: Path) -> None:
+        """A password file must be readable now, and hold a password, or every session would fail later."""
         try:
-            with imap.password_file.open("rb") as secret:
+            with path.open("rb") as secret:
                 if not secret.read().strip(b"\r\n"):
-                    self.problems.append(f"intake.imap.password_file: {imap.password_file} is empty")
+                    self.problems.append(f"{key}: {path} is empty")
         except FileNotFoundError:
-            self.problems.append(f"intake.imap.password_file: no such file: {imap.password_file}")
+            self.problems.append(f"{key}: no such file: {path}")
         except OSError as exc:
-            self.problems.append(f"intake.imap.password_file: cannot read {imap.password_file}: {exc.strerror}")
+            self.problems.append(f"{key}: cannot read {path}: {exc.strerror}")
 
     def array(self, raw: Mapping[str, Any], key: str) -> list[tuple[str, Mapping[str, Any]]]:
         value = raw.get(key, [])

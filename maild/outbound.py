@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -24,6 +25,7 @@ from maild.config import Outbound
 from maild.metrics import Metrics
 from maild.models import OutboundMail
 from maild.store import Store, Tx
+from maild.tls import client_context
 from maild.undelivered import UndeliveredNotice
 from maild.worker import Worker
 
@@ -63,6 +65,7 @@ class SmtpTransport:
         self.settings = settings
         self._client: aiosmtplib.SMTP | None = None
         self._unreachable: BaseException | None = None
+        self._tls: ssl.SSLContext | None = None
 
     async def deliver(self, mail: OutboundMail) -> Delivery:
         if self._unreachable is not None:
@@ -70,6 +73,8 @@ class SmtpTransport:
         try:
             client = await self._connected()
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+                log.error("smarthost_login_refused", username=self.settings.username, error=f"{exc.code} {exc.message}")
             self._unreachable = exc
             return _failed(mail, exc)
         utf8 = client.supports_extension("smtputf8")
@@ -109,11 +114,19 @@ class SmtpTransport:
     async def _connected(self) -> aiosmtplib.SMTP:
         if self._client is None or not self._client.is_connected:
             s = self.settings
+            if s.tls != "none" and self._tls is None:
+                self._tls = await asyncio.to_thread(client_context, s.ca_file)  # ~20 ms of CPU: off the loop
+            password = None
+            if s.username and s.password_file is not None:  # read at each connect: a new password needs no restart
+                password = s.password_file.read_text(encoding="utf-8").rstrip("\r\n")
             client = aiosmtplib.SMTP(
                 hostname=s.host,
                 port=s.port,
                 use_tls=s.tls == "implicit",
                 start_tls=s.tls == "starttls",
+                tls_context=self._tls,
+                username=s.username or None,
+                password=password,
                 timeout=s.timeout.total_seconds(),
             )
             try:
@@ -162,9 +175,12 @@ def _merged(result: Delivery, attempt: Delivery, envelope: dict[str, str]) -> De
 
 def _failed(mail: OutboundMail, exc: BaseException) -> Delivery:
     """What an SMTP error means for each recipient: the server's code decides temporary or permanent; no
-    code (refused, dropped, timed out) is temporary."""
+    code (refused, dropped, timed out) is temporary, and so is a refused login: our password, not the mail, is
+    wrong, and mail waits for it to be fixed (Postfix's smtp_sasl_auth_soft_bounce) instead of failing for good."""
     result = Delivery()
-    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+    if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+        result.temporary = {rcpt: f"smarthost login refused: {exc.code} {exc.message}" for rcpt in mail.rcpt_to}
+    elif isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         for refused in exc.recipients:
             _classify(result, refused.recipient, refused.code, refused.message)
     elif isinstance(exc, aiosmtplib.SMTPResponseException):

@@ -34,7 +34,7 @@ listen = 127.0.0.1
 base_dir = {root}/run
 state_dir = {root}/state
 log_path = {root}/dovecot.log
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_verbose = yes
@@ -62,7 +62,8 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {imaps_port}
   }}
 }}
 """
@@ -110,10 +111,14 @@ class Dovecot:
     password: str = "secret"
     host = "127.0.0.1"
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, certificate: tuple[Path, Path] | None = None) -> None:
+        """With ``certificate`` (PEM cert and key), STARTTLS is offered on ``port`` and implicit TLS served on
+        ``imaps_port``; without, no TLS at all."""
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = _free_port()
+        self.certificate = certificate
+        self.imaps_port = _free_port() if certificate else 0
         self.root = Path(tempfile.mkdtemp(prefix="maild-dovecot-"))
         self.root.chmod(0o755)
         self.config_path = self.root / "dovecot.conf"
@@ -129,7 +134,11 @@ class Dovecot:
         users = self.root / "users"
         users.write_text(f"{self.user}:{{PLAIN}}{self.password}:{MAIL_UID}:{MAIL_UID}::{self.maildir}::\n")
         users.chmod(0o644)
-        self.config_path.write_text(CONFIG.format(root=self.root, port=self.port))
+        ssl = "ssl = no"
+        if self.certificate is not None:
+            cert, key = self.certificate
+            ssl = f"ssl = yes\nssl_cert = <{cert}\nssl_key = <{key}"
+        self.config_path.write_text(CONFIG.format(root=self.root, port=self.port, ssl=ssl, imaps_port=self.imaps_port))
 
     # -- life cycle ---------------------------------------------------------------------------------------
 
@@ -282,15 +291,16 @@ class Dovecot:
 
 
 @pytest.fixture
-def start_dovecot(tmp_path: Path) -> Iterator[Callable[[], Dovecot]]:
-    """Factory: start a throwaway Dovecot (several may run at once); all are stopped and removed at teardown."""
+def start_dovecot(tmp_path: Path) -> Iterator[Callable[..., Dovecot]]:
+    """Factory: start a throwaway Dovecot (several may run at once; ``certificate`` as `Dovecot` takes it); all
+    are stopped and removed at teardown."""
     reason = dovecot_available()
     if reason is not None:
         pytest.skip(reason)
     servers: list[Dovecot] = []
 
-    def start() -> Dovecot:
-        server = Dovecot(tmp_path / f"dovecot{len(servers)}")
+    def start(certificate: tuple[Path, Path] | None = None) -> Dovecot:
+        server = Dovecot(tmp_path / f"dovecot{len(servers)}", certificate)
         servers.append(server)
         server.start()
         return server
@@ -301,6 +311,6 @@ def start_dovecot(tmp_path: Path) -> Iterator[Callable[[], Dovecot]]:
 
 
 @pytest.fixture
-def dovecot(start_dovecot: Callable[[], Dovecot]) -> Dovecot:
+def dovecot(start_dovecot: Callable[..., Dovecot]) -> Dovecot:
     """A running throwaway Dovecot with user ``support``/``secret`` (skips when Dovecot cannot run here)."""
     return start_dovecot()

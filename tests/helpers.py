@@ -6,8 +6,10 @@ import email
 import email.policy
 import json
 import os
+import shutil
 import signal
 import smtplib
+import ssl
 import subprocess
 import sys
 import threading
@@ -19,8 +21,9 @@ from email.utils import make_msgid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 REPO = Path(__file__).resolve().parents[1]
 CORPORA = REPO.parent / "shared" / "corpora"
@@ -41,6 +44,32 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.05)
+
+
+@dataclass(frozen=True)
+class PrivateCa:
+    """PEM files: a throwaway certificate authority, and a server certificate it signed for 127.0.0.1."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def private_ca(folder: Path) -> PrivateCa:
+    """Make a CA and a certificate for 127.0.0.1 and localhost with the openssl CLI (Dovecot's packages bring
+    it; a test without it is skipped), as a company's own CA would sign its mail servers' certificates."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed: needed to make a throwaway CA")
+    folder.mkdir(parents=True, exist_ok=True)
+    found = PrivateCa(folder / "ca.pem", folder / "server.pem", folder / "server.key")
+    (folder / "san.ext").write_text("subjectAltName = IP:127.0.0.1, DNS:localhost\n")
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    authority = ["req", "-x509", *key, "-days", "2", "-subj", "/CN=Test CA", "-keyout", "ca.key", "-out", "ca.pem"]
+    request = ["req", *key, "-subj", "/CN=127.0.0.1", "-keyout", "server.key", "-out", "server.csr"]
+    sign = ["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2"]
+    for command in (authority, request, [*sign, "-extfile", "san.ext", "-out", "server.pem"]):
+        subprocess.run(["openssl", *command], cwd=folder, check=True, capture_output=True, timeout=60)
+    return found
 
 
 def make_mail(
@@ -96,6 +125,7 @@ class Captured:
     rcpt_to: list[str]
     raw: bytes
     peer: object = None  # the client's (host, port): one per SMTP session
+    login: str | None = None  # the user the session logged in as (AUTH), if it did
     message: EmailMessage = field(init=False)
 
     def __post_init__(self) -> None:
@@ -119,7 +149,9 @@ class Smarthost:
     """An aiosmtpd server standing in for the MTA that relays maild's outbound mail.
 
     ``refuse`` maps a recipient to an SMTP reply ("450 ..." or "550 ..."); ``down`` refuses connections;
-    ``smtputf8`` (aiosmtpd's default, as Postfix's) offers SMTPUTF8 from the next `start`.
+    ``smtputf8`` (aiosmtpd's default, as Postfix's) offers SMTPUTF8 from the next `start`. From the next
+    `start` too: ``tls`` "starttls" (required before MAIL) or "implicit", with ``certificate`` (PEM cert and
+    key); ``logins`` (user: password), when set, requires AUTH with one of them.
     """
 
     def __init__(self) -> None:
@@ -129,11 +161,35 @@ class Smarthost:
         self.port = _free_port()
         self.controller: Controller | None = None
         self.smtputf8 = True
+        self.tls = "none"
+        self.certificate: tuple[Path, Path] | None = None
+        self.logins: dict[str, str] = {}
 
     def start(self) -> None:
         """Listen (again, after `stop`) on the same port, as a restarted MTA would."""
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port, enable_SMTPUTF8=self.smtputf8)
+        options: dict[str, Any] = {}
+        if self.tls != "none":
+            assert self.certificate is not None, "TLS needs a certificate"
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*self.certificate)
+            tls = {"ssl_context": context} if self.tls == "implicit" else {"tls_context": context}
+            options.update(tls, require_starttls=self.tls == "starttls")
+        if self.logins:
+            # aiosmtpd counts only STARTTLS as TLS: on an implicit TLS port, AUTH is offered all the same
+            implicit = self.tls == "implicit"
+            options.update(authenticator=self._authenticate, auth_required=True, auth_require_tls=not implicit)
+        self.controller = Controller(
+            self, hostname="127.0.0.1", port=self.port, enable_SMTPUTF8=self.smtputf8, **options
+        )
         self.controller.start()
+
+    def _authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        ok = isinstance(auth_data, LoginPassword) and self.logins.get(auth_data.login.decode()) == (
+            auth_data.password.decode()
+        )
+        return AuthResult(success=ok, handled=False, auth_data=auth_data.login.decode() if ok else None)
 
     def stop(self) -> None:
         if self.controller is not None:
@@ -156,6 +212,7 @@ class Smarthost:
                     list(envelope.rcpt_tos),
                     bytes(envelope.original_content or b""),
                     session.peer,
+                    session.auth_data,
                 )
             )
         return "250 OK"

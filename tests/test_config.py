@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from maild.config import Agent, Config, ConfigError, find_config_path, load_config, parse_config
+from tests.helpers import private_ca
 
 SUPPORT = "support@example.com"
 
@@ -437,6 +438,54 @@ def test_an_empty_host_is_refused(table: dict[str, Any], prefix: str) -> None:
     assert problems_of(minimal(**table)) == [
         f"{prefix}.host: empty: name the host (0.0.0.0 or :: to listen on every address)"
     ]
+
+
+def test_a_smarthost_login_and_a_private_ca_are_read(tmp_path: Path) -> None:
+    """ca_file is loaded as certificates now, and the login's password file read now, so that check-config
+    tells what is wrong with either."""
+    ca = private_ca(tmp_path / "ca")
+    (tmp_path / "secret").write_text("pass\n")
+    raw = minimal(outbound={"tls": "starttls", "ca_file": "ca/ca.pem", "username": "maild", "password_file": "secret"})
+    outbound = parse_config(raw, tmp_path).outbound
+    assert (outbound.ca_file, outbound.username, outbound.password_file) == (ca.ca, "maild", tmp_path / "secret")
+    imap = {"enabled": True, "username": "u", "password_file": "secret", "ca_file": str(ca.ca)}
+    assert parse_config(minimal(intake={"imap": imap}), tmp_path).imap.ca_file == ca.ca
+
+
+@pytest.mark.parametrize("table", ["outbound", "imap"])
+def test_a_ca_file_that_holds_no_certificates_is_one_line(tmp_path: Path, table: str) -> None:
+    (tmp_path / "secret").write_text("pass\n")
+    (tmp_path / "ca.pem").write_text("not a certificate\n")
+    for name, problem in (("ca.pem", f"no PEM certificates in {tmp_path}/ca.pem"), ("nope.pem", "cannot read")):
+        if table == "outbound":
+            raw, key = minimal(outbound={"tls": "implicit", "ca_file": name}), "outbound.ca_file"
+        else:
+            imap = {"enabled": True, "username": "u", "password_file": "secret", "ca_file": name}
+            raw, key = minimal(intake={"imap": imap}), "intake.imap.ca_file"
+        (line,) = problems_of(raw, tmp_path)
+        assert line.startswith(f"{key}: {problem}") and "\n" not in line
+
+
+@pytest.mark.parametrize(
+    ("outbound", "problem"),
+    [
+        (
+            {"username": "maild", "password_file": "secret"},
+            'outbound.username: logging in needs tls = "starttls" or "implicit" (never a password in clear)',
+        ),
+        ({"tls": "starttls", "username": "maild"}, "outbound.password_file: required when outbound.username is set"),
+        ({"tls": "starttls", "password_file": "secret"}, "outbound.password_file: set outbound.username too"),
+        (
+            {"tls": "starttls", "username": "maild", "password_file": "empty"},
+            "outbound.password_file: {dir}/empty is empty",
+        ),
+    ],
+)
+def test_a_smarthost_login_needs_tls_and_a_password(tmp_path: Path, outbound: dict[str, str], problem: str) -> None:
+    (tmp_path / "secret").write_text("pass\n")
+    (tmp_path / "empty").write_text("\n")
+    (line,) = problems_of(minimal(outbound=outbound), tmp_path)
+    assert line.startswith(problem.format(dir=tmp_path))
 
 
 def test_two_queues_with_one_address_are_refused() -> None:

@@ -7,6 +7,7 @@ import json
 import smtplib
 import socket
 import sqlite3
+import ssl
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,6 +31,7 @@ from tests.helpers import (
     Smarthost,
     make_mail,
     message_id_of,
+    private_ca,
     wait_until,
 )
 
@@ -405,44 +407,17 @@ def test_notifications_use_the_configured_language(
 def test_starttls_is_offered_and_works(
     start_daemon: Callable[..., Daemon], smarthost: Smarthost, tmp_path: Path
 ) -> None:
-    """With tls_cert/tls_key the listener offers STARTTLS; mail sent over it becomes a ticket."""
-    import shutil
-    import ssl
-    import subprocess
-
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl not installed: needed to make a throwaway certificate")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    """With tls_cert/tls_key the listener offers STARTTLS; mail sent over it (the certificate verified)
+    becomes a ticket."""
+    ca = private_ca(tmp_path / "ca")
     daemon = start_daemon(extra="")
     daemon.stop()
     text = daemon.config_path.read_text().replace(
-        "[intake.smtp]\n", f'[intake.smtp]\ntls_cert = "{cert}"\ntls_key = "{key}"\n'
+        "[intake.smtp]\n", f'[intake.smtp]\ntls_cert = "{ca.cert}"\ntls_key = "{ca.key}"\n'
     )
     daemon.config_path.write_text(text)
     daemon.start()
-    context = ssl.create_default_context()
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    context = ssl.create_default_context(cafile=ca.ca)
     with smtplib.SMTP("127.0.0.1", daemon.port, timeout=10) as client:
         client.ehlo()
         assert client.has_extn("starttls")
