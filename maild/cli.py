@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time, timedelta
@@ -35,7 +37,8 @@ EARLIEST, LATEST = datetime(1900, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(f"maild: {message}", err=True)
+    with contextlib.suppress(OSError):  # nobody reads stderr (an MTA's pipe that closed): the exit code tells
+        click.echo(f"maild: {message}", err=True)
     sys.exit(code)
 
 
@@ -302,9 +305,15 @@ def inject(config_path: str | None, mail_from: str, rcpt_to: tuple[str, ...]) ->
         return f"{result.state}:{where} inbound {result.inbound_id}{reason}"
 
     try:
-        click.echo(terminal_safe(run(action)))
+        outcome = terminal_safe(run(action))
     except Exception as exc:  # the store failing: the MTA must keep the mail and retry later
         fail(f"cannot store the message: {exc}", EX_TEMPFAIL)
+    try:
+        click.echo(outcome)
+    except OSError:
+        # The mail is kept: a pipe nobody reads any more (pipe(8) reads 4 KiB) must not make it a failure, nor
+        # the flush of standard output at exit (Python's exit 120).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 @main.command()

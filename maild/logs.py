@@ -4,16 +4,44 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import TextIO
+from typing import TextIO, cast
 
 import structlog
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
+class _Lossy:
+    """A log stream that drops what it cannot write. A log line must never fail the work it reports: Postfix's
+    pipe(8) reads 4 KiB of `maild inject`'s output and closes the pipe, and the next line would raise
+    BrokenPipeError in the middle of a ticket's transaction."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.broken = False
+
+    def write(self, text: str) -> int:
+        if not self.broken:
+            try:
+                return self.stream.write(text)
+            except OSError:
+                self.broken = True
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.broken:
+            try:
+                self.stream.flush()
+            except OSError:
+                self.broken = True
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+
 def configure_logging(level: str = "info", stream: TextIO | None = None) -> None:
     """Route maild's events (and the libraries' stdlib logging) to ``stream`` (default stdout)."""
-    out = stream or sys.stdout
+    out = cast(TextIO, _Lossy(stream or sys.stdout))
     renderer: structlog.typing.Processor = (
         structlog.dev.ConsoleRenderer() if out.isatty() else structlog.processors.JSONRenderer()
     )

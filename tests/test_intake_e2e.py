@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import smtplib
 import socket
 import sqlite3
@@ -461,6 +462,31 @@ def test_unreadable_tls_certificate_is_a_one_line_error(start_daemon: Callable[.
     result = daemon.cli("serve", check=False)
     assert result.returncode == 1
     assert "intake.smtp.tls_cert" in result.stderr and "Traceback" not in result.stderr + result.stdout
+
+
+def test_inject_whose_output_nobody_reads_still_succeeds(tmp_path: Path, smarthost: Smarthost) -> None:
+    """Postfix's pipe(8) reads 4 KiB of a command's output and then closes the pipe: the logs and the result
+    line `maild inject` writes after that must not turn a mail it kept and processed into exit 1 (a bounce
+    to the customer of a mail that did open a ticket). Here no byte of the output is read at all."""
+    import subprocess
+    import sys
+
+    daemon = Daemon(tmp_path, smarthost.port)  # log_level = "debug": a line per step, over 4 KiB
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write gets EPIPE
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "maild", "inject", "--config", str(daemon.config_path)],
+            input=make_mail(subject="Nobody reads my output"),
+            stdout=write_end,
+            stderr=write_end,
+            timeout=60,
+            cwd=tmp_path,
+        )
+    finally:
+        os.close(write_end)
+    assert result.returncode == 0
+    assert [t["subject"] for t in daemon.tickets()] == ["Nobody reads my output"]
 
 
 def test_inject_tempfails_on_a_broken_config(tmp_path: Path, smarthost: Smarthost) -> None:
