@@ -538,6 +538,31 @@ def test_each_pipeline_step_logs_one_json_event(daemon: Daemon, smarthost: Smart
     assert any(e["event"] == "delivered" and e["ticket_id"] == ticket_id for e in daemon.log_events())
 
 
+def test_at_info_level_each_mail_logs_one_processed_event(
+    start_daemon: Callable[..., Daemon], smarthost: Smarthost
+) -> None:
+    """At the default log level a mail is one `processed` line (its outcome and the steps' notes), not a
+    line per step; a dropped mail's line names the step that stopped it."""
+    daemon = start_daemon()
+    daemon.stop()
+    daemon.config_path.write_text(daemon.config_path.read_text().replace('log_level = "debug"', 'log_level = "info"'))
+    daemon.start()
+    raw = make_mail()
+    daemon.send(raw)
+    (ack,) = smarthost.wait_for(CUSTOMER)
+    daemon.wait_processed()
+    daemon.send(ack.raw, mail_from="")  # our own acknowledgement, back: a loop
+    daemon.wait_processed()
+    events = daemon.log_events()
+    assert not [e for e in events if e["event"] == "step"]
+    processed = {e["message_id"]: e for e in events if e["event"] == "processed"}
+    assert len(processed) == 2
+    first = processed[message_id_of(raw)]
+    assert (first["state"], first["ticket_id"], first["stopped_at"]) == ("done", daemon.tickets()[0]["id"], None)
+    looped = processed[message_id_of(ack.raw)]
+    assert (looped["state"], looped["stopped_at"]) == ("dropped", "loop_guard") and looped["reason"]
+
+
 def test_forward_without_typed_text_keeps_the_whole_body(daemon: Daemon, smarthost: Smarthost) -> None:
     """A new ticket from a mail with nothing typed above the quoted block stores the whole body, not ""."""
     body = "On Mon, 23 Nov 2026 at 09:00, Boss <boss@example.org> wrote:\n> Please fix the VPN for Carmen.\n"
