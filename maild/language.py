@@ -24,6 +24,7 @@ _WORDS: dict[str, frozenset[str]] = {
         "buenos buenas saludos favor también cuando desde hay mi este esta es sus".split()
     ),
 }
+_LANGUAGE_OF = {word: language for language, words in _WORDS.items() for word in words}
 # Clear means at least this many telling words, and this many times the other language's.
 MIN_WORDS, MIN_RATIO = 3, 2
 # The start of a long mail says as much as all of it.
@@ -47,11 +48,10 @@ def written_in(text: str, supported: Sequence[str]) -> str | None:
     counts = dict.fromkeys(_WORDS, 0)
     counts["es"] += MIN_WORDS * len(_SPANISH_MARKS.findall(sample))
     for word in _WORD.findall(sample):
-        for language, words in _WORDS.items():
-            if word in words:
-                counts[language] += 1
-                break
-        else:
+        language = _LANGUAGE_OF.get(word)
+        if language is not None:
+            counts[language] += 1
+        elif not word.isascii():  # most words are: a C check spares the regex
             counts["es"] += bool(_SPANISH_LETTERS.search(word))
     (best, most), (_, other) = sorted(counts.items(), key=lambda item: -item[1])
     if best in supported and most >= MIN_WORDS and most >= MIN_RATIO * other:
