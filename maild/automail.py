@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import email
 import email.policy
+import functools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.message import Message
 from email.parser import HeaderParser
 from email.utils import collapse_rfc2231_value, getaddresses
-from typing import Literal
+from typing import Any, Literal
 
 from flufl.bounce import all_failures
 
@@ -151,9 +152,17 @@ class _Mail:
     envelope_from: str | None  # None when the SMTP session is unknown
     loop_marker: str
 
+    @functools.cached_property
+    def _fields(self) -> dict[str, list[Any]]:
+        """The top-level header fields by lower-case name: one walk of the header for the checks' ~40 lookups."""
+        fields: dict[str, list[Any]] = {}
+        for key, value in self.message.raw_items():
+            fields.setdefault(key.lower(), []).append(value)
+        return fields
+
     def values(self, name: str) -> list[str]:
         """Every top-level value of a header, unfolded; never the headers of a quoted original."""
-        return _header_values(self.message, name)
+        return [_unfolded(value) for value in self._fields.get(name.lower(), ())]
 
     def first(self, name: str) -> str:
         """The first value of a header, or ""."""
@@ -500,12 +509,12 @@ def _is_null(path: str) -> bool:
 def _header_values(message: Message, name: str) -> list[str]:
     """A header's values as text, unfolded; raw UTF-8 (which many MTAs write) read as UTF-8, not dropped."""
     wanted = name.lower()
-    values = []
-    for key, value in message.raw_items():
-        if key.lower() == wanted:
-            text = str(value).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-            values.append(" ".join(text.split()))
-    return values
+    return [_unfolded(value) for key, value in message.raw_items() if key.lower() == wanted]
+
+
+def _unfolded(value: Any) -> str:
+    text = str(value).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return " ".join(text.split())
 
 
 def _attached(part: Message) -> Message:
