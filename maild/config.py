@@ -76,14 +76,14 @@ class Outbound:
     host: str
     port: int
     tls: str
-    ca_file: Path | None
-    username: str
-    password_file: Path | None
     directory: Path
     timeout: timedelta
     retry_base: timedelta
     retry_max: timedelta
     give_up_after: timedelta
+    ca_file: Path | None = None  # also trusted, beside the system's CAs
+    username: str = ""  # logs in (AUTH) when set
+    password_file: Path | None = None
 
 
 @dataclass(frozen=True)
