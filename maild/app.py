@@ -223,7 +223,8 @@ class App:
 
     async def reload(self) -> None:
         """SIGHUP: re-read the config; templates, agents, queues and lifecycle settings apply to the next
-        message. Listeners and the store stay as they are (changing those needs a restart)."""
+        message, [outbound] to the next batch of mail sent. Listeners, IMAP intake and the store stay as they
+        are (changing those needs a restart)."""
         if self.config.path is None:
             return
         systemd.notify("RELOADING=1")
@@ -245,6 +246,8 @@ class App:
         self.retention.where, self.retention.keep = Holdings.of(self.store, config), config.retention
         self.retention.wakeup.set()
         self.outbound.undelivered = build_undelivered(services)
+        if config.outbound != self.config.outbound:
+            self.outbound.reconfigure(config.outbound, make_transport(config.outbound))
         if self.listener:
             self.listener.handler.addresses = config.own_addresses
         self.config = config

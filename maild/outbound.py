@@ -254,6 +254,13 @@ class OutboundWorker(Worker):
         self.metrics = metrics
         self.undelivered = undelivered  # replaced on reload, with the new templates and agents
         self._in_flight: asyncio.Future[Delivery] | None = None
+        self._reconfigured: tuple[Outbound, Transport] | None = None
+
+    def reconfigure(self, settings: Outbound, transport: Transport) -> None:
+        """A reload changed [outbound]: the next batch goes through ``transport`` (the batch in hand, if any,
+        finishes on its session with the old one)."""
+        self._reconfigured = (settings, transport)
+        self.wakeup.set()
 
     async def work(self) -> float | None:
         while not self.stopping and await self.send_due():
@@ -269,6 +276,8 @@ class OutboundWorker(Worker):
         nowhere (a smarthost down defers the whole batch) are recorded together when the batch ends, or with
         the next mail sent: a retry pass over a long queue during an outage then costs one commit per
         batch, not one per mail, and a crash before that commit only leaves them leased until `LEASE`."""
+        if self._reconfigured is not None:  # between batches: no session of the old transport is open
+            (self.settings, self.transport), self._reconfigured = self._reconfigured, None
         async with self.store.transaction() as tx:
             batch = await tx.claim_due_mail(self.clock() + LEASE)
         unsent: list[tuple[OutboundMail, Delivery]] = []

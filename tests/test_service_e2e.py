@@ -84,6 +84,30 @@ def test_sighup_reloads_templates_and_agents(
     smarthost.wait_for("eva@example.com")  # the new agent hears of the new ticket
 
 
+def test_sighup_moves_outbound_mail_to_a_new_smarthost(
+    start_daemon: Callable[..., Daemon], smarthost: Smarthost
+) -> None:
+    """A reload that changes [outbound] (a new relay, say) sends the next mail through it, no restart."""
+    daemon = start_daemon()
+    daemon.send(make_mail(subject="Before"))
+    smarthost.wait_for(CUSTOMER)
+    other = Smarthost()
+    other.start()
+    try:
+        text = daemon.config_path.read_text()
+        assert text.count(f"port = {smarthost.port}\n") == 1
+        daemon.config_path.write_text(text.replace(f"port = {smarthost.port}\n", f"port = {other.port}\n"))
+        assert daemon.process is not None
+        daemon.process.send_signal(signal.SIGHUP)
+        wait_until(lambda: any(e["event"] == "reloaded" for e in daemon.log_events()), 10, "the reload")
+        daemon.send(make_mail(subject="After"))
+        [ack] = other.wait_for(CUSTOMER)
+        assert "After" in ack["Subject"]
+        assert len(smarthost.to(CUSTOMER)) == 1
+    finally:
+        other.stop()
+
+
 def test_sighup_with_a_broken_config_keeps_running(start_daemon: Callable[..., Daemon], smarthost: Smarthost) -> None:
     """A reload with an invalid config is refused with a log line; the daemon goes on with the old one."""
     daemon = start_daemon()
