@@ -246,8 +246,8 @@ class App:
         self.retention.where, self.retention.keep = Holdings.of(self.store, config), config.retention
         self.retention.wakeup.set()
         self.outbound.undelivered = build_undelivered(services)
-        if config.outbound != self.config.outbound:
-            self.outbound.reconfigure(config.outbound, make_transport(config.outbound))
+        # Always: a CA file renewed under the same name is read again too (the TLS context is built per transport).
+        self.outbound.reconfigure(config.outbound, make_transport(config.outbound))
         if self.listener:
             self.listener.handler.addresses = config.own_addresses
         self.config = config

@@ -14,26 +14,31 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARN
 class _Lossy:
     """A log stream that drops what it cannot write. A log line must never fail the work it reports: Postfix's
     pipe(8) reads 4 KiB of `maild inject`'s output and closes the pipe, and the next line would raise
-    BrokenPipeError in the middle of a ticket's transaction."""
+    BrokenPipeError in the middle of a ticket's transaction. A closed pipe stays closed, so it is not written
+    again; any other error (a full disk under a redirected log) loses that line alone."""
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
-        self.broken = False
+        self.closed_pipe = False
 
     def write(self, text: str) -> int:
-        if not self.broken:
+        if not self.closed_pipe:
             try:
                 return self.stream.write(text)
+            except BrokenPipeError:
+                self.closed_pipe = True
             except OSError:
-                self.broken = True
+                pass
         return len(text)
 
     def flush(self) -> None:
-        if not self.broken:
+        if not self.closed_pipe:
             try:
                 self.stream.flush()
+            except BrokenPipeError:
+                self.closed_pipe = True
             except OSError:
-                self.broken = True
+                pass
 
     def isatty(self) -> bool:
         return self.stream.isatty()
