@@ -223,8 +223,8 @@ class App:
 
     async def reload(self) -> None:
         """SIGHUP: re-read the config; templates, agents, queues and lifecycle settings apply to the next
-        message, [outbound] to the next batch of mail sent. Listeners, IMAP intake and the store stay as they
-        are (changing those needs a restart)."""
+        message, [outbound] to the next batch of mail sent, [intake.imap] to a new IMAP session. The listeners
+        and the store stay as they are (changing those needs a restart)."""
         if self.config.path is None:
             return
         systemd.notify("RELOADING=1")
@@ -250,9 +250,20 @@ class App:
         self.outbound.reconfigure(config.outbound, make_transport(config.outbound))
         if self.listener:
             self.listener.handler.addresses = config.own_addresses
+        if _imap_view(config) != _imap_view(self.config):
+            await self._replace_imap(config)
         self.config = config
         log.info("reloaded", agents=len(config.agents), queues=len(config.queues))
         systemd.notify("READY=1", f"STATUS={await self.summary()}")
+
+    async def _replace_imap(self, config: Config) -> None:
+        """A new poller for a changed [intake.imap]: the old one stops between batches, as at shutdown (what it
+        spooled stays spooled), and the new one connects with the new settings, or none is left if disabled."""
+        if self.imap:
+            await self.imap.stop()
+        self.imap = ImapPoller(config, self.store, self.spooler) if config.imap.enabled else None
+        if self.imap:
+            self.imap.start()
 
     async def summary(self) -> str:
         """One line for systemctl status; every 30 s, so counts by index ranges only."""
@@ -295,3 +306,8 @@ async def serve(config: Config) -> None:
             loop.remove_signal_handler(signum)
         heartbeat.cancel()
         await app.stop()
+
+
+def _imap_view(config: Config) -> tuple[object, ...]:
+    """What an IMAP poller reads of the config: a reload that changes none of it keeps the session."""
+    return (config.imap, config.support_address, config.own_addresses, config.smtp.max_message_bytes)

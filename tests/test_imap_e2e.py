@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import time
 from collections.abc import Callable
 from typing import Any
@@ -72,6 +73,31 @@ def test_new_mail_becomes_a_ticket_and_is_moved(
     smarthost.wait_for(CUSTOMER, 2)
     events = [e for e in daemon.log_events() if e["event"] == "imap_cycle"]
     assert events and events[0]["seen"] == 2 and events[0]["stored"] == 2 and events[0]["moved"] == 2
+
+
+def test_a_reload_starts_imap_intake_and_a_second_one_stops_it(
+    start_daemon: Callable[..., Daemon],
+    smarthost: Smarthost,
+    dovecot: Dovecot,  # noqa: F811
+) -> None:
+    """SIGHUP applies [intake.imap] without a restart: enabling it takes the mailbox's mail; disabling it
+    again ends the session, and mail delivered after that stays in the mailbox."""
+    dovecot.append(make_mail(subject="Waiting in the mailbox"))
+    daemon = start_daemon()
+    plain = daemon.config_path.read_text()
+    daemon.config_path.write_text(plain + imap_config(dovecot))
+    assert daemon.process is not None
+    daemon.process.send_signal(signal.SIGHUP)
+    wait_until(lambda: daemon.tickets(), 15, "the ticket")
+    assert [t["subject"] for t in daemon.tickets()] == ["Waiting in the mailbox"]
+    wait_until(lambda: dovecot.count("INBOX") == 0, 10, "the move")
+    daemon.config_path.write_text(plain)
+    reloads = sum(e["event"] == "reloaded" for e in daemon.log_events())
+    daemon.process.send_signal(signal.SIGHUP)
+    wait_until(lambda: sum(e["event"] == "reloaded" for e in daemon.log_events()) > reloads, 20, "the second reload")
+    dovecot.append(make_mail(subject="Not taken any more"))
+    time.sleep(1.5)  # IDLE would have taken it within a few hundred ms
+    assert dovecot.count("INBOX") == 1 and len(daemon.tickets()) == 1
 
 
 def test_idle_wakes_promptly(start_daemon: Callable[..., Daemon], smarthost: Smarthost, dovecot: Dovecot) -> None:  # noqa: F811
