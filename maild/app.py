@@ -11,7 +11,7 @@ import fcntl
 import os
 import signal
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
@@ -106,6 +106,10 @@ class App:
     metrics: Metrics
     metrics_server: MetricsServer | None
     lock: int  # the data folder's lock file, held while the daemon runs
+    # One reload at a time, and none once the stop began: a reload replaces workers (the IMAP poller) that two
+    # reloads, or a reload and the stop, must not both replace or leave running.
+    reloading: asyncio.Lock = field(default_factory=asyncio.Lock)
+    stopped: bool = False
 
     @classmethod
     async def start(
@@ -200,6 +204,8 @@ class App:
     async def stop(self) -> None:
         """Graceful drain: stop accepting, commit what sessions sent, finish the message and the
         deliveries in hand, close the store."""
+        async with self.reloading:  # a reload in hand finishes first
+            self.stopped = True
         if self.listener:
             await self.listener.stop()
         if self.imap:
@@ -225,6 +231,11 @@ class App:
         """SIGHUP: re-read the config; templates, agents, queues and lifecycle settings apply to the next
         message, [outbound] to the next batch of mail sent, [intake.imap] to a new IMAP session. The listeners
         and the store stay as they are (changing those needs a restart)."""
+        async with self.reloading:
+            if not self.stopped:
+                await self._reload()
+
+    async def _reload(self) -> None:
         if self.config.path is None:
             return
         systemd.notify("RELOADING=1")

@@ -100,6 +100,33 @@ def test_a_reload_starts_imap_intake_and_a_second_one_stops_it(
     assert dovecot.count("INBOX") == 1 and len(daemon.tickets()) == 1
 
 
+def test_reloads_in_a_row_leave_one_imap_session(
+    start_daemon: Callable[..., Daemon],
+    smarthost: Smarthost,
+    dovecot: Dovecot,  # noqa: F811
+) -> None:
+    """Two SIGHUPs at once after [intake.imap] changed replace the poller once: one new session, not two
+    (a reload waits for the one in hand), and the mail is taken once."""
+    daemon = start_daemon(extra=imap_config(dovecot, poll="60s"))
+    connected = lambda: [e for e in daemon.log_events() if e["event"] == "imap_connected"]  # noqa: E731
+    wait_until(lambda: len(connected()) == 1, 10, "the first session")
+    daemon.config_path.write_text(
+        daemon.config_path.read_text().replace('poll_interval = "60s"', 'poll_interval = "30s"')
+    )
+    assert daemon.process is not None
+    daemon.process.send_signal(signal.SIGHUP)
+    daemon.process.send_signal(signal.SIGHUP)
+    wait_until(lambda: sum(e["event"] == "reloaded" for e in daemon.log_events()) == 2, 20, "both reloads")
+    wait_until(lambda: len(connected()) >= 2, 10, "the new session")
+    time.sleep(1)
+    assert len(connected()) == 2
+    dovecot.append(make_mail(subject="Taken once"))
+    wait_until(lambda: daemon.tickets(), 15, "the ticket")
+    smarthost.wait_for(CUSTOMER)
+    time.sleep(1)
+    assert len(daemon.tickets()) == 1 and len(smarthost.to(CUSTOMER)) == 1
+
+
 def test_idle_wakes_promptly(start_daemon: Callable[..., Daemon], smarthost: Smarthost, dovecot: Dovecot) -> None:  # noqa: F811
     """With IDLE, a message appended while maild waits is taken at once, not at the next poll (60 s away)."""
     daemon = start_daemon(extra=imap_config(dovecot, poll="60s"))
